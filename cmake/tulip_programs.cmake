@@ -1,0 +1,61 @@
+# examples/*.c and bench/*.c: one executable per file, linked against the
+# static library. Examples land in <build>/examples/<name>, bench programs
+# in <build>/bench/<name> (targets are example_<name> and bench_<name>).
+#
+# Bench programs may compare against peer libraries. A bench file that
+# includes <uv.h> is built only when pkg-config finds libuv; add further
+# peers to _tl_bench_peers below (header regex, pkg-config module).
+
+if(TULIP_BUILD_EXAMPLES)
+  file(GLOB _tl_examples CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/examples/*.c")
+  list(SORT _tl_examples)
+  foreach(_src IN LISTS _tl_examples)
+    get_filename_component(_name "${_src}" NAME_WE)
+    add_executable(example_${_name} "${_src}")
+    target_link_libraries(example_${_name} PRIVATE tulip Threads::Threads)
+    set_target_properties(example_${_name} PROPERTIES
+      OUTPUT_NAME ${_name}
+      RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/examples")
+  endforeach()
+endif()
+
+if(TULIP_BUILD_BENCH)
+  # peer name | regex matched against the file | pkg-config module
+  set(_tl_bench_peers "uv|#[ \t]*include[ \t]*<uv\\.h>|libuv")
+  file(GLOB _tl_bench CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/bench/*.c")
+  list(SORT _tl_bench)
+  foreach(_src IN LISTS _tl_bench)
+    get_filename_component(_name "${_src}" NAME_WE)
+    file(READ "${_src}" _text)
+    set(_libs "")
+    set(_missing "")
+    foreach(_peer IN LISTS _tl_bench_peers)
+      string(REPLACE "|" ";" _peer "${_peer}")
+      list(GET _peer 0 _pname)
+      list(GET _peer 1 _pregex)
+      list(GET _peer 2 _pmodule)
+      if(_text MATCHES "${_pregex}")
+        if(NOT _tl_peer_checked_${_pname}) # once per configure run
+          set(_tl_peer_checked_${_pname} ON)
+          if(PKG_CONFIG_FOUND)
+            pkg_check_modules(TULIP_PEER_${_pname} QUIET IMPORTED_TARGET ${_pmodule})
+          endif()
+        endif()
+        if(TULIP_PEER_${_pname}_FOUND)
+          list(APPEND _libs PkgConfig::TULIP_PEER_${_pname})
+        else()
+          list(APPEND _missing ${_pmodule})
+        endif()
+      endif()
+    endforeach()
+    if(_missing)
+      message(STATUS "tulip: bench/${_name}.c not built (missing: ${_missing}; see scripts/install-bench-deps.sh)")
+      continue()
+    endif()
+    add_executable(bench_${_name} "${_src}")
+    target_link_libraries(bench_${_name} PRIVATE tulip Threads::Threads ${_libs})
+    set_target_properties(bench_${_name} PROPERTIES
+      OUTPUT_NAME ${_name}
+      RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/bench")
+  endforeach()
+endif()

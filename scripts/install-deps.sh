@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs, from Debian, the packages the build and the test matrix need
+# (make test): only those missing, so a second run does nothing.
+# Runs as root, or through sudo when not root.
+set -eu
+
+PACKAGES="build-essential cmake ninja-build pkg-config git python3
+libcriterion-dev liburing-dev valgrind
+gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+
+missing=""
+for p in $PACKAGES; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case $status in
+        *" installed") ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+
+if [ -z "$missing" ]; then
+    echo "install-deps: all packages present"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=""
+elif command -v sudo >/dev/null 2>&1; then
+    as_root="sudo"
+else
+    echo "install-deps: missing:$missing; run as root or install sudo" >&2
+    exit 1
+fi
+
+echo "install-deps: installing:$missing"
+$as_root apt-get update
+# shellcheck disable=SC2086 # $missing is a list of package names
+$as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends $missing

@@ -10,6 +10,9 @@
 #                                     never run beside another test)
 #   /* tulip-test-timeout: 600 */     per-test timeout in seconds
 # Every other test uses Criterion and links libcriterion.
+# Tests are compiled with TULIP_TEST_SANITIZED=1 in sanitized builds and
+# TULIP_TEST_EMULATED=1 when cross-compiled (run under qemu); Valgrind runs
+# set the environment variable TULIP_TEST_VALGRIND=1.
 # Exit status 77 means "skipped" (e.g. the kernel lacks a feature).
 # In sanitized builds each test runs through cmake/sanitizer-run.sh, which
 # fails it when any of its processes printed a sanitizer report.
@@ -101,8 +104,12 @@ foreach(_src IN LISTS _tl_tests)
   add_executable(${_name} "${_src}")
   target_link_libraries(${_name} PRIVATE tulip tulip_internal Threads::Threads)
   target_include_directories(${_name} PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}/tests")
+  # Tests scale their big counts down where every instruction is slow.
   if(TULIP_SANITIZE)
     target_compile_definitions(${_name} PRIVATE TULIP_TEST_SANITIZED=1)
+  endif()
+  if(CMAKE_CROSSCOMPILING)
+    target_compile_definitions(${_name} PRIVATE TULIP_TEST_EMULATED=1)
   endif()
   if(NOT _plain)
     target_link_libraries(${_name} PRIVATE PkgConfig::CRITERION)

@@ -1,0 +1,434 @@
+/* tulip — asyncio for C.
+ *
+ * One header for the whole library. Sections (each generates a page of the
+ * API reference in docs/api.md, see tools/gendocs.sh):
+ *
+ *   Errors           codes, messages, tl_strerror
+ *   Running          tl_run, the loop configuration
+ *   Tasks            spawn, join, detach, cancel, names
+ *   Time             sleep, yield, now
+ *   Deferred calls   tl_call, the "coroutine object" of C
+ *   Gather           tl_gather
+ *   Task groups      tl_group (asyncio.TaskGroup, Trio's nursery)
+ *   Scopes           deadlines, move-on, shields, wait_for, block macros
+ *
+ * Model. A task is `int fn(void *arg)` running on its own stack. Every call
+ * marked SUSPENDS below may switch to other tasks before it returns; each is
+ * a cancellation point. Calling a task function directly from another task
+ * is C's `await f()`: it runs in the caller's task. Concurrency comes only
+ * from spawning (tl_spawn, tl_gather, tl_group_spawn).
+ *
+ * Results. Functions return int: >= 0 success, < 0 a negative errno-style
+ * code (-ECANCELED, -ETIMEDOUT, ...) or one of tulip's own codes below.
+ * errno is never the result channel.
+ *
+ * Cancellation is level-triggered: once a task (or a scope around the
+ * call) is cancelled, every suspending call returns -ECANCELED until the
+ * task leaves the cancelled scope, except inside a shield. A call that
+ * returns -ECANCELED has yielded once, so a task that ignores it cannot
+ * freeze the loop. Completed wins: a wait that was satisfied before the
+ * cancel arrived returns success; the cancel shows at the next call.
+ *
+ * Threads. One loop per thread; tasks never migrate. Unless a function says
+ * otherwise, call it only from a task (or, where noted, from the thread
+ * that runs the loop).
+ */
+#ifndef TULIP_H
+#define TULIP_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TL_VERSION_MAJOR 0
+#define TL_VERSION_MINOR 1
+#define TL_VERSION_PATCH 0
+
+#if defined(__GNUC__)
+#define TL_API __attribute__((visibility("default")))
+#define TL_NODISCARD __attribute__((warn_unused_result))
+#define TL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define TL_API
+#define TL_NODISCARD
+#define TL_PRINTF(f, a)
+#endif
+
+/* ======================================================================
+ * Errors
+ * ====================================================================== */
+
+/* tulip's own codes live in a reserved negative band below every errno
+ * value, so they never collide with -errno. */
+#define TL__ERR_BASE 0x7400
+#define TL_ERRORS(X)                                                        \
+    X(TL_EOF, TL__ERR_BASE + 1, "end of stream")                            \
+    X(TL_ECLOSED, TL__ERR_BASE + 2, "object was closed")                    \
+    X(TL_EQSHUTDOWN, TL__ERR_BASE + 3, "queue was shut down")               \
+    X(TL_EFULL, TL__ERR_BASE + 4, "queue is full")                          \
+    X(TL_EEMPTY, TL__ERR_BASE + 5, "queue is empty")                        \
+    X(TL_EBROKEN, TL__ERR_BASE + 6, "barrier is broken")                    \
+    X(TL_EFORK, TL__ERR_BASE + 7, "loop inherited across fork()")           \
+    X(TL_ENOTASK, TL__ERR_BASE + 8, "not called from a tulip task")         \
+    X(TL_EGENDONE, TL__ERR_BASE + 9, "generator is exhausted")
+
+enum {
+#define TL__ERR_ENUM(name, value, text) name = -(value),
+    TL_ERRORS(TL__ERR_ENUM)
+#undef TL__ERR_ENUM
+};
+
+/* A short description of `code` (negative errno or TL_*). Never NULL; the
+ * string is static. Thread-safe. */
+TL_API const char *tl_strerror(int code);
+
+/* The symbolic name of `code`: "ECANCELED", "TL_EOF", ... Static string. */
+TL_API const char *tl_errname(int code);
+
+/* Attach a message to error `code` for the running task and return `code`,
+ * so that `return tl_fail(-EIO, "fetch %s: %s", url, why);` reads like a
+ * raise. The message travels with the code: it is shown (by join, groups,
+ * the never-joined report) only if the task's final status is that same
+ * code; a later tl_fail replaces it. Outside a task it just returns code.
+ * Never suspends. */
+TL_API int tl_fail(int code, const char *fmt, ...) TL_PRINTF(2, 3);
+
+/* The message attached by the latest tl_fail of the running task if its
+ * code equals `code`, else NULL. Valid until the next tl_fail. */
+TL_API const char *tl_fail_message(int code);
+
+/* One failure: which task, what code, what message. */
+typedef struct tl_error {
+    int code;          /* negative error code */
+    char task[32];     /* task name, or "#<slot>" if it has none */
+    char message[200]; /* tl_fail message, or "" */
+} tl_error;
+
+/* A list of failures (a task group's ExceptionGroup). Owned by the caller
+ * once returned; free with tl_errors_free(). */
+typedef struct tl_errors {
+    size_t count;
+    tl_error *items;
+} tl_errors;
+
+TL_API void tl_errors_free(tl_errors *errs);
+/* Print the list in the shape of Python's ExceptionGroup traceback. */
+TL_API void tl_errors_print(const tl_errors *errs, FILE *out);
+
+/* ======================================================================
+ * Running
+ * ====================================================================== */
+
+typedef int (*tl_fn)(void *arg);
+
+/* Guard below each task stack (see docs/design.md "Stacks"). */
+enum tl_guard {
+    TL_GUARD_AUTO = 0, /* probe: madvise guard, else mprotect, else canary */
+    TL_GUARD_MADVISE,
+    TL_GUARD_MPROTECT,
+    TL_GUARD_CANARY,
+};
+
+typedef struct tl_config {
+    size_t stack_size;   /* default task stack; 0 = 256 KiB (x2 under ASan) */
+    int virtual_clock;   /* non-zero: time jumps to the next timer when no
+                            task is ready and nothing is in flight */
+    const char *backend; /* "epoll", "io_uring", or NULL: $TULIP_BACKEND,
+                            else the best that works */
+    int guard;           /* enum tl_guard; $TULIP_GUARD overrides AUTO */
+    int no_sigint;       /* non-zero: never install the Ctrl-C handler */
+    struct tl_pool *pool; /* thread pool to share, or NULL for a lazy own */
+} tl_config;
+
+/* asyncio.run: make a loop on this thread, run main(arg) as the first task
+ * (named "main"), and when it returns cancel every task still running and
+ * wait for all of them (naming any still running 5 s into teardown), then
+ * report failed tasks nobody joined, tear down and return main's status.
+ * On the process's main thread Ctrl-C cancels the main task (a second
+ * Ctrl-C kills the process), unless SIGINT already had a handler.
+ * Returns main's status, or -ENOMEM/-EMFILE/... if the loop could not be
+ * made, or -EBUSY if this thread is already running a loop. Several threads
+ * may each run their own tl_run at once. Blocks the calling thread; it must
+ * not be called from a task. */
+TL_API int tl_run(tl_fn main, void *arg);
+TL_API int tl_run_with(const tl_config *cfg, tl_fn main, void *arg);
+
+/* The backend this thread's loop uses ("epoll", "io_uring"), or NULL
+ * outside a loop. */
+TL_API const char *tl_backend_name(void);
+
+/* ======================================================================
+ * Tasks
+ * ====================================================================== */
+
+/* A value handle: slot + generation (+ loop). A stale handle (the task was
+ * joined or freed) is detected and refused with -ESRCH, never a
+ * use-after-free. The zero value is "no task". */
+typedef struct tl_task {
+    uint32_t slot;
+    uint32_t gen;  /* 0 = no task */
+    uint32_t loop; /* id of the loop that owns the task */
+} tl_task;
+
+typedef struct tl_spawn_opts {
+    const char *name;  /* copied (up to 31 bytes); NULL = "task #<slot>" */
+    size_t stack_size; /* 0 = the loop's default */
+} tl_spawn_opts;
+
+/* asyncio.create_task: start fn(arg) as a new task. It is scheduled after
+ * the tasks already ready and runs when the spawner next suspends. Plain
+ * spawned tasks belong to the loop, not to the spawner: they outlive it and
+ * inherit none of its scopes. The task must be joined (tl_join) or detached
+ * (tl_detach); a finished task that is neither keeps its slot (like a
+ * joinable thread) until tl_run ends. `arg` is the caller's to keep alive
+ * until the task is done with it. `out` may be NULL (then the task is
+ * detached). Returns 0, -ENOMEM, or TL_ENOTASK/-EPERM outside a loop.
+ * Never suspends. */
+TL_API int tl_spawn(tl_task *out, tl_fn fn, void *arg);
+TL_API int tl_spawn_ex(tl_task *out, const tl_spawn_opts *opts, tl_fn fn,
+                       void *arg);
+
+/* await task: wait for t to finish and store its return value in *status
+ * (may be NULL), then free its slot. At most one joiner. If the joiner is
+ * cancelled while waiting, the cancel is forwarded to t, the joiner waits
+ * for t to finish anyway (memory safety) and returns -ECANCELED (*status is
+ * still written). Returns 0; -ESRCH stale handle; -EINVAL already being
+ * joined, detached, or a group member; -EDEADLK joining oneself;
+ * -EXDEV a handle of another loop. SUSPENDS. */
+TL_API TL_NODISCARD int tl_join(tl_task t, int *status);
+
+/* As tl_join, and copies t's failure (name, code, message) into *err when
+ * its status is negative (err may be NULL). */
+TL_API TL_NODISCARD int tl_join_ex(tl_task t, int *status, tl_error *err);
+
+/* Let t run on its own: its slot is freed when it finishes; a failure is
+ * reported on stderr then (nobody can join it). 0, -ESRCH, -EINVAL. */
+TL_API int tl_detach(tl_task t);
+
+/* task.cancel(): from now on every suspending call in t returns
+ * -ECANCELED (outside shields). A task cancelled before it first ran still
+ * runs and meets -ECANCELED at its first suspending call. Cancelling a
+ * finished task does nothing. Returns 0, -ESRCH. Never suspends. */
+TL_API int tl_cancel(tl_task t);
+
+/* The running task (zero handle outside a task). */
+TL_API tl_task tl_current(void);
+
+/* Copy t's name into buf (always NUL-terminated). Returns buf, or NULL for
+ * a stale handle. */
+TL_API const char *tl_task_name(tl_task t, char *buf, size_t len);
+
+/* Non-zero if t finished (and is not yet joined). */
+TL_API int tl_task_done(tl_task t);
+
+/* Non-zero if the running task is cancelled at this point (its next
+ * suspending call would return -ECANCELED). Never suspends. */
+TL_API int tl_cancelled(void);
+
+/* ======================================================================
+ * Time
+ * ====================================================================== */
+
+/* asyncio.sleep(seconds): 0 when the time has passed, -ECANCELED.
+ * Negative or NaN is treated as 0 (like sleep(0): yields). SUSPENDS. */
+TL_API TL_NODISCARD int tl_sleep(double seconds);
+
+/* Sleep until the loop clock reads `when` (tl_now's scale). SUSPENDS. */
+TL_API TL_NODISCARD int tl_sleep_until(double when);
+
+/* asyncio.sleep(0): let every other ready task run once. 0 or
+ * -ECANCELED. SUSPENDS. */
+TL_API int tl_yield(void);
+
+/* The loop's monotonic clock in seconds (virtual under virtual_clock).
+ * Outside a loop, the process's monotonic clock. */
+TL_API double tl_now(void);
+
+/* ======================================================================
+ * Deferred calls
+ * ====================================================================== */
+
+/* A function and its argument that run only when spawned or gathered:
+ * C's coroutine object. TL_CALL(fetch, "a") also names the task "fetch". */
+typedef struct tl_call {
+    tl_fn fn;
+    void *arg;
+    const char *name; /* task name, may be NULL */
+} tl_call;
+
+#define TL_CALL(f, a) ((tl_call){(f), (void *)(a), #f})
+#define TL_CALL_NAMED(f, a, n) ((tl_call){(f), (void *)(a), (n)})
+
+/* ======================================================================
+ * Gather
+ * ====================================================================== */
+
+/* asyncio.gather(*calls, return_exceptions=True): run the n calls as
+ * concurrent tasks and wait for all of them. statuses[i] (if statuses is
+ * not NULL) receives call i's return value. A failure does not cancel the
+ * others. Returns -ECANCELED if the gatherer was cancelled (the children
+ * are cancelled too), else the first negative status in argument order,
+ * else 0 — always only after every child finished (asyncio returns at the
+ * first error and leaves the rest running; C cannot, since the children
+ * write the caller's memory). -ENOMEM if the tasks could not be made (none
+ * ran). SUSPENDS. */
+TL_API TL_NODISCARD int tl_gather(size_t n, const tl_call *calls,
+                                  int *statuses);
+
+/* ======================================================================
+ * Task groups
+ * ====================================================================== */
+
+/* A handle to a runtime-owned group record (it cannot dangle). */
+typedef struct tl_group {
+    void *rec;
+    uint64_t gen;
+} tl_group;
+
+/* async with TaskGroup() as g: open a group in the running task. Children
+ * spawned into it run concurrently; the first real failure (a child or the
+ * body) cancels the siblings and the body. Groups nest (each is a scope on
+ * the task's scope stack) and must be closed with tl_group_wait in LIFO
+ * order with the other scopes. Returns 0, -ENOMEM, TL_ENOTASK. Never
+ * suspends. */
+#define tl_group_enter(g) \
+    tl__group_enter((g), __FILE__, __LINE__, __builtin_frame_address(0))
+
+/* tg.create_task: spawn fn(arg) into g. Children may spawn siblings while
+ * the body waits. -ESHUTDOWN once g was cancelled or finished; -ESRCH a
+ * stale handle. `status` (may be NULL) receives the child's return value
+ * when it finishes; it must stay valid until tl_group_wait returns (it is
+ * written before then). Never suspends. */
+TL_API int tl_group_spawn(tl_group g, tl_fn fn, void *arg);
+TL_API int tl_group_spawn_ex(tl_group g, const tl_spawn_opts *opts,
+                             tl_fn fn, void *arg, int *status);
+
+/* Leave the `async with` block: body_rc is the body's own result (< 0
+ * counts as the body's failure and cancels the children). Waits for every
+ * child (this wait ignores cancellation), then returns: the first real
+ * failure if any (errors beat cancellation); else -ECANCELED if a scope
+ * around the group was cancelled; else 0. Cancellations the group caused
+ * are not failures. If errs is not NULL it receives every failure (caller
+ * frees with tl_errors_free). SUSPENDS. */
+TL_API int tl_group_wait(tl_group g, int body_rc, tl_errors *errs);
+
+/* Cancel every child and the body (the group's verdict is then 0 unless
+ * something failed: like Trio's nursery.cancel_scope.cancel()). */
+TL_API int tl_group_cancel(tl_group g);
+
+/* ======================================================================
+ * Scopes: deadlines, move-on, shields
+ * ====================================================================== */
+
+/* A handle to a runtime-owned scope record on the running task's scope
+ * stack. Enter and exit in LIFO order; exiting out of order, or a function
+ * returning without exiting its scope, is a misuse reported with the enter
+ * site (file:line) followed by abort(). */
+typedef struct tl_scope {
+    void *rec;
+    uint64_t gen;
+} tl_scope;
+
+/* asyncio.timeout(seconds) / Trio's fail_after: when the deadline passes,
+ * suspending calls inside return -ECANCELED, and tl_scope_exit turns that
+ * into -ETIMEDOUT. +INFINITY means no deadline (reschedule later). */
+#define tl_timeout_enter(seconds) \
+    tl__scope_enter(1, (seconds), 0, __FILE__, __LINE__, __builtin_frame_address(0))
+/* Deadline at an absolute tl_now() time. */
+#define tl_timeout_at_enter(when) \
+    tl__scope_enter(1, (when), 1, __FILE__, __LINE__, __builtin_frame_address(0))
+/* Trio's move_on_after: like a timeout, but the exit reports 0. */
+#define tl_move_on_enter(seconds) \
+    tl__scope_enter(2, (seconds), 0, __FILE__, __LINE__, __builtin_frame_address(0))
+/* asyncio.shield: cancellation from outside does not reach inside (a
+ * deadline of the shield's own inner scopes still does). */
+#define tl_shield_enter() \
+    tl__scope_enter(3, 0.0, 0, __FILE__, __LINE__, __builtin_frame_address(0))
+/* A scope with no deadline, cancelled only by tl_scope_cancel; its exit
+ * absorbs its own cancellation (reports 0), like Trio's CancelScope. */
+#define tl_cancel_scope_enter() \
+    tl__scope_enter(4, 0.0, 0, __FILE__, __LINE__, __builtin_frame_address(0))
+
+/* Close the scope. rc is the body's result. If this scope was cancelled
+ * (deadline or tl_scope_cancel) and no enclosing unshielded scope (nor the
+ * task) was cancelled too, an rc of -ECANCELED is absorbed: the result is
+ * -ETIMEDOUT for a timeout scope, 0 for move-on and cancel scopes.
+ * Otherwise rc passes through unchanged (so an outer cancel wins over an
+ * inner deadline). Never suspends. */
+TL_API int tl_scope_exit(tl_scope s, int rc);
+
+/* Move the deadline to `seconds` from now (INFINITY: none). 0, -ESRCH,
+ * -EINVAL (not a deadline scope, or already expired). */
+TL_API int tl_scope_reschedule(tl_scope s, double seconds);
+TL_API int tl_scope_reschedule_at(tl_scope s, double when);
+/* The deadline (INFINITY if none), or NaN for a stale handle. */
+TL_API double tl_scope_deadline(tl_scope s);
+/* Cancel the scope now (any kind). */
+TL_API int tl_scope_cancel(tl_scope s);
+/* Non-zero if the scope was cancelled (its deadline passed, or
+ * tl_scope_cancel) — asyncio's Timeout.expired(). */
+TL_API int tl_scope_cancel_called(tl_scope s);
+
+/* asyncio.wait_for(call, seconds): run call.fn(call.arg) in the running
+ * task inside a timeout scope. Returns its result, or -ETIMEDOUT.
+ * SUSPENDS (as much as the call does). */
+TL_API TL_NODISCARD int tl_wait_for(tl_call call, double seconds);
+
+/* Block macros: `async with asyncio.timeout(5):` in C.
+ *
+ *     int rc;
+ *     TL_WITH_TIMEOUT(5.0, &rc) {
+ *         rc = fetch("slow");
+ *     }
+ *     if (rc == -ETIMEDOUT) puts("didn't make it in 5 seconds");
+ *
+ * *rc is set to 0 on entry; the body stores its result in it; on leaving
+ * the block — normally, by break, return or goto — the scope exits with
+ * that value and *rc receives the verdict. A `break` in the body leaves
+ * this block (not an enclosing loop). */
+#define TL_WITH_TIMEOUT(seconds, rcp) TL__WITH(1, (seconds), (rcp), NULL)
+#define TL_WITH_MOVE_ON(seconds, rcp) TL__WITH(2, (seconds), (rcp), NULL)
+#define TL_WITH_SHIELD(rcp) TL__WITH(3, 0.0, (rcp), NULL)
+/* `async with TaskGroup() as g:` — g is a tl_group* that the block fills;
+ * the group's verdict lands in *rcp, and its failures are printed to
+ * stderr if there were several (use tl_group_wait for the list). */
+#define TL_WITH_GROUP(gp, rcp) TL__WITH(5, 0.0, (rcp), (gp))
+
+/* ---------------------------------------------------------------------- */
+/* Implementation details of the macros above; not API.                    */
+
+TL_API int tl__group_enter(tl_group *g, const char *file, int line,
+                                 void *frame);
+TL_API tl_scope tl__scope_enter(int kind, double t, int absolute,
+                                const char *file, int line, void *frame);
+
+struct tl__with {
+    int once;
+    int *rcp;
+    tl_scope scope;
+    tl_group *group;
+};
+TL_API struct tl__with tl__with_begin(int kind, double t, int *rcp,
+                                      tl_group *g, const char *file,
+                                      int line, void *frame);
+TL_API void tl__with_end(struct tl__with *w);
+
+#define TL__CAT2(a, b) a##b
+#define TL__CAT(a, b) TL__CAT2(a, b)
+#define TL__WITH(kind, t, rcp, gp)                                           \
+    for (struct tl__with TL__CAT(tl__w_, __LINE__)                           \
+             __attribute__((cleanup(tl__with_end))) =                        \
+             tl__with_begin((kind), (t), (rcp), (gp), __FILE__, __LINE__,    \
+                            __builtin_frame_address(0));                     \
+         TL__CAT(tl__w_, __LINE__).once; TL__CAT(tl__w_, __LINE__).once = 0)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TULIP_H */

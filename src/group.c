@@ -1,0 +1,274 @@
+/* Task groups (asyncio.TaskGroup, Trio's nursery) and gather.
+ *
+ * A group is a record on its owner's scope stack (see scope.c) holding its
+ * children. The first real failure — a child's negative status that the
+ * group did not cause, or a negative body result — cancels the group: its
+ * children, and the body (the record itself counts as cancelled for the
+ * owner). tl_group_wait then waits for every child, ignoring cancellation
+ * (the children may write the owner's memory: invariant 1), and decides:
+ *
+ *     errors          -> the first error (errors beat cancellation)
+ *     else an enclosing scope or the owner was cancelled -> -ECANCELED
+ *     else            -> 0
+ *
+ * gather is the same record with one difference: failures cancel nobody.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void tl__group_cancel_children(tl__rec *g)
+{
+    for (tl__link *n = g->children.next; n != &g->children; n = n->next)
+        tl__task_cancel(tl__container_of(n, tl__task, group_link));
+}
+
+void tl__group_cancel(tl__rec *g)
+{
+    if (g->cancelled) return;
+    g->cancelled = 1;
+    tl__group_cancel_children(g);
+    tl__scope_propagate(g->owner, g);
+    tl__task_poke(g->owner);
+}
+
+static void add_error(tl__rec *g, const tl__task *t, int code)
+{
+    if (g->nerrors == g->errors_cap) {
+        size_t cap = g->errors_cap ? g->errors_cap * 2 : 4;
+        tl_error *e = realloc(g->errors, cap * sizeof *e);
+        if (!e) {
+            /* Out of memory while recording a failure: keep the count
+             * honest by overwriting the last slot, and say so. */
+            if (!g->errors_cap) {
+                tl__diag("task group: out of memory recording a failure "
+                         "(-%s)", tl_errname(code));
+                return;
+            }
+            g->nerrors = g->errors_cap - 1;
+        } else {
+            g->errors = e;
+            g->errors_cap = cap;
+        }
+    }
+    tl_error *e = &g->errors[g->nerrors++];
+    memset(e, 0, sizeof *e);
+    e->code = code;
+    char label[48];
+    if (t->name[0])
+        snprintf(e->task, sizeof e->task, "%s", t->name);
+    else
+        snprintf(e->task, sizeof e->task, "%s",
+                 tl__task_label(t, label, sizeof label));
+    if (t->fail_msg && t->fail_code == code)
+        snprintf(e->message, sizeof e->message, "%s", t->fail_msg);
+}
+
+void tl__group_child_done(tl__loop *l, tl__rec *g, tl__task *c)
+{
+    tl__list_remove(&c->group_link);
+    g->nchildren--;
+    int rc = c->result;
+    /* A cancellation the group (or anyone cancelling the child) caused is
+     * not a failure. */
+    if (rc < 0 && !(rc == -ECANCELED && c->cancel_requested)) {
+        add_error(g, c, rc);
+        if (g->kind == TL__R_GROUP) tl__group_cancel(g);
+    }
+    tl__task_free(l, c);
+    if (g->nchildren == 0 && g->waiter) tl__wake(g->waiter, 0);
+}
+
+void tl__group_drain(tl__task *self, tl__rec *g)
+{
+    while (g->nchildren > 0) {
+        g->waiter = self;
+        (void)tl__park(self, NULL, g->kind == TL__R_GATHER
+                                       ? "tl_gather"
+                                       : "tl_group_wait");
+    }
+    g->waiter = NULL;
+}
+
+int tl__group_enter(tl_group *g, const char *file, int line, void *frame)
+{
+    if (!g) return -EINVAL;
+    *g = (tl_group){0};
+    tl__task *self = tl__task_self("tl_group_enter");
+    if (!self) return TL_ENOTASK;
+    tl__rec *r =
+        tl__rec_alloc(self->loop, self, TL__R_GROUP, file, line, frame);
+    if (!r) return -ENOMEM;
+    tl__rec_push(self, r);
+    *g = (tl_group){.rec = r, .gen = r->gen};
+    return 0;
+}
+
+/* Resolve a group handle. *err: -ESRCH (garbage) or -ESHUTDOWN (this
+ * group already finished: its record moved on to a later generation). */
+static tl__rec *group_of(tl_group g, const char *what, int *err)
+{
+    tl__task *self = tl__task_self(what);
+    *err = TL_ENOTASK;
+    if (!self) return NULL;
+    tl__rec *r = g.rec;
+    *err = -ESRCH;
+    if (!r) {
+        tl__diag("%s: the zero group handle (did tl_group_enter fail?)",
+                 what);
+        return NULL;
+    }
+    if (r->gen != g.gen || !r->live) {
+        if (r->gen > g.gen) {
+            *err = -ESHUTDOWN;
+            return NULL; /* finished: an ordinary outcome, no diagnostic */
+        }
+        tl__diag("%s: invalid group handle", what);
+        return NULL;
+    }
+    if (r->kind != TL__R_GROUP || r->owner->loop != self->loop) {
+        tl__diag("%s: not a task group of this loop", what);
+        return NULL;
+    }
+    return r;
+}
+
+int tl_group_spawn_ex(tl_group g, const tl_spawn_opts *opts, tl_fn fn,
+                      void *arg, int *status)
+{
+    int err;
+    tl__rec *r = group_of(g, "tl_group_spawn", &err);
+    if (!r) return err;
+    if (!fn) return -EINVAL;
+    if (r->finished && r->nchildren == 0) return -ESHUTDOWN;
+    if (tl__rec_cancelled(r) || r->owner->cancel_requested) return -ESHUTDOWN;
+    tl__loop *l = r->owner->loop;
+    tl__task *t = tl__task_alloc(l, fn, arg, opts);
+    if (!t) return -ENOMEM;
+    t->group = r;
+    t->status_out = status;
+    tl__list_push(&r->children, &t->group_link);
+    r->nchildren++;
+    tl__task_enqueue(l, t);
+    return 0;
+}
+
+int tl_group_spawn(tl_group g, tl_fn fn, void *arg)
+{
+    return tl_group_spawn_ex(g, NULL, fn, arg, NULL);
+}
+
+int tl_group_cancel(tl_group g)
+{
+    int err;
+    tl__rec *r = group_of(g, "tl_group_cancel", &err);
+    if (!r) return err;
+    tl__group_cancel(r);
+    return 0;
+}
+
+int tl_group_wait(tl_group g, int body_rc, tl_errors *errs)
+{
+    if (errs) *errs = (tl_errors){0};
+    int err;
+    tl__rec *r = group_of(g, "tl_group_wait", &err);
+    if (!r) return err;
+    tl__task *self = r->owner;
+    if (self != self->loop->current) {
+        char a[48];
+        tl__diag("tl_group_wait: the group entered at %s:%d belongs to task "
+                 "%s; only it can close the group", r->file, r->line,
+                 tl__task_label(self, a, sizeof a));
+        return -EPERM;
+    }
+    if (self->scope_top != r) tl__rec_pop(self, r, "tl_group_wait"); /* aborts */
+
+    /* The body's own failure counts like a child's. */
+    if (body_rc < 0 && !(body_rc == -ECANCELED && tl__rec_cancelled(r))) {
+        add_error(r, self, body_rc);
+        tl__group_cancel(r);
+    }
+    r->finished = 1;
+    int waited = r->nchildren > 0;
+    tl__group_drain(self, r);
+    tl__rec_pop(self, r, "tl_group_wait");
+
+    int verdict = 0;
+    if (r->nerrors)
+        verdict = r->errors[0].code;
+    else if (tl__task_cancelled(self))
+        verdict = -ECANCELED;
+    if (errs && r->nerrors) {
+        errs->items = malloc(r->nerrors * sizeof *errs->items);
+        if (errs->items) {
+            memcpy(errs->items, r->errors, r->nerrors * sizeof *errs->items);
+            errs->count = r->nerrors;
+        }
+    }
+    tl__rec_free(self->loop, r);
+    /* Invariant 2a: -ECANCELED is only returned after a yield. */
+    if (verdict == -ECANCELED && !waited) tl__yield_now(self);
+    return verdict;
+}
+
+int tl_gather(size_t n, const tl_call *calls, int *statuses)
+{
+    tl__task *self = tl__task_self("tl_gather");
+    if (!self) return TL_ENOTASK;
+    if (n == 0) return tl__checkpoint(self, "tl_gather",
+                                      __builtin_return_address(0));
+    if (!calls) return -EINVAL;
+    tl__loop *l = self->loop;
+    int *st = statuses ? statuses : malloc(n * sizeof *st);
+    if (!st) return -ENOMEM;
+    tl__rec *r = tl__rec_alloc(l, self, TL__R_GATHER, "tl_gather", 0, NULL);
+    if (!r) {
+        if (st != statuses) free(st);
+        return -ENOMEM;
+    }
+    /* Make every task before starting any, so -ENOMEM means none ran. */
+    for (size_t i = 0; i < n; i++) {
+        st[i] = 0;
+        tl__task *t = calls[i].fn
+                          ? tl__task_alloc(l, calls[i].fn, calls[i].arg,
+                                           &(tl_spawn_opts){.name =
+                                                                calls[i].name})
+                          : NULL;
+        if (!t) {
+            while (!tl__list_empty(&r->children)) {
+                tl__task *c = tl__container_of(tl__list_pop(&r->children),
+                                               tl__task, group_link);
+                l->live--;
+                tl__task_free(l, c);
+            }
+            tl__rec_free(l, r);
+            if (st != statuses) free(st);
+            return calls[i].fn ? -ENOMEM : -EINVAL;
+        }
+        t->group = r;
+        t->status_out = &st[i];
+        tl__list_push(&r->children, &t->group_link);
+        r->nchildren++;
+    }
+    for (tl__link *x = r->children.next; x != &r->children; x = x->next)
+        tl__task_enqueue(l, tl__container_of(x, tl__task, group_link));
+    tl__rec_push(self, r);
+    /* A gatherer that is already cancelled cancels its children at once. */
+    if (tl__task_cancelled(self)) tl__group_cancel_children(r);
+    tl__group_drain(self, r);
+    tl__rec_pop(self, r, "tl_gather");
+    tl__rec_free(l, r);
+
+    int rc = 0;
+    if (tl__task_cancelled(self))
+        rc = -ECANCELED;
+    else
+        for (size_t i = 0; i < n; i++)
+            if (st[i] < 0) {
+                rc = st[i];
+                break;
+            }
+    if (st != statuses) free(st);
+    return rc;
+}

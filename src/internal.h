@@ -1,0 +1,369 @@
+/* Internal structures shared by the core files. Not installed.
+ *
+ * Ownership in one picture:
+ *
+ *   tl__loop (one per thread running tl_run)
+ *     |- task table: chunks of tl__task, indexed by slot; never moves, so a
+ *     |  tl__task* stays valid for the loop's life; handles carry slot+gen
+ *     |- run queue: FIFO of READY tasks (intrusive, next_ready)
+ *     |- timer heap: sleeps and scope deadlines
+ *     |- scope records (tl__rec): runtime-owned, reused from a free list;
+ *     |  each task has a stack of them (scope_top -> parent -> ...)
+ *     |- stack pool, backend (epoll / io_uring), thread pool (lazy)
+ *
+ * All of it is touched only by the loop's own thread, except the fields
+ * marked "atomic" (read by the watchdog) and the cross-thread inbox
+ * (guarded by its mutex).
+ */
+#ifndef TL_INTERNAL_H
+#define TL_INTERNAL_H
+
+#include "tulip.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fiber.h"
+#include "stack.h"
+
+typedef struct tl__loop tl__loop;
+typedef struct tl__task tl__task;
+typedef struct tl__rec tl__rec;
+typedef struct tl__timer tl__timer;
+
+/* ---- intrusive doubly linked list (circular, with a sentinel) --------- */
+
+typedef struct tl__link {
+    struct tl__link *prev, *next;
+} tl__link;
+
+static inline void tl__list_init(tl__link *h) { h->prev = h->next = h; }
+static inline bool tl__list_empty(const tl__link *h) { return h->next == h; }
+static inline void tl__list_push(tl__link *h, tl__link *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void tl__list_remove(tl__link *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+static inline tl__link *tl__list_pop(tl__link *h)
+{
+    tl__link *n = h->next;
+    if (n == h) return NULL;
+    tl__list_remove(n);
+    return n;
+}
+#define tl__container_of(p, type, member) \
+    ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* ---- timers (src/timer.c) --------------------------------------------- */
+
+struct tl__timer {
+    int64_t deadline;  /* ns on the loop clock */
+    uint64_t seq;      /* tie-break: equal deadlines fire in arm order */
+    uint32_t index;    /* position in the heap, TL__TIMER_IDLE if unarmed */
+    void (*fire)(tl__loop *l, tl__timer *t);
+};
+#define TL__TIMER_IDLE UINT32_MAX
+
+typedef struct tl__timer_heap {
+    tl__timer **items;
+    uint32_t count, cap;
+    uint64_t seq;
+} tl__timer_heap;
+
+void tl__timer_init(tl__timer *t, void (*fire)(tl__loop *, tl__timer *));
+int tl__timer_arm(tl__loop *l, tl__timer *t, int64_t deadline);
+void tl__timer_disarm(tl__loop *l, tl__timer *t);
+/* Earliest deadline, or INT64_MAX. */
+int64_t tl__timer_next(const tl__loop *l);
+/* Fire every timer whose deadline <= now. Returns how many fired. */
+size_t tl__timer_run(tl__loop *l, int64_t now);
+void tl__timer_heap_free(tl__timer_heap *h);
+
+/* ---- tasks (src/task.c) ----------------------------------------------- */
+
+enum tl__task_state {
+    TL__T_FREE = 0, /* slot unused */
+    TL__T_READY,    /* in the run queue (also: spawned, not yet started) */
+    TL__T_RUNNING,
+    TL__T_WAITING,  /* parked; woken by tl__wake */
+    TL__T_DONE,     /* finished, result valid; slot kept until joined */
+};
+
+/* How to abort a wait when the task is cancelled. It must undo the wait's
+ * registration and (now or later) call tl__wake(t, -ECANCELED). NULL: the
+ * wait ignores cancellation. */
+typedef void (*tl__cancel_fn)(tl__task *t);
+
+struct tl__task {
+    tl__fiber fiber;
+    tl__stack *stack;       /* NULL until first run and after finish */
+    tl__loop *loop;
+    tl_fn fn;
+    void *arg;
+    tl__task *next_ready;   /* run queue / free-slot list link */
+
+    uint32_t slot, gen;
+    uint8_t state;          /* enum tl__task_state */
+    uint8_t started;        /* fn has been entered */
+    uint8_t detached;       /* free the slot when done */
+    uint8_t has_joiner;     /* a tl_join is (or was) waiting */
+    uint8_t cancel_requested; /* tl_cancel, or cancelled by its group */
+    uint8_t reported;       /* never-joined failure already reported */
+    uint8_t cancel_reported; /* ignored-cancel warning printed */
+    int result;             /* return value once DONE */
+    int wake_result;        /* what tl__park returns */
+
+    tl__cancel_fn on_cancel; /* while WAITING; NULL = uncancellable */
+    const char *wait_what;   /* what it waits on (diagnostics) */
+    tl__link wait_link;      /* for wait queues of primitives */
+    void *wait_data;         /* per-primitive payload of the wait */
+
+    tl__task *joiner;        /* the task blocked in tl_join on us */
+    tl__rec *scope_top;      /* innermost open scope record */
+    tl__rec *group;          /* group we belong to (NULL: the loop's root) */
+    tl__link group_link;     /* in group->children */
+    int *status_out;         /* group_spawn_ex / gather result pointer */
+
+    tl__timer timer;         /* tl_sleep */
+    int saved_errno;         /* invariant 10 */
+    uint32_t ignored_cancels;
+    size_t stack_size;       /* requested; 0 = loop default */
+
+    int fail_code;           /* code of the latest tl_fail, 0 if none */
+    char *fail_msg;          /* heap, owned */
+    char name[32];           /* written with relaxed atomics: the watchdog
+                                reads it from another thread */
+};
+
+/* ---- scope records (src/scope.c, src/group.c) ------------------------- */
+
+enum tl__rec_kind {
+    TL__R_TIMEOUT = 1,
+    TL__R_MOVE_ON = 2,
+    TL__R_SHIELD = 3,
+    TL__R_CANCEL = 4,
+    TL__R_GROUP = 5,
+    TL__R_GATHER = 6, /* a group whose failures cancel nobody */
+};
+
+struct tl__rec {
+    tl__rec *parent;     /* next outer record of the owner (or free list) */
+    tl__task *owner;
+    uint64_t gen;        /* handle generation; bumped when freed */
+    uint8_t kind;
+    uint8_t live;
+    uint8_t cancelled;   /* cancel called: deadline passed, tl_scope_cancel,
+                            or (groups) a failure / tl_group_cancel */
+    uint8_t finished;    /* group: wait has begun to close it */
+    tl__timer timer;     /* deadline (timeout / move-on scopes) */
+    const char *file;    /* enter site, for diagnostics */
+    int line;
+    void *frame;         /* frame address of the entering function */
+
+    /* groups */
+    tl__link children;
+    size_t nchildren;
+    tl__task *waiter;    /* the owner, parked in tl_group_wait */
+    tl_error *errors;    /* real failures, in the order they happened */
+    size_t nerrors, errors_cap;
+};
+
+/* ---- backend (src/backend/) ------------------------------------------- */
+
+typedef struct tl__backend {
+    const char *name;
+    /* Make the backend's state in l->be. 0 or -errno (e.g. -ENOSYS, -EPERM
+     * when the kernel interface is missing or forbidden). */
+    int (*open)(tl__loop *l);
+    void (*close)(tl__loop *l);
+    /* Wait up to timeout_ns (-1: forever, 0: just look) for I/O and
+     * wake-ups; dispatch what is ready. Returns events handled or -errno. */
+    int (*poll)(tl__loop *l, int64_t timeout_ns);
+    /* Interrupt a poll from any thread (async-signal-safe). */
+    void (*wake)(tl__loop *l);
+} tl__backend;
+
+extern const tl__backend tl__backend_epoll;
+
+/* ---- the loop (src/loop.c) -------------------------------------------- */
+
+/* A function queued from another thread (tl__loop_post), run on the loop. */
+typedef struct tl__post {
+    struct tl__post *next;
+    void (*fn)(tl__loop *l, void *arg);
+    void *arg;
+} tl__post;
+
+struct tl__loop {
+    uint32_t id;
+    unsigned fork_gen;       /* tl__fork_gen when made; differs => dead */
+    tl__task *current;       /* running task, NULL in the scheduler */
+    tl__fiber sched;         /* the thread's own stack */
+
+    tl__task *runq_head, *runq_tail; /* READY tasks, FIFO */
+
+    tl__task **chunks;       /* task table: chunks of TL__CHUNK tasks */
+    uint32_t nchunks, nslots;
+    tl__task *free_slots;    /* linked by next_ready */
+    size_t live;             /* tasks not DONE */
+    size_t zombies;          /* DONE, not yet joined/freed */
+    tl__task *main_task;
+
+    tl__rec *free_recs;      /* scope record free list */
+
+    tl__timer_heap timers;
+    int virtual_clock;
+    int64_t vnow;            /* virtual clock, ns */
+    int64_t epoch;           /* real monotonic ns at loop start */
+    int inflight;            /* I/O and pool jobs the kernel/threads owe us */
+
+    const tl__backend *backend;
+    void *be;                /* backend state */
+    int wake_fd;             /* eventfd used by wake() (epoll) */
+
+    tl__stack_pool *stacks;
+    size_t stack_default;
+    int guard;
+
+    struct tl_pool *pool;    /* thread pool (lazy), see src/pool.c */
+    int own_pool;
+
+    pthread_mutex_t inbox_lock;
+    tl__post *inbox;         /* cross-thread calls, guarded by inbox_lock */
+
+    int sigint_installed;
+    volatile sig_atomic_t sigint_pending; /* set by the SIGINT handler */
+    int closing;             /* tl_run is tearing down: new tasks start
+                                cancelled */
+    int deadlock_reported;
+
+    /* Watchdog (invariant 9). The loop stores, the watchdog loads; relaxed
+     * is enough: the watchdog only needs to see that they stopped moving. */
+    _Atomic uint64_t pulse;      /* bumped at every task resume */
+    _Atomic uint32_t running;    /* slot+1 of the running task, 0 = none */
+    _Atomic(tl__task *) running_task;
+    struct tl__loop *wd_next;    /* watchdog registry link (its mutex) */
+    uint64_t wd_seen_pulse;      /* watchdog's own state */
+    int64_t wd_since_ns;
+    int wd_reported;
+    pthread_t thread;
+};
+
+#define TL__CHUNK_BITS 10
+#define TL__CHUNK (1u << TL__CHUNK_BITS)
+
+/* The running loop of this thread (NULL outside tl_run). */
+extern __thread tl__loop *tl__self;
+
+static inline tl__task *tl__slot_task(tl__loop *l, uint32_t slot)
+{
+    return &l->chunks[slot >> TL__CHUNK_BITS][slot & (TL__CHUNK - 1)];
+}
+
+/* Monotonic real clock in ns. */
+int64_t tl__clock_ns(void);
+/* The loop clock in ns (virtual or real since the loop began). */
+int64_t tl__loop_now(const tl__loop *l);
+int64_t tl__seconds_to_ns(double s);
+
+/* The running task, or NULL after printing the "outside a task" misuse
+ * diagnostic naming `what` (invariant 8). Also refuses a loop inherited
+ * across fork(). */
+tl__task *tl__task_self(const char *what);
+
+/* Resolve a handle to its live task, or NULL after a diagnostic; *err gets
+ * -ESRCH (stale), -EXDEV (another loop), TL_ENOTASK. */
+tl__task *tl__task_lookup(tl_task h, const char *what, int *err);
+
+/* Allocate a task (state READY but not queued). NULL on ENOMEM. */
+tl__task *tl__task_alloc(tl__loop *l, tl_fn fn, void *arg,
+                         const tl_spawn_opts *opts);
+void tl__task_enqueue(tl__loop *l, tl__task *t);
+/* Free a DONE task's slot (bumps the generation). */
+void tl__task_free(tl__loop *l, tl__task *t);
+/* Describe a task: "'name'" or "#slot". */
+const char *tl__task_label(const tl__task *t, char *buf, size_t len);
+void tl__task_set_name(tl__task *t, const char *name);
+/* Report a failed task nobody joined (invariant 7), once. */
+void tl__report_unjoined(tl__task *t);
+
+/* Suspend the running task until tl__wake. on_cancel NULL = uncancellable.
+ * Returns the wake result. */
+int tl__park(tl__task *t, tl__cancel_fn on_cancel, const char *what);
+/* Make a WAITING task READY with `result`. */
+void tl__wake(tl__task *t, int result);
+/* The cancellation point every suspending call starts with: 0, or
+ * -ECANCELED after yielding once (invariant 2a). */
+int tl__checkpoint(tl__task *t, const char *what, void *site);
+/* Yield: requeue at the tail and switch to the scheduler. */
+void tl__yield_now(tl__task *t);
+
+/* Is t cancelled at its current scope depth? */
+bool tl__task_cancelled(const tl__task *t);
+/* tl_cancel's core: mark, propagate into its groups, abort its wait. */
+void tl__task_cancel(tl__task *t);
+/* A cancel became effective somewhere in t's scope stack: abort its wait
+ * if it is waiting cancellably and is now cancelled. */
+void tl__task_poke(tl__task *t);
+
+/* Cancel everything inside record r of t (r NULL: the whole task): mark
+ * group records above r (not behind a shield) and cancel their children. */
+void tl__scope_propagate(tl__task *t, tl__rec *r);
+
+/* Record allocation (src/scope.c). */
+tl__rec *tl__rec_alloc(tl__loop *l, tl__task *owner, int kind,
+                       const char *file, int line, void *frame);
+void tl__rec_free(tl__loop *l, tl__rec *r);
+void tl__rec_push(tl__task *t, tl__rec *r);
+/* Check that r is t's innermost record; else diagnose + abort. */
+void tl__rec_pop(tl__task *t, tl__rec *r, const char *what);
+/* Called when a task's function returned: report open scopes, cancel and
+ * wait for open groups. Runs on the task's stack. */
+void tl__scopes_unwind(tl__task *t);
+
+/* Groups (src/group.c). */
+int tl__group_spawn(tl__rec *g, tl__task *t);
+/* Scheduler hook: a child of group g finished. */
+void tl__group_child_done(tl__loop *l, tl__rec *g, tl__task *c);
+/* Wait for every child of g (uncancellable). */
+void tl__group_drain(tl__task *self, tl__rec *g);
+/* The group failed or was cancelled: mark it, cancel children and body. */
+void tl__group_cancel(tl__rec *g);
+/* Cancel the children only (an enclosing scope was cancelled). */
+void tl__group_cancel_children(tl__rec *g);
+/* Is r, or an unshielded record outside it, cancelled? */
+bool tl__rec_cancelled(const tl__rec *r);
+
+/* Loop (src/loop.c). */
+int tl__loop_post(tl__loop *l, void (*fn)(tl__loop *, void *), void *arg);
+void tl__loop_drain_inbox(tl__loop *l);
+
+/* Misuse and diagnostics (src/diag.c): one line on stderr, prefixed
+ * "tulip: ". */
+void tl__diag(const char *fmt, ...) TL_PRINTF(1, 2);
+_Noreturn void tl__fatal(const char *fmt, ...) TL_PRINTF(1, 2);
+
+/* Fork detection (src/loop.c). */
+extern _Atomic unsigned tl__fork_gen;
+
+/* Ctrl-C (src/signal.c). */
+int tl__sigint_install(tl__loop *l);
+void tl__sigint_restore(tl__loop *l);
+void tl__sigint_dispatch(tl__loop *l);
+
+/* Watchdog (src/watchdog.c). */
+void tl__watchdog_register(tl__loop *l);
+void tl__watchdog_unregister(tl__loop *l);
+
+#endif

@@ -1,0 +1,421 @@
+/* The loop: tl_run, one iteration, teardown, the clock, cross-thread posts
+ * and fork detection.
+ *
+ * One iteration (the order matters; see DESIGN.md "sched.c"):
+ *
+ *   1. run every task that was READY when the iteration began, FIFO; tasks
+ *      that become ready meanwhile wait for the next iteration, so a task
+ *      that yields in a loop cannot starve the poller;
+ *   2. poll the backend: timeout 0 if something is ready, else until the
+ *      next timer (virtual clock: look, then jump to the next timer when
+ *      nothing is ready and nothing is in flight);
+ *   3. run cross-thread posts and Ctrl-C;
+ *   4. fire due timers (sleeps wake, deadlines cancel their scopes).
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+__thread tl__loop *tl__self;
+_Atomic unsigned tl__fork_gen;
+static _Atomic uint32_t next_loop_id = 1;
+
+void tl__pool_loop_close(tl__loop *l) __attribute__((weak));
+
+/* ---- clock -------------------------------------------------------------- */
+
+int64_t tl__clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t tl__loop_now(const tl__loop *l)
+{
+    return l->virtual_clock ? l->vnow : tl__clock_ns() - l->epoch;
+}
+
+int64_t tl__seconds_to_ns(double s)
+{
+    if (isnan(s) || s <= 0) return 0;
+    if (s >= 9.2e9) return INT64_MAX / 2; /* "forever", with room to add */
+    return (int64_t)(s * 1e9);
+}
+
+double tl_now(void)
+{
+    tl__loop *l = tl__self;
+    if (!l) return (double)tl__clock_ns() / 1e9;
+    return (double)tl__loop_now(l) / 1e9;
+}
+
+/* ---- fork --------------------------------------------------------------- */
+
+static void on_fork_child(void)
+{
+    /* Every loop inherited by this child is dead: its epoll set and rings
+     * belong to the parent. Tasks notice at their next tulip call. */
+    atomic_fetch_add_explicit(&tl__fork_gen, 1, memory_order_relaxed);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void install_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+/* ---- cross-thread posts ------------------------------------------------- */
+
+int tl__loop_post(tl__loop *l, void (*fn)(tl__loop *, void *), void *arg)
+{
+    tl__post *p = malloc(sizeof *p);
+    if (!p) return -ENOMEM;
+    p->fn = fn;
+    p->arg = arg;
+    pthread_mutex_lock(&l->inbox_lock);
+    p->next = l->inbox;
+    l->inbox = p;
+    pthread_mutex_unlock(&l->inbox_lock);
+    l->backend->wake(l);
+    return 0;
+}
+
+void tl__loop_drain_inbox(tl__loop *l)
+{
+    pthread_mutex_lock(&l->inbox_lock);
+    tl__post *p = l->inbox;
+    l->inbox = NULL;
+    pthread_mutex_unlock(&l->inbox_lock);
+    /* Reverse to run posts in the order they were made. */
+    tl__post *rev = NULL;
+    while (p) {
+        tl__post *n = p->next;
+        p->next = rev;
+        rev = p;
+        p = n;
+    }
+    while (rev) {
+        tl__post *n = rev->next;
+        rev->fn(l, rev->arg);
+        free(rev);
+        rev = n;
+    }
+}
+
+/* ---- running tasks ------------------------------------------------------ */
+
+static void task_main(void *arg)
+{
+    tl__task *t = arg;
+    tl__fiber_started(&t->fiber);
+    t->started = 1;
+    int rc = t->fn(t->arg);
+    tl__scopes_unwind(t); /* report open scopes, close open groups */
+    t->result = rc;
+    t->state = TL__T_DONE;
+    tl__fiber_switch(&t->fiber, &t->loop->sched, 1);
+    abort(); /* a finished task is never resumed */
+}
+
+/* The task returned (or could not start): release its stack, tell whoever
+ * waits. Runs on the scheduler's stack. */
+static void task_finished(tl__loop *l, tl__task *t)
+{
+    if (t->stack) {
+        tl__fiber_release(&t->fiber);
+        tl__stack_put(l->stacks, t->stack);
+        t->stack = NULL;
+    }
+    if (t->timer.index != TL__TIMER_IDLE) tl__timer_disarm(l, &t->timer);
+    l->live--;
+    if (t->status_out) *t->status_out = t->result;
+    if (t->group) {
+        tl__group_child_done(l, t->group, t); /* reaps the slot */
+        return;
+    }
+    if (t->detached) {
+        tl__report_unjoined(t);
+        tl__task_free(l, t);
+        return;
+    }
+    l->zombies++;
+    if (t->joiner && t->joiner->state == TL__T_WAITING) tl__wake(t->joiner, 0);
+}
+
+static int start_task(tl__loop *l, tl__task *t)
+{
+    size_t size = t->stack_size ? t->stack_size : l->stack_default;
+    int rc = tl__stack_get(l->stacks, size, &t->stack);
+    if (rc < 0) {
+        t->stack = NULL;
+        return rc;
+    }
+    tl__fiber_make(&t->fiber, t->stack->lo, (size_t)(t->stack->hi -
+                   t->stack->lo), task_main, t);
+    return 0;
+}
+
+static void resume(tl__loop *l, tl__task *t)
+{
+    if (!t->stack && !t->started) {
+        int rc = start_task(l, t);
+        if (rc < 0) {
+            char label[48];
+            tl__diag("task %s could not get a stack: %s; it never ran",
+                     tl__task_label(t, label, sizeof label),
+                     tl_strerror(rc));
+            t->result = rc;
+            t->state = TL__T_DONE;
+            task_finished(l, t);
+            return;
+        }
+    }
+    l->current = t;
+    t->state = TL__T_RUNNING;
+    /* Watchdog: relaxed stores, no clock read on the switch path. */
+    atomic_store_explicit(&l->running_task, t, memory_order_relaxed);
+    atomic_store_explicit(&l->running, t->slot + 1, memory_order_relaxed);
+    atomic_store_explicit(&l->pulse,
+                          atomic_load_explicit(&l->pulse,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    errno = t->saved_errno; /* invariant 10 */
+    tl__fiber_switch(&l->sched, &t->fiber, 0);
+    t->saved_errno = errno;
+    atomic_store_explicit(&l->running_task, NULL, memory_order_relaxed);
+    atomic_store_explicit(&l->running, 0, memory_order_relaxed);
+    l->current = NULL;
+    if (t->state == TL__T_DONE) task_finished(l, t);
+}
+
+static void run_ready(tl__loop *l)
+{
+    tl__task *t = l->runq_head;
+    l->runq_head = l->runq_tail = NULL;
+    while (t) {
+        tl__task *next = t->next_ready; /* t may be requeued by its run */
+        resume(l, t);
+        t = next;
+    }
+}
+
+static void report_deadlock(tl__loop *l)
+{
+    if (l->deadlock_reported) return;
+    l->deadlock_reported = 1;
+    tl__diag("loop #%u: every task is waiting and nothing can wake them "
+             "(no timers, no I/O, no thread-pool jobs):", (unsigned)l->id);
+    for (uint32_t s = 0; s < l->nslots; s++) {
+        tl__task *t = tl__slot_task(l, s);
+        char label[48];
+        if (t->state == TL__T_WAITING)
+            tl__diag("  task %s waits in %s",
+                     tl__task_label(t, label, sizeof label),
+                     t->wait_what ? t->wait_what : "?");
+    }
+}
+
+static void poll_once(tl__loop *l)
+{
+    int64_t next = tl__timer_next(l);
+    if (l->virtual_clock) {
+        /* Time may jump only when no task is ready, a look at the kernel
+         * finds nothing and nothing is in flight; otherwise a wait_for test
+         * becomes a lottery. */
+        int64_t timeout = l->runq_head ? 0 : (l->inflight > 0 ? -1 : 0);
+        if (!l->runq_head && l->inflight == 0 && next == INT64_MAX &&
+            !l->inbox)
+            timeout = -1, report_deadlock(l);
+        l->backend->poll(l, timeout);
+        if (l->sigint_pending) tl__sigint_dispatch(l);
+        tl__loop_drain_inbox(l);
+        if (!l->runq_head && l->inflight == 0 && next != INT64_MAX &&
+            next > l->vnow)
+            l->vnow = next;
+    } else {
+        int64_t timeout = 0;
+        if (!l->runq_head) {
+            if (next == INT64_MAX)
+                timeout = -1;
+            else {
+                timeout = next - tl__loop_now(l);
+                if (timeout < 0) timeout = 0;
+            }
+        }
+        l->backend->poll(l, timeout);
+        if (l->sigint_pending) tl__sigint_dispatch(l);
+        tl__loop_drain_inbox(l);
+    }
+    tl__timer_run(l, tl__loop_now(l));
+}
+
+/* ---- loop lifetime ------------------------------------------------------ */
+
+static int choose_backend(tl__loop *l, const tl_config *cfg)
+{
+    const char *want = cfg->backend;
+    if (!want || !*want) want = getenv("TULIP_BACKEND");
+    if (want && *want && strcmp(want, "epoll") != 0) {
+        if (strcmp(want, "io_uring") == 0) {
+            tl__diag("backend 'io_uring' is not built into this tulip; "
+                     "using epoll");
+        } else {
+            tl__diag("unknown backend '%s' (expected epoll or io_uring)",
+                     want);
+            return -EINVAL;
+        }
+    }
+    l->backend = &tl__backend_epoll;
+    return l->backend->open(l);
+}
+
+static void loop_free(tl__loop *l)
+{
+    if (l->backend) l->backend->close(l);
+    for (uint32_t c = 0; c < l->nchunks; c++) {
+        for (uint32_t i = 0; i < TL__CHUNK; i++) free(l->chunks[c][i].fail_msg);
+        free(l->chunks[c]);
+    }
+    free(l->chunks);
+    while (l->free_recs) {
+        tl__rec *r = l->free_recs;
+        l->free_recs = r->parent;
+        free(r->errors);
+        free(r);
+    }
+    tl__timer_heap_free(&l->timers);
+    if (l->stacks) tl__stack_pool_free(l->stacks);
+    pthread_mutex_destroy(&l->inbox_lock);
+    free(l);
+}
+
+static int loop_new(const tl_config *cfg, tl__loop **out)
+{
+    pthread_once(&fork_once, install_fork_handler);
+    tl__loop *l = calloc(1, sizeof *l);
+    if (!l) return -ENOMEM;
+    l->id = atomic_fetch_add_explicit(&next_loop_id, 1, memory_order_relaxed);
+    l->fork_gen = atomic_load_explicit(&tl__fork_gen, memory_order_relaxed);
+    l->virtual_clock = cfg->virtual_clock;
+    l->epoch = tl__clock_ns();
+    l->wake_fd = -1;
+    l->thread = pthread_self();
+    pthread_mutex_init(&l->inbox_lock, NULL);
+    size_t def = cfg->stack_size ? cfg->stack_size : 256 * 1024;
+#if defined(__SANITIZE_ADDRESS__)
+    if (!cfg->stack_size) def *= 2; /* ASan roughly doubles frames */
+#endif
+    l->stack_default = def;
+    l->guard = cfg->guard;
+    l->pool = cfg->pool;
+    int rc = tl__stack_pool_new(&l->stacks, cfg->guard);
+    if (rc == 0) rc = choose_backend(l, cfg);
+    if (rc < 0) {
+        loop_free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+/* After main returned: cancel everything, run until every task is done,
+ * naming the stragglers 5 s in (invariant 1, 5). */
+static void teardown(tl__loop *l)
+{
+    l->closing = 1;
+    for (uint32_t s = 0; s < l->nslots; s++) {
+        tl__task *t = tl__slot_task(l, s);
+        if (t->state != TL__T_FREE && t->state != TL__T_DONE)
+            tl__task_cancel(t);
+    }
+    int64_t start = tl__clock_ns();
+    int named = 0;
+    while (l->live > 0) {
+        run_ready(l);
+        if (l->live == 0) break;
+        if (!named && tl__clock_ns() - start > 5 * (int64_t)1000000000) {
+            named = 1;
+            tl__diag("tl_run: %zu task(s) still running 5 s into teardown:",
+                     l->live);
+            for (uint32_t s = 0; s < l->nslots; s++) {
+                tl__task *t = tl__slot_task(l, s);
+                char label[48];
+                if (t->state != TL__T_FREE && t->state != TL__T_DONE)
+                    tl__diag("  task %s %s %s", tl__task_label(t, label,
+                             sizeof label), t->wait_what ? "waits in"
+                             : "is", t->wait_what ? t->wait_what : "ready");
+            }
+        }
+        poll_once(l);
+    }
+    /* Failed tasks nobody joined (invariant 7). */
+    for (uint32_t s = 0; s < l->nslots; s++) {
+        tl__task *t = tl__slot_task(l, s);
+        if (t->state == TL__T_DONE) {
+            tl__report_unjoined(t);
+            tl__task_free(l, t);
+        }
+    }
+}
+
+int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
+{
+    tl_config cfg = {0};
+    if (cfg_in) cfg = *cfg_in;
+    if (!main_fn) return -EINVAL;
+    tl__loop *outer = tl__self;
+    if (outer && outer->fork_gen == atomic_load(&tl__fork_gen)) {
+        tl__diag("tl_run: this thread already runs a loop; spawn a task "
+                 "instead (tl_spawn)");
+        return -EBUSY;
+    }
+    tl__loop *l;
+    int rc = loop_new(&cfg, &l);
+    if (rc < 0) return rc;
+    tl__self = l;
+    tl__fiber_init_thread(&l->sched);
+    tl__stack_thread_init();
+    if (!cfg.no_sigint) tl__sigint_install(l);
+    tl__watchdog_register(l);
+
+    tl__task *m = tl__task_alloc(l, main_fn, arg,
+                                 &(tl_spawn_opts){.name = "main"});
+    if (!m) {
+        rc = -ENOMEM;
+    } else {
+        l->main_task = m;
+        m->has_joiner = 1; /* tl_run collects its status */
+        tl__task_enqueue(l, m);
+        while (m->state != TL__T_DONE) {
+            run_ready(l);
+            if (m->state == TL__T_DONE) break;
+            poll_once(l);
+        }
+        rc = m->result;
+        l->zombies--;
+        tl__task_free(l, m);
+        l->main_task = NULL;
+        teardown(l);
+    }
+    if (tl__pool_loop_close) tl__pool_loop_close(l);
+    tl__watchdog_unregister(l);
+    tl__sigint_restore(l);
+    tl__stack_thread_fini();
+    tl__fiber_fini_thread(&l->sched);
+    tl__self = outer;
+    loop_free(l);
+    return rc;
+}
+
+int tl_run(tl_fn main_fn, void *arg) { return tl_run_with(NULL, main_fn, arg); }
+
+const char *tl_backend_name(void)
+{
+    tl__loop *l = tl__self;
+    return l && l->backend ? l->backend->name : NULL;
+}

@@ -1,0 +1,72 @@
+/* Task stacks: mmap'ed, lazily committed, pooled, with a guard below.
+ *
+ * Layout of one stack (addresses grow to the right, the stack grows left):
+ *
+ *   lo_map                     guard_hi = lo                       hi
+ *   | guard (64 KiB, no access) | usable stack ...................... |
+ *
+ * Stacks are carved from large MAP_NORESERVE arenas so that a million of
+ * them do not need a million mappings (vm.max_map_count is 65,530). The
+ * guard strategy is chosen once per process by a functional probe (see
+ * stack.c) unless forced.
+ */
+#ifndef TL_STACK_H
+#define TL_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum tl__guard_kind {
+    TL__GUARD_AUTO = 0,
+    TL__GUARD_MADVISE,  /* madvise(MADV_GUARD_INSTALL), Linux 6.13+ */
+    TL__GUARD_MPROTECT, /* mprotect(PROT_NONE): one extra mapping each */
+    TL__GUARD_CANARY,   /* a canary word checked at each switch + gap */
+};
+
+typedef struct tl__stack {
+    struct tl__stack *next; /* free-list link while pooled */
+    char *lo;               /* lowest usable byte (just above the guard) */
+    char *hi;               /* one past the highest usable byte */
+    char *guard_lo;         /* the guard region [guard_lo, lo) */
+    size_t size_class;      /* usable size requested (pool bucket key) */
+    int guard;              /* enum tl__guard_kind actually applied */
+    int pooled;             /* sitting in a pool free list */
+} tl__stack;
+
+typedef struct tl__stack_pool tl__stack_pool;
+
+/* Which strategy the process uses (runs the probe on first call). */
+int tl__stack_guard_strategy(void);
+const char *tl__stack_guard_name(int kind);
+
+/* Per-loop pool. forced_guard is TL__GUARD_AUTO or a forced kind (also
+ * settable with TULIP_GUARD=madvise|mprotect|canary). Returns 0 or -errno. */
+int tl__stack_pool_new(tl__stack_pool **out, int forced_guard);
+/* Unmaps everything; every stack must have been returned. */
+void tl__stack_pool_free(tl__stack_pool *p);
+
+/* Take a stack with at least `size` usable bytes. 0 or -ENOMEM. */
+int tl__stack_get(tl__stack_pool *p, size_t size, tl__stack **out);
+/* Give it back; idle stacks are trimmed with MADV_FREE. */
+void tl__stack_put(tl__stack_pool *p, tl__stack *s);
+
+/* Canary strategy: 0 if intact, -1 if the canary at the bottom of the
+ * usable region was overwritten ("possible stack overflow"). Always 0 for
+ * the other strategies. */
+int tl__stack_check(const tl__stack *s);
+
+/* Highest number of bytes ever touched in s (scans for the fill pattern /
+ * untouched pages); used by TULIP_STACK_CENSUS=1. */
+size_t tl__stack_high_water(const tl__stack *s);
+
+/* Install (once per process) the SIGSEGV/SIGBUS handler and, per thread,
+ * an alternate signal stack. The handler calls lookup(addr, name, len) to
+ * ask whether addr lies in the guard of the task running on this thread;
+ * if it does, it prints "stack overflow in task '<name>'" and aborts;
+ * otherwise it chains to the previous handler. */
+typedef int (*tl__guard_lookup)(void *fault_addr, char *name, size_t len);
+int tl__stack_install_handler(tl__guard_lookup lookup);
+int tl__stack_thread_init(void);    /* sigaltstack for this thread */
+void tl__stack_thread_fini(void);
+
+#endif

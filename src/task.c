@@ -1,0 +1,466 @@
+/* Tasks: the table of slots, spawn, join, detach, cancel, and the three
+ * moves every suspending call is made of — checkpoint, park, wake.
+ *
+ * States:  READY -> RUNNING -> (WAITING -> READY -> RUNNING)* -> DONE
+ * A task takes its stack when it first runs (src/loop.c) and gives it back
+ * when it ends; its slot lives on until it is joined, detached or reaped by
+ * its group, so a handle can always be checked against the slot's
+ * generation (a stale handle is an error, never a use-after-free).
+ */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Calling a suspending function while already cancelled this many times
+ * means the task ignores -ECANCELED: say so once (invariant 2a). */
+#define TL__IGNORED_CANCEL_LIMIT 1000
+
+/* ---- names -------------------------------------------------------------- */
+
+/* The watchdog thread reads names while the loop may rewrite them (slot
+ * reuse), so names are stored and loaded byte by byte with relaxed
+ * atomics: a torn name in a diagnostic is harmless, a data race is not. */
+void tl__task_set_name(tl__task *t, const char *name)
+{
+    size_t i = 0;
+    if (name)
+        for (; name[i] && i < sizeof t->name - 1; i++)
+            __atomic_store_n(&t->name[i], name[i], __ATOMIC_RELAXED);
+    __atomic_store_n(&t->name[i], '\0', __ATOMIC_RELAXED);
+}
+
+const char *tl__task_label(const tl__task *t, char *buf, size_t len)
+{
+    char name[sizeof t->name];
+    for (size_t i = 0; i < sizeof name; i++)
+        name[i] = __atomic_load_n(&t->name[i], __ATOMIC_RELAXED);
+    name[sizeof name - 1] = '\0';
+    if (name[0])
+        snprintf(buf, len, "'%s'", name);
+    else
+        snprintf(buf, len, "#%u", (unsigned)t->slot);
+    return buf;
+}
+
+/* ---- lookup ------------------------------------------------------------- */
+
+tl__task *tl__task_self(const char *what)
+{
+    tl__loop *l = tl__self;
+    if (l && l->fork_gen != atomic_load_explicit(&tl__fork_gen,
+                                                 memory_order_relaxed)) {
+        tl__diag("%s: loop inherited across fork(); start a new tl_run in "
+                 "the child", what);
+        return NULL;
+    }
+    if (!l || !l->current) {
+        tl__diag("%s() called outside a tulip task (the C form of 'await "
+                 "outside async def'): call it from a task started by "
+                 "tl_run()", what);
+        return NULL;
+    }
+    return l->current;
+}
+
+/* The error to return when tl__task_self failed. */
+static int not_task_error(void)
+{
+    tl__loop *l = tl__self;
+    if (l && l->fork_gen != atomic_load_explicit(&tl__fork_gen,
+                                                 memory_order_relaxed))
+        return TL_EFORK;
+    return TL_ENOTASK;
+}
+
+tl__task *tl__task_lookup(tl_task h, const char *what, int *err)
+{
+    tl__task *self = tl__task_self(what);
+    if (!self) {
+        *err = not_task_error();
+        return NULL;
+    }
+    tl__loop *l = self->loop;
+    if (h.gen == 0) {
+        tl__diag("%s: the zero task handle names no task", what);
+        *err = -ESRCH;
+        return NULL;
+    }
+    if (h.loop != l->id) {
+        tl__diag("%s: task handle belongs to loop #%u, but this thread runs "
+                 "loop #%u (tasks never move between threads)", what,
+                 (unsigned)h.loop, (unsigned)l->id);
+        *err = -EXDEV;
+        return NULL;
+    }
+    tl__task *t = h.slot < l->nslots ? tl__slot_task(l, h.slot) : NULL;
+    if (!t || t->gen != h.gen || t->state == TL__T_FREE) {
+        tl__diag("%s: stale task handle (slot %u, generation %u): the task "
+                 "was already joined or freed", what, (unsigned)h.slot,
+                 (unsigned)h.gen);
+        *err = -ESRCH;
+        return NULL;
+    }
+    return t;
+}
+
+static tl_task handle_of(const tl__task *t)
+{
+    return (tl_task){.slot = t->slot, .gen = t->gen, .loop = t->loop->id};
+}
+
+/* ---- allocation --------------------------------------------------------- */
+
+static int grow_table(tl__loop *l)
+{
+    if (l->nslots >= UINT32_MAX - TL__CHUNK) return -ENOMEM;
+    tl__task **chunks =
+        realloc(l->chunks, (l->nchunks + 1) * sizeof *chunks);
+    if (!chunks) return -ENOMEM;
+    l->chunks = chunks;
+    tl__task *c = calloc(TL__CHUNK, sizeof *c);
+    if (!c) return -ENOMEM;
+    chunks[l->nchunks++] = c;
+    /* Push in reverse so low slots are handed out first. */
+    for (uint32_t i = TL__CHUNK; i-- > 0;) {
+        tl__task *t = &c[i];
+        t->slot = l->nslots + i;
+        t->gen = 0;
+        t->next_ready = l->free_slots;
+        l->free_slots = t;
+    }
+    l->nslots += TL__CHUNK;
+    return 0;
+}
+
+tl__task *tl__task_alloc(tl__loop *l, tl_fn fn, void *arg,
+                         const tl_spawn_opts *opts)
+{
+    if (!l->free_slots && grow_table(l) < 0) return NULL;
+    tl__task *t = l->free_slots;
+    l->free_slots = t->next_ready;
+
+    uint32_t slot = t->slot, gen = t->gen + 1;
+    if (gen == 0) gen = 1;
+    memset(t, 0, offsetof(tl__task, name));
+    t->slot = slot;
+    t->gen = gen;
+    t->loop = l;
+    t->fn = fn;
+    t->arg = arg;
+    t->state = TL__T_READY;
+    tl__list_init(&t->wait_link);
+    tl__list_init(&t->group_link);
+    t->timer.index = TL__TIMER_IDLE;
+    t->stack_size = opts ? opts->stack_size : 0;
+    tl__task_set_name(t, opts ? opts->name : NULL);
+    l->live++;
+    if (l->closing) t->cancel_requested = 1; /* tl_run is tearing down */
+    return t;
+}
+
+void tl__task_free(tl__loop *l, tl__task *t)
+{
+    free(t->fail_msg);
+    t->fail_msg = NULL;
+    t->state = TL__T_FREE;
+    if (++t->gen == 0) t->gen = 1;
+    t->next_ready = l->free_slots;
+    l->free_slots = t;
+}
+
+void tl__task_enqueue(tl__loop *l, tl__task *t)
+{
+    t->state = TL__T_READY;
+    t->next_ready = NULL;
+    if (l->runq_tail)
+        l->runq_tail->next_ready = t;
+    else
+        l->runq_head = t;
+    l->runq_tail = t;
+}
+
+/* ---- spawn / join / detach / cancel ------------------------------------- */
+
+int tl_spawn_ex(tl_task *out, const tl_spawn_opts *opts, tl_fn fn, void *arg)
+{
+    if (out) *out = (tl_task){0};
+    tl__task *self = tl__task_self("tl_spawn");
+    if (!self) return not_task_error();
+    if (!fn) return -EINVAL;
+    tl__loop *l = self->loop;
+    tl__task *t = tl__task_alloc(l, fn, arg, opts);
+    if (!t) return -ENOMEM;
+    if (out)
+        *out = handle_of(t);
+    else
+        t->detached = 1;
+    tl__task_enqueue(l, t);
+    return 0;
+}
+
+int tl_spawn(tl_task *out, tl_fn fn, void *arg)
+{
+    return tl_spawn_ex(out, NULL, fn, arg);
+}
+
+static void fill_error(const tl__task *t, tl_error *err)
+{
+    char label[48];
+    memset(err, 0, sizeof *err);
+    err->code = t->result;
+    if (t->name[0])
+        snprintf(err->task, sizeof err->task, "%s", t->name);
+    else
+        snprintf(err->task, sizeof err->task, "%s",
+                 tl__task_label(t, label, sizeof label));
+    if (t->fail_msg && t->fail_code == t->result)
+        snprintf(err->message, sizeof err->message, "%s", t->fail_msg);
+}
+
+/* Join's wait was cancelled: just wake the joiner; it forwards the cancel. */
+static void join_cancel(tl__task *joiner) { tl__wake(joiner, -ECANCELED); }
+
+int tl_join_ex(tl_task h, int *status, tl_error *err)
+{
+    int rc = 0;
+    tl__task *t = tl__task_lookup(h, "tl_join", &rc);
+    if (!t) return rc;
+    tl__task *self = t->loop->current;
+    char label[48];
+    if (t == self) {
+        tl__diag("tl_join: task %s tried to join itself (it would wait "
+                 "forever)", tl__task_label(t, label, sizeof label));
+        return -EDEADLK;
+    }
+    if (t->group) {
+        tl__diag("tl_join: task %s belongs to a task group; the group "
+                 "waits for it", tl__task_label(t, label, sizeof label));
+        return -EINVAL;
+    }
+    if (t->detached || t->has_joiner) {
+        tl__diag("tl_join: task %s is %s", tl__task_label(t, label,
+                 sizeof label), t->detached ? "detached" : "already being "
+                 "joined (at most one joiner)");
+        return -EINVAL;
+    }
+    t->has_joiner = 1;
+    if (t->state != TL__T_DONE) {
+        t->joiner = self;
+        int forwarded = tl__task_cancelled(self);
+        if (!forwarded &&
+            tl__park(self, join_cancel, "tl_join") == -ECANCELED)
+            forwarded = 1;
+        if (forwarded) {
+            /* Invariant 1: the task may write memory the joiner owns, so
+             * the joiner waits for it even though it was cancelled. */
+            tl__task_cancel(t);
+            while (t->state != TL__T_DONE)
+                (void)tl__park(self, NULL, "tl_join (cancel forwarded)");
+            rc = -ECANCELED;
+        }
+        t->joiner = NULL;
+    }
+    if (status) *status = t->result;
+    if (err) {
+        if (t->result < 0)
+            fill_error(t, err);
+        else
+            memset(err, 0, sizeof *err);
+    }
+    t->loop->zombies--;
+    tl__task_free(t->loop, t);
+    return rc;
+}
+
+int tl_join(tl_task h, int *status) { return tl_join_ex(h, status, NULL); }
+
+/* A failure nobody will ever see otherwise (invariant 7). */
+void tl__report_unjoined(tl__task *t)
+{
+    char label[48];
+    if (t->reported || t->result >= 0) return;
+    if (t->result == -ECANCELED && t->cancel_requested) return;
+    t->reported = 1;
+    const char *msg = t->fail_msg && t->fail_code == t->result ? t->fail_msg
+                                                                : NULL;
+    tl__diag("task %s failed with -%s (%s)%s%s and nobody joined it",
+             tl__task_label(t, label, sizeof label), tl_errname(t->result),
+             tl_strerror(t->result), msg ? ": " : "", msg ? msg : "");
+}
+
+int tl_detach(tl_task h)
+{
+    int rc = 0;
+    tl__task *t = tl__task_lookup(h, "tl_detach", &rc);
+    if (!t) return rc;
+    if (t->group || t->has_joiner || t->detached) return -EINVAL;
+    t->detached = 1;
+    if (t->state == TL__T_DONE) {
+        tl__report_unjoined(t);
+        t->loop->zombies--;
+        tl__task_free(t->loop, t);
+    }
+    return 0;
+}
+
+bool tl__task_cancelled(const tl__task *t)
+{
+    for (const tl__rec *r = t->scope_top; r; r = r->parent) {
+        if (r->cancelled) return true;
+        if (r->kind == TL__R_SHIELD) return false;
+    }
+    return t->cancel_requested;
+}
+
+void tl__task_poke(tl__task *t)
+{
+    if (t->state == TL__T_WAITING && t->on_cancel && tl__task_cancelled(t)) {
+        tl__cancel_fn fn = t->on_cancel;
+        t->on_cancel = NULL;
+        fn(t);
+    }
+}
+
+void tl__task_cancel(tl__task *t)
+{
+    if (t->state == TL__T_DONE || t->state == TL__T_FREE) return;
+    if (t->cancel_requested) return;
+    t->cancel_requested = 1;
+    tl__scope_propagate(t, NULL);
+    tl__task_poke(t);
+}
+
+int tl_cancel(tl_task h)
+{
+    int rc = 0;
+    tl__task *t = tl__task_lookup(h, "tl_cancel", &rc);
+    if (!t) return rc;
+    tl__task_cancel(t);
+    return 0;
+}
+
+tl_task tl_current(void)
+{
+    tl__loop *l = tl__self;
+    if (!l || !l->current) return (tl_task){0};
+    return handle_of(l->current);
+}
+
+const char *tl_task_name(tl_task h, char *buf, size_t len)
+{
+    int rc;
+    tl__task *t = tl__task_lookup(h, "tl_task_name", &rc);
+    if (!t || !buf || !len) return NULL;
+    if (t->name[0])
+        snprintf(buf, len, "%s", t->name);
+    else
+        snprintf(buf, len, "task #%u", (unsigned)t->slot);
+    return buf;
+}
+
+int tl_task_done(tl_task h)
+{
+    int rc;
+    tl__task *t = tl__task_lookup(h, "tl_task_done", &rc);
+    return t && t->state == TL__T_DONE;
+}
+
+int tl_cancelled(void)
+{
+    tl__loop *l = tl__self;
+    return l && l->current && tl__task_cancelled(l->current);
+}
+
+/* ---- suspension --------------------------------------------------------- */
+
+/* Switch from the running task to the scheduler. The checks here run at
+ * every suspension, so they are cheap: one compare for the scope frame,
+ * one for the canary. */
+static void suspend(tl__task *t)
+{
+    tl__rec *top = t->scope_top;
+    if (top && top->frame && (char *)__builtin_frame_address(0) >
+                                 (char *)top->frame) {
+        char label[48];
+        tl__fatal("task %s: the function that entered the scope at %s:%d "
+                  "returned without exiting it (scope stack corrupted)",
+                  tl__task_label(t, label, sizeof label), top->file,
+                  top->line);
+    }
+    if (t->stack && tl__stack_check(t->stack) != 0) {
+        char label[48];
+        tl__fatal("possible stack overflow in task %s (its stack canary "
+                  "was overwritten)", tl__task_label(t, label, sizeof label));
+    }
+    tl__fiber_switch(&t->fiber, &t->loop->sched, 0);
+}
+
+int tl__park(tl__task *t, tl__cancel_fn on_cancel, const char *what)
+{
+    t->state = TL__T_WAITING;
+    t->on_cancel = on_cancel;
+    t->wait_what = what;
+    /* A cancel that is already in force must not be slept through. */
+    if (on_cancel && tl__task_cancelled(t)) {
+        t->on_cancel = NULL;
+        on_cancel(t);
+    }
+    suspend(t);
+    t->wait_what = NULL;
+    return t->wake_result;
+}
+
+void tl__wake(tl__task *t, int result)
+{
+    if (t->state != TL__T_WAITING) return;
+    t->on_cancel = NULL;
+    t->wake_result = result;
+    tl__task_enqueue(t->loop, t);
+}
+
+void tl__yield_now(tl__task *t)
+{
+    tl__task_enqueue(t->loop, t);
+    t->wait_what = "tl_yield";
+    suspend(t);
+    t->wait_what = NULL;
+}
+
+static void report_ignored(tl__task *t, const char *what, void *site)
+{
+    char label[48];
+    Dl_info info;
+    const char *sym = NULL;
+    uintptr_t off = 0;
+    if (site && dladdr(site, &info) && info.dli_sname) {
+        sym = info.dli_sname;
+        off = (uintptr_t)site - (uintptr_t)info.dli_saddr;
+    }
+    t->cancel_reported = 1;
+    if (sym)
+        tl__diag("task %s ignored -ECANCELED %u times; last from %s() "
+                 "called at %s+0x%lx: check the result of suspending calls "
+                 "and return when cancelled", tl__task_label(t, label,
+                 sizeof label), (unsigned)t->ignored_cancels, what, sym,
+                 (unsigned long)off);
+    else
+        tl__diag("task %s ignored -ECANCELED %u times; last from %s() "
+                 "called at %p: check the result of suspending calls and "
+                 "return when cancelled", tl__task_label(t, label,
+                 sizeof label), (unsigned)t->ignored_cancels, what, site);
+}
+
+int tl__checkpoint(tl__task *t, const char *what, void *site)
+{
+    if (!t->scope_top && !t->cancel_requested) return 0; /* fast path */
+    if (!tl__task_cancelled(t)) return 0;
+    /* Invariant 2a: a -ECANCELED return always yields once, so a task
+     * that ignores it burns its own slice but never freezes the loop. */
+    if (++t->ignored_cancels >= TL__IGNORED_CANCEL_LIMIT &&
+        !t->cancel_reported)
+        report_ignored(t, what, site);
+    tl__yield_now(t);
+    return -ECANCELED;
+}

@@ -431,4 +431,12 @@ TL_API void tl__with_end(struct tl__with *w);
 }
 #endif
 
+/* Topic headers: coordination primitives, queues, threads, wait sets,
+ * generators. Each is part of the one public API. */
+#include "tulip/sync.h"
+#include "tulip/queue.h"
+#include "tulip/thread.h"
+#include "tulip/wait.h"
+#include "tulip/gen.h"
+
 #endif /* TULIP_H */

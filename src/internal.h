@@ -247,6 +247,7 @@ struct tl__loop {
     int closing;             /* tl_run is tearing down: new tasks start
                                 cancelled */
     int deadlock_reported;
+    unsigned handoffs;       /* direct handoffs this iteration (capped) */
 
     /* Watchdog (invariant 9). The loop stores, the watchdog loads; relaxed
      * is enough: the watchdog only needs to see that they stopped moving. */
@@ -308,6 +309,14 @@ void tl__wake(tl__task *t, int result);
 int tl__checkpoint(tl__task *t, const char *what, void *site);
 /* Yield: requeue at the tail and switch to the scheduler. */
 void tl__yield_now(tl__task *t);
+/* Park self (as tl__park) and switch straight to `to`, a WAITING task that
+ * is woken with `to_result`, without a trip through the scheduler
+ * (generators). Falls back to wake + park once TL__HANDOFF_CAP handoffs
+ * ran in this loop iteration, or when `to` never ran, so a pair of tasks
+ * never starves the rest or the poller (invariant 9). */
+#define TL__HANDOFF_CAP 64
+int tl__handoff(tl__task *self, tl__cancel_fn on_cancel, const char *what,
+                tl__task *to, int to_result);
 
 /* Is t cancelled at its current scope depth? */
 bool tl__task_cancelled(const tl__task *t);

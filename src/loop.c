@@ -186,6 +186,9 @@ static void resume(tl__loop *l, tl__task *t)
                           memory_order_relaxed);
     errno = t->saved_errno; /* invariant 10 */
     tl__fiber_switch(&l->sched, &t->fiber, 0);
+    /* A direct handoff (tl__handoff) may have passed the CPU to another
+     * task, so the one coming back is l->current, not necessarily t. */
+    t = l->current;
     t->saved_errno = errno;
     atomic_store_explicit(&l->running_task, NULL, memory_order_relaxed);
     atomic_store_explicit(&l->running, 0, memory_order_relaxed);
@@ -195,6 +198,7 @@ static void resume(tl__loop *l, tl__task *t)
 
 static void run_ready(tl__loop *l)
 {
+    l->handoffs = 0;
     tl__task *t = l->runq_head;
     l->runq_head = l->runq_tail = NULL;
     while (t) {

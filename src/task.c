@@ -464,3 +464,33 @@ int tl__checkpoint(tl__task *t, const char *what, void *site)
     tl__yield_now(t);
     return -ECANCELED;
 }
+
+int tl__handoff(tl__task *self, tl__cancel_fn on_cancel, const char *what,
+                tl__task *to, int to_result)
+{
+    tl__loop *l = self->loop;
+    if (to->state != TL__T_WAITING || !to->started || !to->stack ||
+        l->handoffs >= TL__HANDOFF_CAP || (on_cancel && tl__task_cancelled(self))) {
+        tl__wake(to, to_result);
+        return tl__park(self, on_cancel, what);
+    }
+    l->handoffs++;
+    to->on_cancel = NULL;
+    to->wake_result = to_result;
+    self->state = TL__T_WAITING;
+    self->on_cancel = on_cancel;
+    self->wait_what = what;
+    self->saved_errno = errno;
+    l->current = to;
+    to->state = TL__T_RUNNING;
+    atomic_store_explicit(&l->running_task, to, memory_order_relaxed);
+    atomic_store_explicit(&l->running, to->slot + 1, memory_order_relaxed);
+    atomic_store_explicit(&l->pulse,
+                          atomic_load_explicit(&l->pulse,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    errno = to->saved_errno;
+    tl__fiber_switch(&self->fiber, &to->fiber, 0);
+    self->wait_what = NULL;
+    return self->wake_result;
+}

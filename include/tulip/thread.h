@@ -1,0 +1,4 @@
+/* tulip/thread.h — included by <tulip.h>; do not include directly. */
+#ifndef TULIP_THREAD_H
+#define TULIP_THREAD_H
+#endif

@@ -39,7 +39,7 @@ CFG_tsan     := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O1" \
                 -DTULIP_SANITIZE=thread \
                 -DTULIP_BUILD_SHARED=OFF -DTULIP_BUILD_BENCH=OFF
 CFG_ucontext := -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
-                -DTULIP_CONTEXT=ucontext \
+                -DTULIP_CONTEXT=ucontext -DTULIP_TEST_VALGRIND=OFF \
                 -DTULIP_BUILD_SHARED=OFF -DTULIP_BUILD_BENCH=OFF
 CFG_aarch64  := -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64.cmake \
                 -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \

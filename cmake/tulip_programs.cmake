@@ -1,5 +1,6 @@
 # examples/*.c and bench/*.c: one executable per file, linked against the
-# static library. Examples land in <build>/examples/<name>, bench programs
+# static library. Examples see only the public header (they are what users
+# copy); bench programs also see src/. Examples land in <build>/examples/<name>, bench programs
 # in <build>/bench/<name> (targets are example_<name> and bench_<name>).
 #
 # Bench programs may compare against peer libraries. A bench file that
@@ -53,7 +54,9 @@ if(TULIP_BUILD_BENCH)
       continue()
     endif()
     add_executable(bench_${_name} "${_src}")
-    target_link_libraries(bench_${_name} PRIVATE tulip Threads::Threads ${_libs})
+    # Micro-benchmarks may time internals (src/*.h), so they get the
+    # library's private include path and definitions, like the tests.
+    target_link_libraries(bench_${_name} PRIVATE tulip tulip_internal Threads::Threads ${_libs})
     set_target_properties(bench_${_name} PROPERTIES
       OUTPUT_NAME ${_name}
       RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/bench")

@@ -241,6 +241,9 @@ struct tl__loop {
 
     pthread_mutex_t inbox_lock;
     tl__post *inbox;         /* cross-thread calls, guarded by inbox_lock */
+    _Atomic int inbox_pending; /* set after a post (release), cleared by the
+                                  loop before it drains (acquire): lets an
+                                  idle iteration skip the mutex */
 
     int sigint_installed;
     volatile sig_atomic_t sigint_pending; /* set by the SIGINT handler */

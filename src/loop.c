@@ -81,12 +81,15 @@ int tl__loop_post(tl__loop *l, void (*fn)(tl__loop *, void *), void *arg)
     p->next = l->inbox;
     l->inbox = p;
     pthread_mutex_unlock(&l->inbox_lock);
+    atomic_store_explicit(&l->inbox_pending, 1, memory_order_release);
     l->backend->wake(l);
     return 0;
 }
 
 void tl__loop_drain_inbox(tl__loop *l)
 {
+    if (!atomic_exchange_explicit(&l->inbox_pending, 0, memory_order_acquire))
+        return;
     pthread_mutex_lock(&l->inbox_lock);
     tl__post *p = l->inbox;
     l->inbox = NULL;
@@ -232,8 +235,7 @@ static void poll_once(tl__loop *l)
          * finds nothing and nothing is in flight; otherwise a wait_for test
          * becomes a lottery. */
         int64_t timeout = l->runq_head ? 0 : (l->inflight > 0 ? -1 : 0);
-        if (!l->runq_head && l->inflight == 0 && next == INT64_MAX &&
-            !l->inbox)
+        if (!l->runq_head && l->inflight == 0 && next == INT64_MAX)
             timeout = -1, report_deadlock(l);
         l->backend->poll(l, timeout);
         if (l->sigint_pending) tl__sigint_dispatch(l);

@@ -1,0 +1,683 @@
+/* Task stacks: arenas, guards, pooling, and the overflow report.
+ *
+ * Memory layout. A pool keeps one bucket per size class (usable size
+ * rounded up to a power of two). Each bucket owns arenas: single
+ * MAP_NORESERVE mappings of 64, then 128, ... up to 1024 slots, so a
+ * million stacks need a few thousand mmap calls and (since adjacent
+ * anonymous mappings with equal flags merge) far fewer VMAs:
+ *
+ *   arena: | guard | stack 0 ...... | guard | stack 1 ...... | ...
+ *          ^ slot 0                 ^ slot 1
+ *
+ * Nothing is touched at carve time except what the guard needs, so an
+ * idle stack costs only the pages its task used. The slot descriptors
+ * (tl__stack) live in malloc'ed memory next to the arena record, never on
+ * the stacks themselves, so an overflow cannot corrupt the pool.
+ *
+ * Guards, chosen per process by a functional probe (tl__stack_probe):
+ *   MADVISE  madvise(MADV_GUARD_INSTALL) (Linux 6.13+): guard markers in
+ *            the page tables, no new VMA. The probe installs one and checks
+ *            that write() from it into a pipe fails with EFAULT, because
+ *            qemu-user returns 0 for the madvise and installs nothing.
+ *   MPROTECT mprotect(PROT_NONE) splits the mapping (two more VMAs per
+ *            guard), so it is rationed by a process-wide atomic budget
+ *            derived from vm.max_map_count; past it a stack gets a canary.
+ *   CANARY   a 64-bit word at the lowest usable bytes, compared by
+ *            tl__stack_check() (the scheduler calls it at each switch);
+ *            the 64 KiB gap below stays mapped but unused, so a modest
+ *            overflow lands in the gap rather than in a neighbour.
+ *
+ * Threading: a pool is used by one thread (its loop). The probe, the
+ * mprotect budget, the one-time notices and the signal handler state are
+ * process-wide and safe from any thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "stack.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; older headers lack it */
+#endif
+#ifndef MAP_STACK
+#define MAP_STACK 0
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_STACK_NO_ASAN __attribute__((no_sanitize_address))
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TL_STACK_NO_ASAN __attribute__((no_sanitize_address))
+#endif
+#endif
+#ifndef TL_STACK_NO_ASAN
+#define TL_STACK_NO_ASAN
+#endif
+
+enum {
+    GUARD_SIZE = 64 * 1024,   /* a multiple of every page size in use */
+    ARENA_FIRST_SLOTS = 64,   /* first arena of a bucket */
+    ARENA_MAX_SLOTS = 1024,   /* arenas double up to this */
+    HOT_KEEP = 16,            /* untrimmed stacks kept per bucket */
+    MIN_CLASS = 16 * 1024,    /* smallest usable size handed out */
+    ALTSTACK_SIZE = 64 * 1024 /* per-thread signal stack */
+};
+
+#define CANARY_BASE UINT64_C(0x746c5f737461636b) /* "tl_stack" */
+
+/* ---- process-wide state ------------------------------------------------ */
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static int probed_default;       /* written once under probe_once */
+static int madvise_works;        /* idem */
+static size_t page_size;         /* idem */
+/* mprotect guards still allowed; each costs ~2 VMAs. Decremented with
+ * fetch_sub when a guard is installed, given back when its arena is
+ * unmapped. Relaxed: it is a counter, nothing is published through it. */
+static atomic_long mprotect_budget;
+/* One-time stderr notices (fallbacks), one flag each. */
+static atomic_flag said_madvise = ATOMIC_FLAG_INIT;
+static atomic_flag said_budget = ATOMIC_FLAG_INIT;
+static atomic_flag said_env = ATOMIC_FLAG_INIT;
+
+const char *tl__stack_guard_name(int kind)
+{
+    switch (kind) {
+    case TL__GUARD_AUTO: return "auto";
+    case TL__GUARD_MADVISE: return "madvise";
+    case TL__GUARD_MPROTECT: return "mprotect";
+    case TL__GUARD_CANARY: return "canary";
+    default: return "unknown";
+    }
+}
+
+/* Does MADV_GUARD_INSTALL really install a guard? */
+static int probe_madvise(size_t pg)
+{
+    int works = 0, fds[2];
+    char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return 0;
+    if (madvise(m, pg, MADV_GUARD_INSTALL) == 0 &&
+        pipe2(fds, O_CLOEXEC) == 0) {
+        /* The kernel reads the buffer itself: on a real guard that is
+         * EFAULT, with no signal and no risk to us. */
+        ssize_t n = write(fds[1], m, 1);
+        works = n < 0 && errno == EFAULT;
+        close(fds[0]);
+        close(fds[1]);
+    }
+    munmap(m, 2 * pg);
+    return works;
+}
+
+static long read_max_map_count(void)
+{
+    long v = 65530; /* the stock default */
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = 65530;
+        fclose(f);
+    }
+    return v;
+}
+
+static void probe(void)
+{
+    int saved = errno;
+    long pg = sysconf(_SC_PAGESIZE);
+    long mmc, budget;
+
+    page_size = pg > 0 ? (size_t)pg : 4096;
+    /* Half the map count (each guard splits a mapping into two more),
+     * minus room for everything else the process maps: libraries, malloc
+     * arenas, thread stacks. 65,530 gives 30,000. */
+    mmc = read_max_map_count();
+    budget = mmc > 11060 ? (mmc - 5530) / 2 : mmc / 4;
+    atomic_store_explicit(&mprotect_budget, budget, memory_order_relaxed);
+    madvise_works = probe_madvise(page_size);
+    if (madvise_works)
+        probed_default = TL__GUARD_MADVISE;
+    else if (budget > 0)
+        probed_default = TL__GUARD_MPROTECT;
+    else
+        probed_default = TL__GUARD_CANARY;
+    errno = saved;
+}
+
+int tl__stack_guard_strategy(void)
+{
+    pthread_once(&probe_once, probe);
+    return probed_default;
+}
+
+static int env_guard(void)
+{
+    const char *e = getenv("TULIP_GUARD");
+    if (!e || !*e || !strcmp(e, "auto"))
+        return TL__GUARD_AUTO;
+    if (!strcmp(e, "madvise"))
+        return TL__GUARD_MADVISE;
+    if (!strcmp(e, "mprotect"))
+        return TL__GUARD_MPROTECT;
+    if (!strcmp(e, "canary"))
+        return TL__GUARD_CANARY;
+    if (!atomic_flag_test_and_set(&said_env))
+        fprintf(stderr, "tulip: TULIP_GUARD='%s' is not one of madvise, "
+                        "mprotect, canary; ignored\n", e);
+    return TL__GUARD_AUTO;
+}
+
+/* ---- pools ------------------------------------------------------------- */
+
+typedef struct tl__stack_arena {
+    struct tl__stack_arena *next;
+    char *base;          /* the mapping */
+    size_t len;
+    size_t nslots;       /* capacity */
+    size_t used;         /* slots carved so far (in order) */
+    long nmprotect;      /* mprotect guards here, returned to the budget */
+    tl__stack slots[];   /* descriptors of the carved slots */
+} tl__stack_arena;
+
+/* One size class. Free list: hot (untrimmed) stacks at the front, trimmed
+ * ones appended at the back, so the first nhot entries are the hot ones
+ * and a get reuses warm pages first. */
+typedef struct tl__stack_class {
+    struct tl__stack_class *next;
+    size_t usable;             /* the class: power of two >= MIN_CLASS */
+    size_t slot;               /* GUARD_SIZE + usable */
+    tl__stack *head, *tail;    /* free list */
+    size_t nhot;               /* untrimmed stacks at the head */
+    tl__stack_arena *arenas;   /* newest first; only it may have room */
+    size_t next_slots;         /* capacity of the next arena */
+} tl__stack_class;
+
+struct tl__stack_pool {
+    tl__stack_class *classes;  /* few: a short list, most used first */
+    int guard;                 /* strategy for new slots */
+    int madv_free;             /* MADV_FREE, or MADV_DONTNEED on old kernels */
+    size_t outstanding;        /* stacks handed out, for a leak check */
+};
+
+int tl__stack_pool_new(tl__stack_pool **out, int forced_guard)
+{
+    tl__stack_pool *p;
+    int want = forced_guard;
+
+    *out = NULL;
+    tl__stack_guard_strategy(); /* run the probe */
+    if (want < TL__GUARD_AUTO || want > TL__GUARD_CANARY)
+        return -EINVAL;
+    if (want == TL__GUARD_AUTO)
+        want = env_guard();
+    if (want == TL__GUARD_AUTO)
+        want = probed_default;
+    if (want == TL__GUARD_MADVISE && !madvise_works) {
+        want = atomic_load_explicit(&mprotect_budget, memory_order_relaxed) > 0
+                   ? TL__GUARD_MPROTECT : TL__GUARD_CANARY;
+        if (!atomic_flag_test_and_set(&said_madvise))
+            fprintf(stderr, "tulip: guard strategy 'madvise' unavailable "
+                            "(MADV_GUARD_INSTALL does not work here); "
+                            "using '%s'\n", tl__stack_guard_name(want));
+    }
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->guard = want;
+    p->madv_free = MADV_FREE;
+    *out = p;
+    return 0;
+}
+
+void tl__stack_pool_free(tl__stack_pool *p)
+{
+    tl__stack_class *c, *cn;
+    tl__stack_arena *a, *an;
+
+    if (!p)
+        return;
+    for (c = p->classes; c; c = cn) {
+        cn = c->next;
+        for (a = c->arenas; a; a = an) {
+            an = a->next;
+            munmap(a->base, a->len);
+            if (a->nmprotect)
+                atomic_fetch_add_explicit(&mprotect_budget, a->nmprotect,
+                                          memory_order_relaxed);
+            free(a);
+        }
+        free(c);
+    }
+    free(p);
+}
+
+static size_t class_of(size_t size)
+{
+    size_t c = MIN_CLASS;
+    if (size < page_size)
+        size = page_size;
+    while (c < size) {
+        if (c > SIZE_MAX / 4)
+            return 0;
+        c <<= 1;
+    }
+    return c;
+}
+
+static tl__stack_class *find_class(tl__stack_pool *p, size_t usable,
+                                   int create)
+{
+    tl__stack_class **pp, *c;
+
+    for (pp = &p->classes; (c = *pp); pp = &c->next) {
+        if (c->usable == usable) {
+            if (pp != &p->classes) { /* move to front: most used first */
+                *pp = c->next;
+                c->next = p->classes;
+                p->classes = c;
+            }
+            return c;
+        }
+    }
+    if (!create)
+        return NULL;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->usable = usable;
+    c->slot = GUARD_SIZE + usable;
+    c->next_slots = ARENA_FIRST_SLOTS;
+    c->next = p->classes;
+    p->classes = c;
+    return c;
+}
+
+static int new_arena(tl__stack_class *c)
+{
+    size_t n = c->next_slots, len;
+    tl__stack_arena *a;
+    void *m;
+
+    if (c->slot > SIZE_MAX / n)
+        return -ENOMEM;
+    len = c->slot * n;
+    a = malloc(sizeof *a + n * sizeof a->slots[0]);
+    if (!a)
+        return -ENOMEM;
+    /* MAP_NORESERVE: reserve address space only; MAP_STACK: no THP on
+     * Linux 6.7+ (a huge page would commit 2 MiB at the first touch). */
+    m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED) {
+        free(a);
+        return -ENOMEM;
+    }
+#ifdef MADV_NOHUGEPAGE
+    madvise(m, len, MADV_NOHUGEPAGE); /* same, for older kernels */
+#endif
+    a->base = m;
+    a->len = len;
+    a->nslots = n;
+    a->used = 0;
+    a->nmprotect = 0;
+    a->next = c->arenas;
+    c->arenas = a;
+    if (c->next_slots < ARENA_MAX_SLOTS)
+        c->next_slots *= 2;
+    return 0;
+}
+
+/* Carve the next slot of the newest arena and give it its guard. */
+static tl__stack *carve(tl__stack_pool *p, tl__stack_class *c)
+{
+    tl__stack_arena *a = c->arenas;
+    tl__stack *s;
+    int kind = p->guard;
+
+    if (!a || a->used == a->nslots) {
+        if (new_arena(c) < 0)
+            return NULL;
+        a = c->arenas;
+    }
+    s = &a->slots[a->used];
+    s->next = NULL;
+    s->guard_lo = a->base + a->used * c->slot;
+    s->lo = s->guard_lo + GUARD_SIZE;
+    s->hi = s->lo + c->usable;
+    s->size_class = c->usable;
+    s->pooled = 0;
+    a->used++;
+
+    if (kind == TL__GUARD_MADVISE &&
+        madvise(s->guard_lo, GUARD_SIZE, MADV_GUARD_INSTALL) != 0)
+        kind = TL__GUARD_MPROTECT; /* ENOMEM for page tables, say */
+    if (kind == TL__GUARD_MPROTECT) {
+        if (atomic_fetch_sub_explicit(&mprotect_budget, 1,
+                                      memory_order_relaxed) > 0 &&
+            mprotect(s->guard_lo, GUARD_SIZE, PROT_NONE) == 0) {
+            a->nmprotect++;
+        } else {
+            atomic_fetch_add_explicit(&mprotect_budget, 1,
+                                      memory_order_relaxed);
+            kind = TL__GUARD_CANARY;
+            if (p->guard == TL__GUARD_MPROTECT &&
+                !atomic_flag_test_and_set(&said_budget))
+                fprintf(stderr, "tulip: mprotect guard budget exhausted "
+                                "(vm.max_map_count); further stacks get a "
+                                "canary instead of a guard page\n");
+        }
+    }
+    s->guard = kind;
+    return s;
+}
+
+/* The canary depends on the address so that a stale copy of another
+ * stack's bottom does not pass for intact. Unsanitized: the word may lie
+ * under an ASan redzone left by a frame of the stack's previous task. */
+static inline uint64_t canary_for(const tl__stack *s)
+{
+    return CANARY_BASE ^ (uint64_t)(uintptr_t)s->lo;
+}
+
+TL_STACK_NO_ASAN static void canary_write(tl__stack *s)
+{
+    *(volatile uint64_t *)(void *)s->lo = canary_for(s);
+}
+
+TL_STACK_NO_ASAN int tl__stack_check(const tl__stack *s)
+{
+    if (s->guard != TL__GUARD_CANARY)
+        return 0;
+    return *(const volatile uint64_t *)(const void *)s->lo == canary_for(s)
+               ? 0 : -1;
+}
+
+int tl__stack_get(tl__stack_pool *p, size_t size, tl__stack **out)
+{
+    size_t usable = class_of(size);
+    tl__stack_class *c;
+    tl__stack *s;
+
+    *out = NULL;
+    if (!usable || !(c = find_class(p, usable, 1)))
+        return -ENOMEM;
+    if ((s = c->head)) {
+        c->head = s->next;
+        if (!c->head)
+            c->tail = NULL;
+        if (c->nhot)
+            c->nhot--;
+    } else if (!(s = carve(p, c))) {
+        return -ENOMEM;
+    }
+    s->next = NULL;
+    s->pooled = 0;
+    if (s->guard == TL__GUARD_CANARY)
+        canary_write(s); /* MADV_FREE may have zeroed it */
+    p->outstanding++;
+    *out = s;
+    return 0;
+}
+
+void tl__stack_put(tl__stack_pool *p, tl__stack *s)
+{
+    tl__stack_class *c;
+
+    if (!s)
+        return;
+    if (s->pooled || !(c = find_class(p, s->size_class, 0)))
+        abort(); /* double put, or a stack from another pool */
+    s->pooled = 1;
+    p->outstanding--;
+    if (c->nhot < HOT_KEEP) {
+        /* Keep it warm: the next get reuses its pages with no syscall. */
+        s->next = c->head;
+        c->head = s;
+        if (!c->tail)
+            c->tail = s;
+        c->nhot++;
+        return;
+    }
+    /* Trim all but the top page (every task touches that one). MADV_FREE
+     * pages are reclaimed only under memory pressure and reused without a
+     * fault otherwise; kernels before 4.5 lack it, then DONTNEED. */
+    if (s->hi - s->lo > (ptrdiff_t)page_size) {
+        if (madvise(s->lo, (size_t)(s->hi - s->lo) - page_size,
+                    p->madv_free) != 0 && p->madv_free == MADV_FREE) {
+            p->madv_free = MADV_DONTNEED;
+            madvise(s->lo, (size_t)(s->hi - s->lo) - page_size, MADV_DONTNEED);
+        }
+    }
+    s->next = NULL;
+    if (c->tail)
+        c->tail->next = s;
+    else
+        c->head = s;
+    c->tail = s;
+}
+
+/* Resident pages counted downwards from the top until the first
+ * non-resident one. -fstack-clash-protection makes every frame touch each
+ * page it spans, so the resident run from the top is the depth reached.
+ * Commits nothing. Pages trimmed with MADV_FREE but not yet reclaimed
+ * still count as resident, so after reuse this may report the deepest use
+ * of any earlier task on the stack. */
+size_t tl__stack_high_water(const tl__stack *s)
+{
+    unsigned char vec[256];
+    size_t pg = page_size ? page_size : 4096;
+    size_t npages = (size_t)(s->hi - s->lo) / pg, done = 0;
+
+    while (done < npages) {
+        size_t n = npages - done < sizeof vec ? npages - done : sizeof vec;
+        char *start = s->hi - (done + n) * pg;
+        if (mincore(start, n * pg, vec) != 0)
+            break;
+        for (size_t i = n; i-- > 0;) {
+            if (!(vec[i] & 1))
+                return done * pg;
+            done++;
+        }
+    }
+    return done * pg;
+}
+
+/* ---- overflow reports -------------------------------------------------- */
+
+/* The callback and the handlers we displaced. The lookup is an atomic so a
+ * signal on another thread sees either no callback or a complete one. */
+static _Atomic(tl__guard_lookup) fault_lookup;
+static struct sigaction prev_segv, prev_bus; /* set before installing */
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+static int installed;                         /* under install_lock */
+static size_t fault_page;                     /* page size, for the handler */
+
+/* This thread's alternate signal stack, if we mapped it. */
+static __thread char *alt_map;
+static __thread size_t alt_len;
+
+/* Async-signal-safe formatting: no stdio in a signal handler. */
+static size_t put_str(char *buf, size_t at, size_t cap, const char *s)
+{
+    while (*s && at + 1 < cap)
+        buf[at++] = *s++;
+    return at;
+}
+
+static size_t put_ptr(char *buf, size_t at, size_t cap, const void *p)
+{
+    char tmp[2 + 16];
+    uintptr_t v = (uintptr_t)p;
+    int n = 0;
+
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v && n < 16);
+    at = put_str(buf, at, cap, "0x");
+    while (n > 0 && at + 1 < cap)
+        buf[at++] = tmp[--n];
+    return at;
+}
+
+static void set_default(int sig)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uctx)
+{
+    int saved_errno = errno;
+    tl__guard_lookup lookup =
+        atomic_load_explicit(&fault_lookup, memory_order_acquire);
+    char name[128], scratch[8], msg[512];
+    const struct sigaction *prev;
+
+    name[0] = '\0';
+    if (lookup && lookup(si->si_addr, name, sizeof name)) {
+        /* The lookup knows the guard only as a yes/no per address: walk
+         * it page by page to report its bounds (capped at 16 MiB). */
+        uintptr_t pg = fault_page, a = (uintptr_t)si->si_addr;
+        uintptr_t lo = a & ~(pg - 1), hi = lo + pg;
+        size_t at = 0;
+        for (int i = 0; i < 4096 && lo >= pg &&
+                        lookup((void *)(lo - pg), scratch, sizeof scratch);
+             i++)
+            lo -= pg;
+        for (int i = 0;
+             i < 4096 && lookup((void *)hi, scratch, sizeof scratch); i++)
+            hi += pg;
+        name[sizeof name - 1] = '\0';
+        at = put_str(msg, at, sizeof msg, "tulip: stack overflow in task '");
+        at = put_str(msg, at, sizeof msg, name);
+        at = put_str(msg, at, sizeof msg, "' (fault at ");
+        at = put_ptr(msg, at, sizeof msg, si->si_addr);
+        at = put_str(msg, at, sizeof msg, ", guard [");
+        at = put_ptr(msg, at, sizeof msg, (void *)lo);
+        at = put_str(msg, at, sizeof msg, ", ");
+        at = put_ptr(msg, at, sizeof msg, (void *)hi);
+        at = put_str(msg, at, sizeof msg, "))\n");
+        if (write(STDERR_FILENO, msg, at) < 0) {
+            /* nothing left to try */
+        }
+        set_default(SIGABRT); /* no user SIGABRT handler on a dead stack */
+        abort();
+    }
+
+    prev = sig == SIGBUS ? &prev_bus : &prev_segv;
+    if (prev->sa_flags & SA_SIGINFO) {
+        prev->sa_sigaction(sig, si, uctx);
+    } else if (prev->sa_handler == SIG_DFL || prev->sa_handler == SIG_IGN) {
+        /* A hardware fault re-executes the instruction after we return and
+         * now meets the default action (a core dump, with the real
+         * faulting context). A signal sent with kill() would not come
+         * back by itself: re-raise it (blocked until we return). */
+        set_default(sig);
+        if (si->si_code <= 0)
+            raise(sig);
+    } else {
+        prev->sa_handler(sig);
+    }
+    errno = saved_errno;
+}
+
+int tl__stack_install_handler(tl__guard_lookup lookup)
+{
+    struct sigaction sa;
+    int rc = 0;
+
+    tl__stack_guard_strategy(); /* page size */
+    pthread_mutex_lock(&install_lock);
+    atomic_store_explicit(&fault_lookup, lookup, memory_order_release);
+    if (!installed) {
+        fault_page = page_size;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_fault;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGSEGV, NULL, &prev_segv) != 0 ||
+            sigaction(SIGBUS, NULL, &prev_bus) != 0 ||
+            sigaction(SIGSEGV, &sa, NULL) != 0) {
+            rc = -errno;
+        } else if (sigaction(SIGBUS, &sa, NULL) != 0) {
+            rc = -errno;
+            sigaction(SIGSEGV, &prev_segv, NULL);
+        } else {
+            installed = 1;
+        }
+    }
+    pthread_mutex_unlock(&install_lock);
+    return rc;
+}
+
+int tl__stack_thread_init(void)
+{
+    stack_t old, ss;
+    size_t pg, len = ALTSTACK_SIZE;
+    char *m;
+
+    if (alt_map)
+        return 0;
+    if (sigaltstack(NULL, &old) != 0)
+        return -errno;
+    if (!(old.ss_flags & SS_DISABLE))
+        return 0; /* the thread has one already (ASan's, the user's) */
+    tl__stack_guard_strategy();
+    pg = page_size;
+#ifdef _SC_MINSIGSTKSZ
+    {
+        /* AArch64 SVE/SME signal frames can be large. */
+        long min = sysconf(_SC_MINSIGSTKSZ);
+        if (min > 0 && (size_t)min * 4 > len)
+            len = ((size_t)min * 4 + pg - 1) & ~(pg - 1);
+    }
+#endif
+    /* One guard page below, so a handler that overflows faults loudly. */
+    m = mmap(NULL, len + pg, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    mprotect(m, pg, PROT_NONE);
+    ss.ss_sp = m + pg;
+    ss.ss_size = len;
+    ss.ss_flags = 0;
+    if (sigaltstack(&ss, NULL) != 0) {
+        int e = errno;
+        munmap(m, len + pg);
+        return -e;
+    }
+    alt_map = m;
+    alt_len = len + pg;
+    return 0;
+}
+
+void tl__stack_thread_fini(void)
+{
+    stack_t ss;
+
+    if (!alt_map)
+        return;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_flags = SS_DISABLE;
+    if (sigaltstack(&ss, NULL) == 0)
+        munmap(alt_map, alt_len);
+    alt_map = NULL;
+    alt_len = 0;
+}

@@ -25,7 +25,7 @@ install(FILES "${CMAKE_BINARY_DIR}/tulipConfig.cmake"
 
 # tulip.pc is written at install time so that its prefix is the one given
 # to `cmake --install --prefix P` (the install_consumer test uses that).
-set(TULIP_PC_LIBS_PRIVATE "-lpthread")
+set(TULIP_PC_LIBS_PRIVATE "-lpthread -lm")
 set(TULIP_PC_REQUIRES_PRIVATE "")
 if(TULIP_HAVE_LIBURING)
   set(TULIP_PC_LIBS_PRIVATE "${TULIP_PC_LIBS_PRIVATE} -luring")

@@ -251,6 +251,7 @@ struct tl__loop {
                                 cancelled */
     int deadlock_reported;
     unsigned handoffs;       /* direct handoffs this iteration (capped) */
+    int fp_round;            /* rounding mode at start (debug check) */
 
     /* Watchdog (invariant 9). The loop stores, the watchdog loads; relaxed
      * is enough: the watchdog only needs to see that they stopped moving. */

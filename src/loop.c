@@ -14,6 +14,7 @@
  */
 #include "internal.h"
 
+#include <fenv.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,17 @@ static void resume(tl__loop *l, tl__task *t)
      * task, so the one coming back is l->current, not necessarily t. */
     t = l->current;
     t->saved_errno = errno;
+#ifndef NDEBUG
+    /* FP control state is not switched (invariant 10): a task that changes
+     * the rounding mode must restore it before it suspends. */
+    if (fegetround() != l->fp_round) {
+        char label[48];
+        tl__diag("task %s suspended with a changed FP rounding mode; "
+                 "restore it before suspending (tasks share the thread's "
+                 "FP control state)", tl__task_label(t, label, sizeof label));
+        fesetround(l->fp_round);
+    }
+#endif
     atomic_store_explicit(&l->running_task, NULL, memory_order_relaxed);
     atomic_store_explicit(&l->running, 0, memory_order_relaxed);
     l->current = NULL;
@@ -311,6 +323,7 @@ static int loop_new(const tl_config *cfg, tl__loop **out)
     l->epoch = tl__clock_ns();
     l->wake_fd = -1;
     l->thread = pthread_self();
+    l->fp_round = fegetround();
     pthread_mutex_init(&l->inbox_lock, NULL);
     size_t def = cfg->stack_size ? cfg->stack_size : 256 * 1024;
 #if defined(__SANITIZE_ADDRESS__)

@@ -21,7 +21,7 @@ JOBS ?= 2
 PREFIX ?= /usr/local
 # Guard strategy the qemu-aarch64 tests must see the stack probe choose
 # (exported to the tests as TULIP_EXPECT_GUARD; empty: not checked).
-TULIP_EXPECT_GUARD ?=
+TULIP_EXPECT_GUARD ?= mprotect
 # The loop watchdog (100 ms by default) is too tight under sanitizers/qemu.
 SLOW_ENV := TULIP_BLOCKING_MS=2000
 

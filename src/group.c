@@ -96,7 +96,7 @@ int tl__group_enter(tl_group *g, const char *file, int line, void *frame)
     if (!g) return -EINVAL;
     *g = (tl_group){0};
     tl__task *self = tl__task_self("tl_group_enter");
-    if (!self) return TL_ENOTASK;
+    if (!self) return tl__not_task_error();
     tl__rec *r =
         tl__rec_alloc(self->loop, self, TL__R_GROUP, file, line, frame);
     if (!r) return -ENOMEM;
@@ -110,7 +110,7 @@ int tl__group_enter(tl_group *g, const char *file, int line, void *frame)
 static tl__rec *group_of(tl_group g, const char *what, int *err)
 {
     tl__task *self = tl__task_self(what);
-    *err = TL_ENOTASK;
+    *err = tl__not_task_error();
     if (!self) return NULL;
     tl__rec *r = g.rec;
     *err = -ESRCH;
@@ -215,7 +215,7 @@ int tl_group_wait(tl_group g, int body_rc, tl_errors *errs)
 int tl_gather(size_t n, const tl_call *calls, int *statuses)
 {
     tl__task *self = tl__task_self("tl_gather");
-    if (!self) return TL_ENOTASK;
+    if (!self) return tl__not_task_error();
     if (n == 0) return tl__checkpoint(self, "tl_gather",
                                       __builtin_return_address(0));
     if (!calls) return -EINVAL;

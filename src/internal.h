@@ -299,6 +299,9 @@ void tl__task_enqueue(tl__loop *l, tl__task *t);
 void tl__task_free(tl__loop *l, tl__task *t);
 /* Describe a task: "'name'" or "#slot". */
 const char *tl__task_label(const tl__task *t, char *buf, size_t len);
+/* What a call must return when tl__task_self failed: TL_EFORK (the loop
+ * was inherited across fork()) or TL_ENOTASK; 0 when it would succeed. */
+int tl__not_task_error(void);
 void tl__task_set_name(tl__task *t, const char *name);
 /* Report a failed task nobody joined (invariant 7), once. */
 void tl__report_unjoined(tl__task *t);

@@ -267,7 +267,10 @@ int tl_wait_for(tl_call call, double seconds)
     if (!call.fn) return -EINVAL;
     tl_scope s = tl__scope_enter(TL__R_TIMEOUT, seconds, 0, "tl_wait_for", 0,
                                  __builtin_frame_address(0));
-    if (!s.rec) return tl__self && tl__self->current ? -ENOMEM : TL_ENOTASK;
+    if (!s.rec) {
+        int e = tl__not_task_error();
+        return e ? e : -ENOMEM;
+    }
     return tl_scope_exit(s, call.fn(call.arg));
 }
 
@@ -291,7 +294,8 @@ struct tl__with tl__with_begin(int kind, double t, int *rcp, tl_group *g,
     }
     w.scope = tl__scope_enter(kind, t, 0, file, line, frame);
     if (!w.scope.rec) {
-        if (rcp) *rcp = tl__self && tl__self->current ? -ENOMEM : TL_ENOTASK;
+        int e = tl__not_task_error();
+        if (rcp) *rcp = e ? e : -ENOMEM;
         return w;
     }
     w.once = 1;

@@ -64,8 +64,10 @@ tl__task *tl__task_self(const char *what)
     return l->current;
 }
 
-/* The error to return when tl__task_self failed. */
-static int not_task_error(void)
+/* The error to return when tl__task_self failed: TL_EFORK for a loop
+ * inherited across fork(), TL_ENOTASK outside a task; 0 if it would not
+ * fail. */
+int tl__not_task_error(void)
 {
     tl__loop *l = tl__self;
     if (l && l->fork_gen != atomic_load_explicit(&tl__fork_gen,
@@ -78,7 +80,7 @@ tl__task *tl__task_lookup(tl_task h, const char *what, int *err)
 {
     tl__task *self = tl__task_self(what);
     if (!self) {
-        *err = not_task_error();
+        *err = tl__not_task_error();
         return NULL;
     }
     tl__loop *l = self->loop;
@@ -187,7 +189,7 @@ int tl_spawn_ex(tl_task *out, const tl_spawn_opts *opts, tl_fn fn, void *arg)
 {
     if (out) *out = (tl_task){0};
     tl__task *self = tl__task_self("tl_spawn");
-    if (!self) return not_task_error();
+    if (!self) return tl__not_task_error();
     if (!fn) return -EINVAL;
     tl__loop *l = self->loop;
     tl__task *t = tl__task_alloc(l, fn, arg, opts);

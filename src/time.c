@@ -35,7 +35,7 @@ static int sleep_until_ns(tl__task *self, int64_t deadline, void *site)
 int tl_sleep(double seconds)
 {
     tl__task *self = tl__task_self("tl_sleep");
-    if (!self) return TL_ENOTASK;
+    if (!self) return tl__not_task_error();
     int64_t d = tl__seconds_to_ns(seconds);
     int64_t now = tl__loop_now(self->loop);
     int64_t deadline = d >= INT64_MAX / 2 ? INT64_MAX / 2 : now + d;
@@ -45,7 +45,7 @@ int tl_sleep(double seconds)
 int tl_sleep_until(double when)
 {
     tl__task *self = tl__task_self("tl_sleep_until");
-    if (!self) return TL_ENOTASK;
+    if (!self) return tl__not_task_error();
     return sleep_until_ns(self, isnan(when) ? 0 : tl__seconds_to_ns(when),
                           __builtin_return_address(0));
 }
@@ -53,7 +53,7 @@ int tl_sleep_until(double when)
 int tl_yield(void)
 {
     tl__task *self = tl__task_self("tl_yield");
-    if (!self) return TL_ENOTASK;
+    if (!self) return tl__not_task_error();
     int rc = tl__checkpoint(self, "tl_yield", __builtin_return_address(0));
     if (rc < 0) return rc;
     tl__yield_now(self);

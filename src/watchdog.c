@@ -87,8 +87,28 @@ static void *wd_main(void *arg)
     return NULL;
 }
 
+/* fork(): the child has no watchdog thread and every loop it inherited is
+ * dead, and the lock may have been held by the watchdog at the fork. Take
+ * the lock across the fork, then give the child a clean registry so a new
+ * tl_run there starts its own watchdog. */
+static void wd_prepare(void) { pthread_mutex_lock(&wd_lock); }
+static void wd_parent(void) { pthread_mutex_unlock(&wd_lock); }
+static void wd_child(void)
+{
+    wd_loops = NULL;
+    wd_started = 0;
+    pthread_cond_init(&wd_cond, NULL); /* its waiter did not survive */
+    pthread_mutex_unlock(&wd_lock);
+}
+static pthread_once_t wd_fork_once = PTHREAD_ONCE_INIT;
+static void wd_install_fork(void)
+{
+    pthread_atfork(wd_prepare, wd_parent, wd_child);
+}
+
 void tl__watchdog_register(tl__loop *l)
 {
+    pthread_once(&wd_fork_once, wd_install_fork);
     pthread_mutex_lock(&wd_lock);
     if (wd_threshold_ns < 0) wd_threshold_ns = threshold_ns();
     if (wd_threshold_ns == 0) {

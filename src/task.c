@@ -73,7 +73,7 @@ int tl__not_task_error(void)
     if (l && l->fork_gen != atomic_load_explicit(&tl__fork_gen,
                                                  memory_order_relaxed))
         return TL_EFORK;
-    return TL_ENOTASK;
+    return l && l->current ? 0 : TL_ENOTASK;
 }
 
 tl__task *tl__task_lookup(tl_task h, const char *what, int *err)

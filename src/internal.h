@@ -105,6 +105,17 @@ enum tl__task_state {
  * wait ignores cancellation. */
 typedef void (*tl__cancel_fn)(tl__task *t);
 
+/* A finish notification (wait sets, tl_wait: src/waitset.c). task_finished
+ * unlinks each node from t->watchers and calls fn(w, t) once t->result is
+ * set, before the joiner is woken and before a group or detached task's
+ * slot is freed. fn runs on the scheduler's stack: it may wake tasks,
+ * never suspend. A watcher that stops waiting first unlinks its node
+ * (tl__list_remove; harmless on an already unlinked node). */
+typedef struct tl__watch {
+    tl__link link;
+    void (*fn)(struct tl__watch *w, tl__task *t);
+} tl__watch;
+
 struct tl__task {
     tl__fiber fiber;
     tl__stack *stack;       /* NULL until first run and after finish */
@@ -130,6 +141,7 @@ struct tl__task {
     void *wait_data;         /* per-primitive payload of the wait */
 
     tl__task *joiner;        /* the task blocked in tl_join on us */
+    tl__link watchers;       /* tl__watch nodes told when we finish */
     tl__rec *scope_top;      /* innermost open scope record */
     tl__rec *group;          /* group we belong to (NULL: the loop's root) */
     tl__link group_link;     /* in group->children */
@@ -235,6 +247,7 @@ struct tl__loop {
     tl__stack_pool *stacks;
     size_t stack_default;
     int guard;
+    struct tl__census *census; /* TULIP_STACK_CENSUS=1 (src/loop.c), else NULL */
 
     struct tl_pool *pool;    /* thread pool (lazy), see src/pool.c */
     int own_pool;
@@ -252,6 +265,7 @@ struct tl__loop {
     int deadlock_reported;
     unsigned handoffs;       /* direct handoffs this iteration (capped) */
     int fp_round;            /* rounding mode at start (debug check) */
+    size_t nostack;          /* tasks that could not get a stack */
 
     /* Watchdog (invariant 9). The loop stores, the watchdog loads; relaxed
      * is enough: the watchdog only needs to see that they stopped moving. */
@@ -286,6 +300,9 @@ int64_t tl__seconds_to_ns(double s);
  * diagnostic naming `what` (invariant 8). Also refuses a loop inherited
  * across fork(). */
 tl__task *tl__task_self(const char *what);
+/* What a call must return when tl__task_self failed: TL_EFORK (the loop
+ * was inherited across fork()) or TL_ENOTASK; 0 when it would succeed. */
+int tl__not_task_error(void);
 
 /* Resolve a handle to its live task, or NULL after a diagnostic; *err gets
  * -ESRCH (stale), -EXDEV (another loop), TL_ENOTASK. */
@@ -299,9 +316,6 @@ void tl__task_enqueue(tl__loop *l, tl__task *t);
 void tl__task_free(tl__loop *l, tl__task *t);
 /* Describe a task: "'name'" or "#slot". */
 const char *tl__task_label(const tl__task *t, char *buf, size_t len);
-/* What a call must return when tl__task_self failed: TL_EFORK (the loop
- * was inherited across fork()) or TL_ENOTASK; 0 when it would succeed. */
-int tl__not_task_error(void);
 void tl__task_set_name(tl__task *t, const char *name);
 /* Report a failed task nobody joined (invariant 7), once. */
 void tl__report_unjoined(tl__task *t);

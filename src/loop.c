@@ -25,6 +25,9 @@ __thread tl__loop *tl__self;
 _Atomic unsigned tl__fork_gen;
 static _Atomic uint32_t next_loop_id = 1;
 
+/* Thread pool hooks (src/pool.c): attach to a shared tl_config.pool;
+ * wait for the jobs this loop is still owed and free its own pool. */
+void tl__pool_loop_open(tl__loop *l) __attribute__((weak));
 void tl__pool_loop_close(tl__loop *l) __attribute__((weak));
 
 /* ---- clock -------------------------------------------------------------- */
@@ -126,11 +129,128 @@ static void task_main(void *arg)
     abort(); /* a finished task is never resumed */
 }
 
+/* ---- stack overflow reports and the stack census ------------------------ */
+
+/* The SIGSEGV handler's question (src/stack.c): does addr lie in the guard
+ * below the stack of the task running on this thread? Called from a signal
+ * handler: it reads only this thread's loop and copies the name by hand. */
+static int guard_lookup(void *addr, char *name, size_t len)
+{
+    tl__loop *l = tl__self;
+    tl__task *t = l ? l->current : NULL;
+    const tl__stack *s = t ? t->stack : NULL;
+    if (!s || (char *)addr < s->guard_lo || (char *)addr >= s->lo) return 0;
+    if (len == 0) return 1;
+    size_t i = 0;
+    for (; i + 1 < len && i < sizeof t->name - 1 && t->name[i]; i++)
+        name[i] = t->name[i];
+    if (i == 0) { /* unnamed: "#<slot>" */
+        char digits[12];
+        int n = 0;
+        uint32_t v = t->slot;
+        do digits[n++] = (char)('0' + v % 10); while ((v /= 10) && n < 12);
+        if (i + 1 < len) name[i++] = '#';
+        while (n > 0 && i + 1 < len) name[i++] = digits[--n];
+    }
+    name[i] = '\0';
+    return 1;
+}
+
+static pthread_once_t guard_handler_once = PTHREAD_ONCE_INIT;
+static void install_guard_handler(void)
+{
+    (void)tl__stack_install_handler(guard_lookup);
+}
+
+/* TULIP_STACK_CENSUS=1: the deepest stack use per task name, measured when
+ * each task ends (before its stack goes back to the pool) and printed when
+ * tl_run returns. Off the hot path when unset: one pointer test. */
+#define TL__CENSUS_MAX_NAMES 1024
+struct tl__census_entry {
+    char name[32];
+    size_t high, size, tasks;
+};
+struct tl__census {
+    struct tl__census_entry *e;
+    size_t n, cap;
+};
+
+static struct tl__census *census_new(void)
+{
+    const char *e = getenv("TULIP_STACK_CENSUS");
+    if (!e || !*e || strcmp(e, "0") == 0) return NULL;
+    return calloc(1, sizeof(struct tl__census));
+}
+
+static void census_note(struct tl__census *c, const tl__task *t)
+{
+    const char *name = t->name[0] ? t->name : "(unnamed)";
+    if (c->n >= TL__CENSUS_MAX_NAMES) name = "(other names)";
+    struct tl__census_entry *e = NULL;
+    for (size_t i = 0; i < c->n && !e; i++)
+        if (strncmp(c->e[i].name, name, sizeof c->e[i].name) == 0) e = &c->e[i];
+    if (!e) {
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 16;
+            struct tl__census_entry *ne = realloc(c->e, cap * sizeof *ne);
+            if (!ne) return;
+            c->e = ne;
+            c->cap = cap;
+        }
+        e = &c->e[c->n++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->name, sizeof e->name, "%s", name);
+    }
+    size_t high = tl__stack_high_water(t->stack);
+    e->tasks++;
+    if (high >= e->high) {
+        e->high = high;
+        e->size = (size_t)(t->stack->hi - t->stack->lo);
+    }
+}
+
+static int census_cmp(const void *a, const void *b)
+{
+    const struct tl__census_entry *x = a, *y = b;
+    if (x->high != y->high) return x->high < y->high ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+static void census_print(tl__loop *l)
+{
+    struct tl__census *c = l->census;
+    qsort(c->e, c->n, sizeof *c->e, census_cmp);
+    tl__diag("stack census (TULIP_STACK_CENSUS=1), loop #%u: deepest stack "
+             "use per task name", (unsigned)l->id);
+    for (size_t i = 0; i < c->n; i++)
+        tl__diag("  '%s': %zu KiB of %zu KiB (%zu task%s)", c->e[i].name,
+                 (c->e[i].high + 1023) / 1024, c->e[i].size / 1024,
+                 c->e[i].tasks, c->e[i].tasks == 1 ? "" : "s");
+}
+
+static void census_free(tl__loop *l)
+{
+    if (!l->census) return;
+    free(l->census->e);
+    free(l->census);
+    l->census = NULL;
+}
+
 /* The task returned (or could not start): release its stack, tell whoever
  * waits. Runs on the scheduler's stack. */
 static void task_finished(tl__loop *l, tl__task *t)
 {
     if (t->stack) {
+        /* A canary-guarded task that overflowed and returned without
+         * suspending again: the last chance to say so. */
+        if (t->stack->guard == TL__GUARD_CANARY &&
+            tl__stack_check(t->stack) != 0) {
+            char label[48];
+            tl__fatal("possible stack overflow in task %s (its stack canary "
+                      "was overwritten)",
+                      tl__task_label(t, label, sizeof label));
+        }
+        if (l->census) census_note(l->census, t);
         tl__fiber_release(&t->fiber);
         tl__stack_put(l->stacks, t->stack);
         t->stack = NULL;
@@ -138,6 +258,12 @@ static void task_finished(tl__loop *l, tl__task *t)
     if (t->timer.index != TL__TIMER_IDLE) tl__timer_disarm(l, &t->timer);
     l->live--;
     if (t->status_out) *t->status_out = t->result;
+    /* Whoever watches t (wait sets, tl_wait): each node is unlinked before
+     * its callback runs, so the callback may free it. */
+    for (tl__link *n; (n = tl__list_pop(&t->watchers));) {
+        tl__watch *w = tl__container_of(n, tl__watch, link);
+        w->fn(w, t);
+    }
     if (t->group) {
         tl__group_child_done(l, t->group, t); /* reaps the slot */
         return;
@@ -169,10 +295,13 @@ static void resume(tl__loop *l, tl__task *t)
     if (!t->stack && !t->started) {
         int rc = start_task(l, t);
         if (rc < 0) {
+            /* Under memory pressure thousands of tasks may fail at once:
+             * name the first few, count the rest (reported at teardown). */
             char label[48];
-            tl__diag("task %s could not get a stack: %s; it never ran",
-                     tl__task_label(t, label, sizeof label),
-                     tl_strerror(rc));
+            if (l->nostack++ < 3)
+                tl__diag("task %s could not get a stack: %s; it never ran "
+                         "(its status is %d)", tl__task_label(t, label,
+                         sizeof label), tl_strerror(rc), rc);
             t->result = rc;
             t->state = TL__T_DONE;
             task_finished(l, t);
@@ -307,6 +436,7 @@ static void loop_free(tl__loop *l)
         free(r);
     }
     tl__timer_heap_free(&l->timers);
+    census_free(l);
     if (l->stacks) tl__stack_pool_free(l->stacks);
     pthread_mutex_destroy(&l->inbox_lock);
     free(l);
@@ -332,6 +462,7 @@ static int loop_new(const tl_config *cfg, tl__loop **out)
     l->stack_default = def;
     l->guard = cfg->guard;
     l->pool = cfg->pool;
+    l->census = census_new();
     int rc = tl__stack_pool_new(&l->stacks, cfg->guard);
     if (rc == 0) rc = choose_backend(l, cfg);
     if (rc < 0) {
@@ -372,6 +503,9 @@ static void teardown(tl__loop *l)
         }
         poll_once(l);
     }
+    if (l->nostack > 3)
+        tl__diag("%zu more task(s) could not get a stack and never ran",
+                 l->nostack - 3);
     /* Failed tasks nobody joined (invariant 7). */
     for (uint32_t s = 0; s < l->nslots; s++) {
         tl__task *t = tl__slot_task(l, s);
@@ -399,8 +533,10 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
     tl__self = l;
     tl__fiber_init_thread(&l->sched);
     tl__stack_thread_init();
+    pthread_once(&guard_handler_once, install_guard_handler);
     if (!cfg.no_sigint) tl__sigint_install(l);
     tl__watchdog_register(l);
+    if (tl__pool_loop_open) tl__pool_loop_open(l);
 
     tl__task *m = tl__task_alloc(l, main_fn, arg,
                                  &(tl_spawn_opts){.name = "main"});
@@ -421,6 +557,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
         l->main_task = NULL;
         teardown(l);
     }
+    if (l->census) census_print(l);
     if (tl__pool_loop_close) tl__pool_loop_close(l);
     tl__watchdog_unregister(l);
     tl__sigint_restore(l);

@@ -162,6 +162,26 @@ TL_API int tl_run_with(const tl_config *cfg, tl_fn main, void *arg);
  * outside a loop. */
 TL_API const char *tl_backend_name(void);
 
+/* A reference to a running loop, for other threads (invariant 8: the task
+ * API belongs to the loop's own thread; other threads hand work over with
+ * tl_loop_call). Reference-counted: valid until tl_loop_unref, even after
+ * the loop's tl_run has returned (calls then fail with -ESHUTDOWN). */
+typedef struct tl_loop tl_loop;
+
+/* From a task: a new reference to the running loop, or NULL (TL_ENOTASK
+ * diagnostic, or out of memory). Never suspends. */
+TL_API tl_loop *tl_loop_ref(void);
+/* Drop a reference (NULL: no-op). Any thread. */
+TL_API void tl_loop_unref(tl_loop *loop);
+/* Thread-safe: run fn(arg) as a new detached task on `loop` (named "call"
+ * unless opts name it). Returns 0 once queued, -ESHUTDOWN if the loop has
+ * ended or is tearing down, -ENOMEM. If the task could not be made on the
+ * loop's side (out of memory) fn does not run and a diagnostic says so;
+ * a failure of fn is reported like any detached task's. The caller owns
+ * `arg` until fn is done with it. Never suspends; callable from any
+ * thread, including the loop's own. */
+TL_API int tl_loop_call(tl_loop *loop, tl_fn fn, void *arg);
+
 /* ======================================================================
  * Tasks
  * ====================================================================== */

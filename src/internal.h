@@ -266,6 +266,7 @@ struct tl__loop {
     unsigned handoffs;       /* direct handoffs this iteration (capped) */
     int fp_round;            /* rounding mode at start (debug check) */
     size_t nostack;          /* tasks that could not get a stack */
+    struct tl_loop *handle;  /* tl_loop_ref's handle (src/call.c), or NULL */
 
     /* Watchdog (invariant 9). The loop stores, the watchdog loads; relaxed
      * is enough: the watchdog only needs to see that they stopped moving. */
@@ -383,6 +384,9 @@ void tl__loop_drain_inbox(tl__loop *l);
  * "tulip: ". */
 void tl__diag(const char *fmt, ...) TL_PRINTF(1, 2);
 _Noreturn void tl__fatal(const char *fmt, ...) TL_PRINTF(1, 2);
+
+/* tl_run's end: detach the tl_loop handle (src/call.c). */
+void tl__loop_handle_close(tl__loop *l);
 
 /* Fork detection (src/loop.c). */
 extern _Atomic unsigned tl__fork_gen;

@@ -555,10 +555,14 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
         l->zombies--;
         tl__task_free(l, m);
         l->main_task = NULL;
+        tl__loop_handle_close(l); /* tl_loop_call now says -ESHUTDOWN */
         teardown(l);
     }
     if (l->census) census_print(l);
     if (tl__pool_loop_close) tl__pool_loop_close(l);
+    tl__loop_handle_close(l);
+    l->closing = 1;
+    tl__loop_drain_inbox(l); /* free calls posted before the handle closed */
     tl__watchdog_unregister(l);
     tl__sigint_restore(l);
     tl__stack_thread_fini();

@@ -154,6 +154,7 @@ tl__task *tl__task_alloc(tl__loop *l, tl_fn fn, void *arg,
     t->state = TL__T_READY;
     tl__list_init(&t->wait_link);
     tl__list_init(&t->group_link);
+    tl__list_init(&t->watchers);
     t->timer.index = TL__TIMER_IDLE;
     t->stack_size = opts ? opts->stack_size : 0;
     tl__task_set_name(t, opts ? opts->name : NULL);

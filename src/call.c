@@ -1,0 +1,94 @@
+/* Cross-thread calls: tl_loop_ref / tl_loop_call / tl_loop_unref.
+ *
+ * A tl_loop is a small reference-counted handle that outlives its loop: it
+ * holds a pointer to the live tl__loop, cleared (under the handle's mutex)
+ * by tl_run before the loop is freed. tl_loop_call posts into the loop's
+ * inbox while holding that mutex, so it can never post into freed memory.
+ *
+ * Lock order: handle->lock, then loop->inbox_lock (inside tl__loop_post).
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct tl_loop {
+    pthread_mutex_t lock;
+    _Atomic unsigned refs; /* acq_rel decrement: the last one frees */
+    tl__loop *live;        /* guarded by lock; NULL once the loop ended */
+};
+
+typedef struct call_job {
+    tl_fn fn;
+    void *arg;
+} call_job;
+
+tl_loop *tl_loop_ref(void)
+{
+    tl__task *self = tl__task_self("tl_loop_ref");
+    if (!self) return NULL;
+    tl__loop *l = self->loop;
+    if (!l->handle) {
+        tl_loop *h = calloc(1, sizeof *h);
+        if (!h) return NULL;
+        pthread_mutex_init(&h->lock, NULL);
+        atomic_init(&h->refs, 1); /* the loop's own reference */
+        h->live = l;
+        l->handle = h;
+    }
+    atomic_fetch_add_explicit(&l->handle->refs, 1, memory_order_relaxed);
+    return l->handle;
+}
+
+void tl_loop_unref(tl_loop *h)
+{
+    if (!h) return;
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+    }
+}
+
+/* On the loop's thread, in the scheduler: make the task. */
+static void call_run(tl__loop *l, void *arg)
+{
+    call_job *job = arg;
+    tl__task *t = NULL;
+    if (!l->closing)
+        t = tl__task_alloc(l, job->fn, job->arg,
+                           &(tl_spawn_opts){.name = "call"});
+    if (!t) {
+        tl__diag("tl_loop_call: %s; the call did not run",
+                 l->closing ? "the loop is tearing down" : "out of memory");
+    } else {
+        t->detached = 1;
+        tl__task_enqueue(l, t);
+    }
+    free(job);
+}
+
+int tl_loop_call(tl_loop *h, tl_fn fn, void *arg)
+{
+    if (!h || !fn) return -EINVAL;
+    call_job *job = malloc(sizeof *job);
+    if (!job) return -ENOMEM;
+    job->fn = fn;
+    job->arg = arg;
+    int rc = -ESHUTDOWN;
+    pthread_mutex_lock(&h->lock);
+    if (h->live) rc = tl__loop_post(h->live, call_run, job);
+    pthread_mutex_unlock(&h->lock);
+    if (rc < 0) free(job);
+    return rc;
+}
+
+/* tl_run's end: calls from now on fail; pending posts were drained. */
+void tl__loop_handle_close(tl__loop *l)
+{
+    tl_loop *h = l->handle;
+    if (!h) return;
+    pthread_mutex_lock(&h->lock);
+    h->live = NULL;
+    pthread_mutex_unlock(&h->lock);
+    l->handle = NULL;
+    tl_loop_unref(h);
+}

@@ -2,6 +2,7 @@
 # Benchmarks, tulip beside its peers, in one run.
 #
 #   usage: tools/bench.sh [SLEEPERS]     (default 1000000)
+#          tools/bench.sh --table        the table of the last run again
 #
 # Builds tulip's bench programs (make build-bench: build/bench), runs
 # bench_switch and bench_core, then every peer in bench/peers/ whose
@@ -21,6 +22,13 @@ cd "$root" || exit 2
 sleepers=${1:-1000000}
 out=build/bench/results
 peers_bin=build/bench/peers
+table_only=0
+if [ "$sleepers" = --table ]; then
+    table_only=1
+    [ -r "$out/tulip.txt" ] || { echo "bench: no results in $out yet" >&2; exit 1; }
+fi
+notes=()
+if [ $table_only -eq 0 ]; then
 
 mkdir -p build
 echo "bench: building tulip's bench programs (make build-bench)"
@@ -44,7 +52,6 @@ run() { # name command... : run, keep the output, show it
     fi
 }
 
-notes=()
 run switch build/bench/bench/bench_switch
 run tulip build/bench/bench/bench_core "$sleepers"
 
@@ -80,11 +87,15 @@ else
     notes+=("libuv: skipped (libuv1-dev not installed; scripts/install-bench-deps.sh)")
 fi
 
-# ---- the table -----------------------------------------------------------
+printf '%s\n' "${notes[@]}" >"$out/peers.txt"
 cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+echo "date: $(date -u +%Y-%m-%d), machine: ${cpu:-unknown CPU}, $(nproc) CPU(s), $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg)" >"$out/machine.txt"
+fi
+
+# ---- the table -----------------------------------------------------------
 echo
-echo "date: $(date -u +%Y-%m-%d), machine: ${cpu:-unknown CPU}, $(nproc) CPU(s), $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "peers: ${notes[*]/%/;}"
+cat "$out/machine.txt"
+echo "peers: $(paste -sd ';' "$out/peers.txt" | sed 's/;/; /g')"
 echo "ratio = peer / tulip (lower is better for every figure: > 1 means tulip is faster or leaner)"
 echo
 awk -v dir="$out" '
@@ -114,14 +125,18 @@ BEGIN {
         key = order[k]
         if (!(key in own)) continue
         t = own[key]
-        label = desc[key] != "" ? key " — " desc[key] : key
+        label = desc[key] != "" ? desc[key] " [" key "]" : key
         mine = V[t, key] " " U[t, key]
         shown = 0
         for (i = 1; i <= np; i++) {
             p = peers[i]
             if (!((p, key) in V)) continue
-            r = V[t, key] > 0 ? sprintf("%.1fx", V[p, key] / V[t, key]) : "-"
-            printf "| %s | %s | %s %s %s | %s |\n", label, mine, p, V[p, key], U[p, key], r
+            r = "-"
+            if (V[t, key] > 0) {
+                x = V[p, key] / V[t, key]
+                r = sprintf(x >= 10 ? "%.0fx" : x >= 1 ? "%.1fx" : "%.2fx", x)
+            }
+            printf "| %s | %s | %s: %s %s | %s |\n", shown ? "" : label, shown ? "" : mine, p, V[p, key], U[p, key], r
             shown = 1
         }
         if (!shown) printf "| %s | %s | - | - |\n", label, mine

@@ -232,6 +232,8 @@ int tl_gather(size_t n, const tl_call *calls, int *statuses)
     if (n == 0) return tl__checkpoint(self, "tl_gather",
                                       __builtin_return_address(0));
     if (!calls) return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!calls[i].fn) return -EINVAL; /* before touching statuses */
     tl__loop *l = self->loop;
     int *st = statuses ? statuses : malloc(n * sizeof *st);
     if (!st) return -ENOMEM;
@@ -243,11 +245,8 @@ int tl_gather(size_t n, const tl_call *calls, int *statuses)
     /* Make every task before starting any, so -ENOMEM means none ran. */
     for (size_t i = 0; i < n; i++) {
         st[i] = 0;
-        tl__task *t = calls[i].fn
-                          ? tl__task_alloc(l, calls[i].fn, calls[i].arg,
-                                           &(tl_spawn_opts){.name =
-                                                                calls[i].name})
-                          : NULL;
+        tl__task *t = tl__task_alloc(l, calls[i].fn, calls[i].arg,
+                                     &(tl_spawn_opts){.name = calls[i].name});
         if (!t) {
             while (!tl__list_empty(&r->children)) {
                 tl__task *c = tl__container_of(tl__list_pop(&r->children),
@@ -257,7 +256,7 @@ int tl_gather(size_t n, const tl_call *calls, int *statuses)
             }
             tl__rec_free(l, r);
             if (st != statuses) free(st);
-            return calls[i].fn ? -ENOMEM : -EINVAL;
+            return -ENOMEM;
         }
         t->group = r;
         t->status_out = &st[i];

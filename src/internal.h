@@ -179,6 +179,7 @@ struct tl__rec {
                             or (groups) a failure / tl_group_cancel */
     uint8_t finished;    /* group: wait has begun to close it */
     tl__timer timer;     /* deadline (timeout / move-on scopes) */
+    int64_t deadline;    /* ns; INT64_MAX / 2 = none */
     const char *file;    /* enter site, for diagnostics */
     int line;
     void *frame;         /* frame address of the entering function */

@@ -39,6 +39,7 @@ tl__rec *tl__rec_alloc(tl__loop *l, tl__task *owner, int kind,
     r->live = 1;
     r->cancelled = 0;
     r->finished = 0;
+    r->deadline = INT64_MAX / 2;
     tl__timer_init(&r->timer, deadline_fire);
     r->file = file;
     r->line = line;
@@ -128,6 +129,7 @@ static void deadline_fire(tl__loop *l, tl__timer *tm)
 static int arm_deadline(tl__rec *r, int64_t deadline)
 {
     tl__loop *l = r->owner->loop;
+    r->deadline = deadline; /* kept after the timer fires (asyncio when()) */
     if (deadline >= INT64_MAX / 2) {
         tl__timer_disarm(l, &r->timer);
         return 0;
@@ -244,8 +246,8 @@ double tl_scope_deadline(tl_scope s)
 {
     tl__rec *r = scope_of(s, "tl_scope_deadline", 0);
     if (!r) return NAN;
-    if (r->timer.index == TL__TIMER_IDLE) return INFINITY;
-    return (double)r->timer.deadline / 1e9;
+    if (r->deadline >= INT64_MAX / 2) return INFINITY;
+    return (double)r->deadline / 1e9;
 }
 
 int tl_scope_cancel(tl_scope s)

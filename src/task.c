@@ -464,7 +464,12 @@ int tl__checkpoint(tl__task *t, const char *what, void *site)
     if (++t->ignored_cancels >= TL__IGNORED_CANCEL_LIMIT &&
         !t->cancel_reported)
         report_ignored(t, what, site);
-    tl__yield_now(t);
+    /* Yield as tl__yield_now does, but name the call the task is looping
+     * on, so teardown and deadlock reports say "tl_sleep", not "tl_yield". */
+    tl__task_enqueue(t->loop, t);
+    t->wait_what = what;
+    suspend(t);
+    t->wait_what = NULL;
     return -ECANCELED;
 }
 

@@ -27,8 +27,12 @@ static int sleep_until_ns(tl__task *self, int64_t deadline, void *site)
         return 0;
     }
     tl__timer_init(&self->timer, sleep_fire);
-    rc = tl__timer_arm(l, &self->timer, deadline);
-    if (rc < 0) return rc;
+    if (deadline < INT64_MAX / 2) { /* forever: no timer at all, so a loop
+                                      where everything sleeps forever is
+                                      reported as a deadlock */
+        rc = tl__timer_arm(l, &self->timer, deadline);
+        if (rc < 0) return rc;
+    }
     return tl__park(self, sleep_cancel, "tl_sleep");
 }
 

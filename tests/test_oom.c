@@ -58,7 +58,7 @@ static void run_huge_stack(void *arg)
 }
 
 Test(oom, stack_that_cannot_be_mapped_fails_the_task_not_the_loop,
-     .timeout = 30)
+     .timeout = 60)
 {
     SKIP_UNDER_SANITIZERS();
     char out[4096];

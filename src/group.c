@@ -134,19 +134,6 @@ static tl__rec *group_of(tl_group g, const char *what, int *err)
     return r;
 }
 
-/* Is the owner cancelled as seen from inside group r: r or an enclosing
- * record cancelled, or the owner task itself (tl_cancel) with no shield
- * between? (tl__rec_cancelled alone misses the task's own cancel.) */
-static bool owner_cancelled_in(const tl__rec *r)
-{
-    const tl__task *owner = r->owner;
-    for (; r; r = r->parent) {
-        if (r->cancelled) return true;
-        if (r->kind == TL__R_SHIELD) return false;
-    }
-    return owner->cancel_requested;
-}
-
 int tl_group_spawn_ex(tl_group g, const tl_spawn_opts *opts, tl_fn fn,
                       void *arg, int *status)
 {
@@ -155,7 +142,7 @@ int tl_group_spawn_ex(tl_group g, const tl_spawn_opts *opts, tl_fn fn,
     if (!r) return err;
     if (!fn) return -EINVAL;
     if (r->finished && r->nchildren == 0) return -ESHUTDOWN;
-    if (owner_cancelled_in(r)) return -ESHUTDOWN;
+    if (tl__rec_cancelled(r)) return -ESHUTDOWN;
     tl__loop *l = r->owner->loop;
     tl__task *t = tl__task_alloc(l, fn, arg, opts);
     if (!t) return -ENOMEM;
@@ -198,7 +185,7 @@ int tl_group_wait(tl_group g, int body_rc, tl_errors *errs)
     if (self->scope_top != r) tl__rec_pop(self, r, "tl_group_wait"); /* aborts */
 
     /* The body's own failure counts like a child's. */
-    if (body_rc < 0 && !(body_rc == -ECANCELED && owner_cancelled_in(r))) {
+    if (body_rc < 0 && !(body_rc == -ECANCELED && tl__rec_cancelled(r))) {
         add_error(r, self, body_rc);
         tl__group_cancel(r);
     }

@@ -374,7 +374,8 @@ void tl__group_drain(tl__task *self, tl__rec *g);
 void tl__group_cancel(tl__rec *g);
 /* Cancel the children only (an enclosing scope was cancelled). */
 void tl__group_cancel_children(tl__rec *g);
-/* Is r, or an unshielded record outside it, cancelled? */
+/* Is r's owner cancelled as seen from inside r (records outward to the
+ * first shield, then the task's own flag)? */
 bool tl__rec_cancelled(const tl__rec *r);
 
 /* Loop (src/loop.c). */

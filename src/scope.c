@@ -81,14 +81,17 @@ void tl__rec_pop(tl__task *t, tl__rec *r, const char *what)
     t->scope_top = r->parent;
 }
 
-/* Is record r (and what encloses it) cancelled, as seen from inside r? */
+/* Is the owner cancelled as seen from inside record r: r or an enclosing
+ * record cancelled, or the owner task itself (tl_cancel, its group), with
+ * no shield in between? The one walk behind tl__task_cancelled too. */
 bool tl__rec_cancelled(const tl__rec *r)
 {
+    const tl__task *owner = r->owner;
     for (; r; r = r->parent) {
         if (r->cancelled) return true;
         if (r->kind == TL__R_SHIELD) return false;
     }
-    return false;
+    return owner->cancel_requested;
 }
 
 void tl__scope_propagate(tl__task *t, tl__rec *r)

@@ -310,11 +310,8 @@ int tl_detach(tl_task h)
 
 bool tl__task_cancelled(const tl__task *t)
 {
-    for (const tl__rec *r = t->scope_top; r; r = r->parent) {
-        if (r->cancelled) return true;
-        if (r->kind == TL__R_SHIELD) return false;
-    }
-    return t->cancel_requested;
+    return t->scope_top ? tl__rec_cancelled(t->scope_top)
+                        : t->cancel_requested;
 }
 
 void tl__task_poke(tl__task *t)

@@ -126,8 +126,8 @@ static int pitfall2(void *arg)
     int free_ = ticks_during(fetch_async);
     printf("   ticker ticked %d time(s) during the async fetch\n", free_);
     puts("   Other blocking calls (blocking DB drivers, HTTP clients, "
-         "file I/O) stop the loop the same way: use tulip's own calls or "
-         "run them on a thread.");
+         "file I/O) stop the loop the same way: use tulip's own calls, or "
+         "run them with tl_to_thread (asyncio.to_thread).");
     return blocked >= 0 && blocked <= 2 && free_ >= 5 ? 0 : 1;
 }
 

@@ -1,0 +1,453 @@
+/* Task stacks through the real runtime (tl_run), not the stack pool alone
+ * (that is tests/test_arch.c): the stack size options, the overflow report
+ * for each guard strategy, and TULIP_STACK_CENSUS=1.
+ *
+ * What each guard strategy gives (src/stack.c, src/task.c, src/loop.c):
+ *   madvise, mprotect  the 64 KiB guard below the stack faults; the
+ *                      SIGSEGV handler (installed by tl_run, on the
+ *                      per-thread alternate stack) sees the fault lies in
+ *                      the running task's guard and prints "stack overflow
+ *                      in task '<name>' (fault at A, guard [LO, HI))", then
+ *                      abort()s. Faults elsewhere go to the previous handler.
+ *   canary             the 64 KiB gap stays mapped, so nothing faults; the
+ *                      word at the stack's lowest bytes is checked when the
+ *                      task next suspends and when it ends: "possible stack
+ *                      overflow in task '<name>' (its stack canary was
+ *                      overwritten)", then abort(). An overflow deeper than
+ *                      the gap would corrupt a neighbour: canary overflows
+ *                      here stay inside the gap.
+ */
+#include <sys/mman.h>
+
+#include "helpers.h"
+#include "stack.h"
+
+#define KiB 1024
+#define MiB (1024 * 1024)
+
+#define IGNORE(call)                                                           \
+    do {                                                                       \
+        int ignored_ = (call);                                                 \
+        (void)ignored_;                                                        \
+    } while (0)
+
+struct facts {
+    int rc[16];
+    long used[4];
+};
+
+static struct facts *F;
+static char out[16384];
+
+static void facts_init(void)
+{
+    F = mmap(NULL, sizeof *F, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert(F != MAP_FAILED);
+    memset(F, 0, sizeof *F);
+}
+
+static int child(void (*fn)(void *), void *arg)
+{
+    memset(out, 0, sizeof out);
+    int st = run_child(fn, arg, out, sizeof out);
+    cr_assert(st != -1, "fork failed");
+    return st;
+}
+
+#define EXPECT_OUT(s)                                                          \
+    cr_expect(strstr(out, (s)) != NULL, "missing \"%s\" in:\n%s", (s), out)
+#define EXPECT_NOT_OUT(s)                                                      \
+    cr_expect(strstr(out, (s)) == NULL, "unexpected \"%s\" in:\n%s", (s), out)
+#define EXPECT_ABORTED(st)                                                     \
+    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,                      \
+              "not killed by SIGABRT (status %#x):\n%s", (st), out)
+
+/* ---- using the stack ---------------------------------------------------- */
+
+/* Touch `bytes` of stack in one frame (with -fstack-clash-protection every
+ * page of it is probed on entry) and return a checksum of it. */
+static __attribute__((noinline)) long use_stack(size_t bytes)
+{
+    volatile char *buf = __builtin_alloca(bytes);
+    for (size_t i = 0; i < bytes; i += 512) buf[i] = (char)(i >> 9);
+    long sum = 0;
+    for (size_t i = 0; i < bytes; i += 512) sum += buf[i];
+    return sum;
+}
+
+static long expected_sum(size_t bytes)
+{
+    long sum = 0;
+    for (size_t i = 0; i < bytes; i += 512) sum += (char)(i >> 9);
+    return sum;
+}
+
+static int uses_400k(void *arg)
+{
+    (void)arg;
+    IGNORE(tl_sleep(0.01)); /* suspend with a deep stack too */
+    long a = use_stack(400 * KiB);
+    IGNORE(tl_yield());
+    long b = use_stack(400 * KiB);
+    return a == expected_sum(400 * KiB) && a == b ? 0 : -EIO;
+}
+
+static int spawn_with_stack_main(void *arg)
+{
+    size_t size = *(size_t *)arg;
+    tl_task t;
+    int st = -1;
+    int rc = tl_spawn_ex(&t, &(tl_spawn_opts){.name = "big", .stack_size = size},
+                         uses_400k, NULL);
+    if (rc < 0) return rc;
+    rc = tl_join(t, &st);
+    return rc < 0 ? rc : st;
+}
+
+Test(stack_rt, spawn_stack_size_is_honoured, .timeout = 10)
+{
+    size_t size = 1 * MiB;
+    cr_expect_eq(run_virtual(spawn_with_stack_main, &size), 0);
+}
+
+Test(stack_rt, loop_default_stack_size_is_honoured, .timeout = 10)
+{
+    tl_config c = {.virtual_clock = 1, .stack_size = 1 * MiB};
+    cr_expect_eq(tl_run_with(&c, uses_400k, NULL), 0); /* main itself */
+}
+
+static void small_stack_child(void *arg)
+{
+    (void)arg;
+    size_t size = 128 * KiB;
+    F->rc[0] = run_virtual(spawn_with_stack_main, &size);
+    F->rc[1] = 1; /* not reached */
+}
+
+Test(stack_rt, a_stack_smaller_than_the_task_needs_overflows_loudly,
+     .timeout = 10)
+{
+    if (tl__stack_guard_strategy() == TL__GUARD_CANARY)
+        cr_skip_test("canary strategy: a 272 KiB overflow would run past the "
+                     "gap");
+    facts_init();
+    int st = child(small_stack_child, NULL);
+    EXPECT_ABORTED(st);
+    cr_expect_eq(F->rc[1], 0);
+    EXPECT_OUT("tulip: stack overflow in task 'big' (fault at ");
+}
+
+/* ---- overflow reports per guard strategy ---------------------------------- */
+
+/* Unbounded recursion, 1 KiB per level (the limit only hides that from
+ * the compiler: 1 KiB per level reaches any stack's end first). */
+static volatile int recurse_limit = 1 << 30;
+
+static __attribute__((noinline)) int recurse(int depth)
+{
+    volatile char frame[1024];
+    memset((char *)frame, depth & 0xff, sizeof frame);
+    if (depth >= recurse_limit) return frame[0];
+    return recurse(depth + 1) + frame[depth & 1023]; /* not a tail call */
+}
+
+static int deep(void *arg)
+{
+    (void)arg;
+    F->rc[2] = 1; /* started */
+    return recurse(0);
+}
+
+static int overflow_main(void *arg)
+{
+    (void)arg;
+    tl_task t;
+    int st;
+    int rc = tl_spawn_ex(&t, &(tl_spawn_opts){.name = "deep"}, deep, NULL);
+    if (rc < 0) return rc;
+    rc = tl_join(t, &st);
+    F->rc[3] = 1; /* not reached */
+    return rc;
+}
+
+static void overflow_child(void *arg)
+{
+    tl_config c = {.virtual_clock = 1, .guard = *(int *)arg};
+    F->rc[0] = tl_run_with(&c, overflow_main, NULL);
+    F->rc[1] = 1; /* not reached */
+}
+
+/* "stack overflow in task 'deep' (fault at A, guard [LO, HI))": check the
+ * fault lies in the guard and the guard is 64 KiB. */
+static void expect_guard_report(void)
+{
+    const char *p = strstr(out, "tulip: stack overflow in task 'deep' (fault at ");
+    cr_assert(p, "no overflow report:\n%s", out);
+    unsigned long fault = 0, lo = 0, hi = 0;
+    int n = sscanf(p, "tulip: stack overflow in task 'deep' (fault at %lx, "
+                      "guard [%lx, %lx))", &fault, &lo, &hi);
+    cr_assert_eq(n, 3, "unparsable report:\n%s", out);
+    cr_expect_eq(hi - lo, 64 * KiB, "guard [%#lx, %#lx)", lo, hi);
+    cr_expect(fault >= lo && fault < hi, "fault %#lx outside [%#lx, %#lx)",
+              fault, lo, hi);
+    cr_expect_eq(F->rc[2], 1);
+    cr_expect_eq(F->rc[1], 0);
+    cr_expect_eq(F->rc[3], 0);
+}
+
+Test(stack_rt, overflow_with_madvise_guard, .timeout = 10)
+{
+    facts_init();
+    int guard = TL_GUARD_MADVISE;
+    int st = child(overflow_child, &guard);
+    EXPECT_ABORTED(st);
+    expect_guard_report();
+    if (tl__stack_guard_strategy() == TL__GUARD_MADVISE)
+        EXPECT_NOT_OUT("unavailable");
+    else /* an older kernel or qemu: the pool says so and uses mprotect */
+        EXPECT_OUT("tulip: guard strategy 'madvise' unavailable");
+}
+
+Test(stack_rt, overflow_with_mprotect_guard, .timeout = 10)
+{
+    facts_init();
+    int guard = TL_GUARD_MPROTECT;
+    int st = child(overflow_child, &guard);
+    EXPECT_ABORTED(st);
+    expect_guard_report();
+}
+
+Test(stack_rt, overflow_with_the_probed_guard, .timeout = 10)
+{
+    if (tl__stack_guard_strategy() == TL__GUARD_CANARY)
+        cr_skip_test("the probe chose the canary (tested below)");
+    facts_init();
+    int guard = TL_GUARD_AUTO;
+    int st = child(overflow_child, &guard);
+    EXPECT_ABORTED(st);
+    expect_guard_report();
+}
+
+/* Canary: overflow by a bounded amount (into the mapped gap, never past
+ * it), then suspend or return. The canary sits at the stack's lowest
+ * bytes; `smash` writes 16 KiB downwards from ~8 KiB above them. */
+#define CANARY_STACK (64 * KiB)
+static char *canary_top;
+
+static __attribute__((noinline)) void smash(void)
+{
+    volatile char big[16 * KiB];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = 0x5a; /* every byte */
+    F->used[0] = canary_top - (char *)big;
+}
+
+static __attribute__((noinline)) int recurse_to(int depth)
+{
+    volatile char frame[1024];
+    memset((char *)frame, depth & 0xff, sizeof frame);
+    if (canary_top - (char *)frame < CANARY_STACK - 8 * KiB)
+        return recurse_to(depth + 1) + frame[0];
+    smash();
+    return frame[0];
+}
+
+static int deep_canary(void *arg)
+{
+    int suspend_after = *(int *)arg;
+    canary_top = __builtin_frame_address(0);
+    F->rc[2] = 1;
+    F->rc[4] = recurse_to(0) >= 0;
+    if (suspend_after) {
+        F->rc[5] = 1;
+        IGNORE(tl_yield()); /* the canary is checked here */
+        F->rc[6] = 1;       /* not reached */
+    }
+    return 0; /* ...or when the task ends */
+}
+
+static int canary_main(void *arg)
+{
+    tl_task t;
+    int st;
+    int rc = tl_spawn_ex(&t, &(tl_spawn_opts){.name = "deep",
+                                              .stack_size = CANARY_STACK},
+                         deep_canary, arg);
+    if (rc < 0) return rc;
+    rc = tl_join(t, &st);
+    F->rc[3] = 1; /* not reached */
+    return rc;
+}
+
+static void canary_child(void *arg)
+{
+    tl_config c = {.virtual_clock = 1, .guard = TL_GUARD_CANARY};
+    F->rc[0] = tl_run_with(&c, canary_main, arg);
+    F->rc[1] = 1; /* not reached */
+}
+
+static void expect_canary_report(int st)
+{
+    EXPECT_ABORTED(st);
+    EXPECT_OUT("tulip: possible stack overflow in task 'deep' (its stack "
+               "canary was overwritten)\n");
+    EXPECT_NOT_OUT("(fault at");
+    cr_expect_eq(F->rc[2], 1);
+    cr_expect_eq(F->rc[4], 1);
+    cr_expect_eq(F->rc[1], 0);
+    cr_expect_eq(F->rc[3], 0);
+    /* The overflow reached below the stack but stayed inside the gap. */
+    cr_expect(F->used[0] + 16 * KiB > CANARY_STACK &&
+                  F->used[0] + 16 * KiB < CANARY_STACK + 64 * KiB,
+              "wrote down to %ld bytes below the top of a %d byte stack",
+              F->used[0] + 16 * KiB, CANARY_STACK);
+}
+
+Test(stack_rt, overflow_with_canary_is_caught_at_the_next_suspend,
+     .timeout = 10)
+{
+    facts_init();
+    int suspend_after = 1;
+    int st = child(canary_child, &suspend_after);
+    expect_canary_report(st);
+    cr_expect_eq(F->rc[5], 1);
+    cr_expect_eq(F->rc[6], 0);
+}
+
+Test(stack_rt, overflow_with_canary_is_caught_when_the_task_ends,
+     .timeout = 10)
+{
+    facts_init();
+    int suspend_after = 0;
+    int st = child(canary_child, &suspend_after);
+    expect_canary_report(st);
+    cr_expect_eq(F->rc[5], 0);
+}
+
+/* Faults outside any guard are not ours: they reach the previous handler
+ * (the default: the process dies of SIGSEGV; ASan's under ASan). */
+static int *volatile wild_ptr = (int *)16;
+
+static int wild(void *arg)
+{
+    (void)arg;
+    F->rc[2] = 1;
+    *wild_ptr = 1;
+    return 0;
+}
+
+static int wild_main(void *arg)
+{
+    (void)arg;
+    tl_task t;
+    int st;
+    if (tl_spawn_ex(&t, &(tl_spawn_opts){.name = "wild"}, wild, NULL) < 0)
+        return -1;
+    return tl_join(t, &st);
+}
+
+static void wild_child(void *arg)
+{
+    (void)arg;
+    F->rc[0] = run_virtual(wild_main, NULL);
+    F->rc[1] = 1;
+}
+
+Test(stack_rt, other_faults_go_to_the_previous_handler, .timeout = 10)
+{
+    facts_init();
+    int st = child(wild_child, NULL);
+    cr_expect_eq(F->rc[2], 1);
+    cr_expect_eq(F->rc[1], 0);
+    EXPECT_NOT_OUT("stack overflow");
+#if TULIP_TEST_SANITIZED
+    cr_expect(!(WIFEXITED(st) && WEXITSTATUS(st) == 0), "status %#x", st);
+    EXPECT_OUT("AddressSanitizer"); /* its handler got the fault */
+#else
+    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+              "not killed by SIGSEGV (status %#x):\n%s", st, out);
+#endif
+}
+
+/* ---- TULIP_STACK_CENSUS=1 -------------------------------------------------- */
+
+static int census_task(void *arg)
+{
+    size_t bytes = *(size_t *)arg;
+    long sum = use_stack(bytes);
+    /* Hold the stack so that every task of the census has its own. */
+    IGNORE(tl_sleep(1.0));
+    return sum == expected_sum(bytes) ? 0 : -EIO;
+}
+
+static int census_main(void *arg)
+{
+    (void)arg;
+    static size_t big = 100 * KiB, small = 1 * KiB;
+    tl_task t[4];
+    int rc = tl_spawn_ex(&t[0], &(tl_spawn_opts){.name = "big"}, census_task,
+                         &big);
+    for (int i = 1; i < 4 && rc == 0; i++)
+        rc = tl_spawn_ex(&t[i], &(tl_spawn_opts){.name = "small"},
+                         census_task, &small);
+    if (rc < 0) return rc;
+    for (int i = 0; i < 4; i++) {
+        int st = -1;
+        if (tl_join(t[i], &st) < 0 || st != 0) return -1;
+    }
+    return 0;
+}
+
+static void census_child(void *arg)
+{
+    if (arg) setenv("TULIP_STACK_CENSUS", "1", 1);
+    F->rc[0] = run_virtual(census_main, NULL);
+}
+
+/* The census line for `name`: KiB used, KiB size, task count. */
+static int census_line(const char *name, long *used, long *size, long *tasks)
+{
+    char want[64];
+    snprintf(want, sizeof want, "tulip:   '%s': ", name);
+    const char *p = strstr(out, want);
+    if (!p) return 0;
+    return sscanf(p + strlen(want), "%ld KiB of %ld KiB (%ld task", used,
+                  size, tasks) == 3;
+}
+
+Test(stack_rt, census_prints_high_water_marks_per_name, .timeout = 10)
+{
+    facts_init();
+    int st = child(census_child, (void *)1);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x:\n%s", st,
+              out);
+    cr_expect_eq(F->rc[0], 0);
+    EXPECT_OUT("tulip: stack census (TULIP_STACK_CENSUS=1), loop #");
+    long used, size, tasks;
+    long def = TULIP_TEST_SANITIZED ? 512 : 256; /* KiB, doubled by ASan */
+    cr_assert(census_line("big", &used, &size, &tasks), "%s", out);
+    cr_expect(used >= 100 && used <= def, "big used %ld KiB", used);
+    cr_expect_eq(size, def);
+    cr_expect_eq(tasks, 1);
+    long big_used = used;
+    cr_assert(census_line("small", &used, &size, &tasks), "%s", out);
+    cr_expect(used >= 4 && used < 32, "small used %ld KiB", used);
+    cr_expect_eq(size, def);
+    cr_expect_eq(tasks, 3);
+    cr_assert(census_line("main", &used, &size, &tasks), "%s", out);
+    cr_expect_eq(tasks, 1);
+    /* Deepest first. */
+    cr_expect_lt(strstr(out, "'big'"), strstr(out, "'small'"), "%s", out);
+    cr_expect_gt(big_used, used);
+}
+
+Test(stack_rt, no_census_unless_asked, .timeout = 10)
+{
+    facts_init();
+    unsetenv("TULIP_STACK_CENSUS");
+    int st = child(census_child, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x:\n%s", st,
+              out);
+    cr_expect_eq(F->rc[0], 0);
+    EXPECT_NOT_OUT("census");
+}

@@ -83,7 +83,16 @@ struct tl_pool {
     int stopping;              /* tl_pool_free: workers exit when idle */
     int full_reported, start_reported;
     pool_att *atts;
+    unsigned fork_gen;         /* tl__fork_gen when made (immutable) */
 };
+
+/* A pool inherited across fork(): its threads stayed in the parent and
+ * its mutex may be held forever, so the child must not touch either. */
+static bool inherited(const tl_pool *p)
+{
+    return p->fork_gen !=
+           atomic_load_explicit(&tl__fork_gen, memory_order_relaxed);
+}
 
 /* ---- pool lifetime ------------------------------------------------------ */
 
@@ -117,6 +126,7 @@ int tl_pool_new(tl_pool **out, int nthreads)
     tl__list_init(&p->queue);
     p->queue_max = TL__POOL_QUEUE_MAX;
     p->max_threads = nthreads;
+    p->fork_gen = atomic_load_explicit(&tl__fork_gen, memory_order_relaxed);
     *out = p;
     return 0;
 }
@@ -124,6 +134,12 @@ int tl_pool_new(tl_pool **out, int nthreads)
 int tl_pool_free(tl_pool *p)
 {
     if (!p) return 0;
+    if (inherited(p)) {
+        /* Nothing to join here: release the memory, never the mutex. */
+        free(p->threads);
+        free(p);
+        return 0;
+    }
     pthread_mutex_lock(&p->lock);
     for (int i = 0; i < p->nthreads; i++)
         if (pthread_equal(p->threads[i], pthread_self())) {
@@ -264,6 +280,11 @@ static int submit(tl__loop *l, tl__job *j, int mode)
     tl_pool *p;
     int rc = loop_pool(l, &p);
     if (rc < 0) return rc;
+    if (inherited(p)) {
+        tl__diag("thread pool inherited across fork(): its threads stayed "
+                 "in the parent; make a new pool in the child");
+        return TL_EFORK;
+    }
     pthread_mutex_lock(&p->lock);
     pool_att *a = find_att(p, l);
     if (!a) {
@@ -494,7 +515,7 @@ int tl_to_thread(tl_fn fn, void *arg, int *result)
 void tl__pool_loop_open(tl__loop *l)
 {
     tl_pool *p = l->pool; /* tl_config.pool, or NULL: made lazily */
-    if (!p) return;
+    if (!p || inherited(p)) return;
     pthread_mutex_lock(&p->lock);
     p->users++;
     pthread_mutex_unlock(&p->lock);
@@ -506,7 +527,10 @@ void tl__pool_loop_open(tl__loop *l)
 void tl__pool_loop_close(tl__loop *l)
 {
     tl_pool *p = l->pool;
-    if (!p) return;
+    if (!p || inherited(p)) {
+        l->pool = NULL;
+        return;
+    }
     pthread_mutex_lock(&p->lock);
     pool_att *a = find_att(p, l);
     if (a) {

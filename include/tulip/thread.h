@@ -36,7 +36,9 @@ TL_API int tl_pool_new(tl_pool **out, int nthreads);
  * tl_run whose configuration names it has not returned yet); -EDEADLK when
  * called from one of the pool's own threads. tl_pool_free(NULL) returns 0.
  * Blocks the calling thread (never suspends a task): call it after the
- * tl_run calls that used the pool have returned. Thread-safe. */
+ * tl_run calls that used the pool have returned. Thread-safe. In a child
+ * process forked after the pool was made, it only releases the memory
+ * (the threads stayed in the parent) and returns 0. */
 TL_API int tl_pool_free(tl_pool *pool);
 
 /* asyncio.to_thread(fn, arg): run fn(arg) on the loop's thread pool and
@@ -61,7 +63,8 @@ TL_API int tl_pool_free(tl_pool *pool);
  * Returns 0, -ECANCELED, -EINVAL (fn NULL), -ENOMEM (no memory for the
  * pool or its bookkeeping), -EAGAIN (the pool's queue of pending jobs is
  * full, or not a single pool thread could be started; with a diagnostic),
- * TL_ENOTASK outside a task. Nothing ran unless the result is 0 or
+ * TL_ENOTASK outside a task, TL_EFORK on a loop or a shared pool inherited
+ * across fork() (make a new pool in the child). Nothing ran unless the result is 0 or
  * -ECANCELED. SUSPENDS. Call it from a task (the loop's thread). */
 TL_API TL_NODISCARD int tl_to_thread(tl_fn fn, void *arg, int *result);
 

@@ -382,8 +382,14 @@ int tl_cond_wait(tl_cond *c)
     lock_release_held(l);
     rc = tl__waitq_park(&c->_waiters, self, c, tl__waitq_cancel,
                         "tl_cond_wait");
-    /* Re-acquire, ignoring cancellation (invariant 1): the caller's code
-     * after the wait runs under the lock whatever the wait returned. */
+    if (rc == 0) {
+        /* Notified: the notify moved us onto the lock's queue, and the
+         * release that woke us made us the owner. */
+        return 0;
+    }
+    /* Cancelled before any notify: re-acquire, ignoring cancellation
+     * (invariant 1), so the caller's code after the wait runs under the
+     * lock whatever the wait returned. */
     if (!l->_owner)
         lock_set_owner(l, self);
     else
@@ -419,10 +425,20 @@ int tl_cond_notify(tl_cond *c, int n)
     if (rc < 0) return rc;
     rc = tl__waitq_check_loop(&c->_waiters, "tl_cond_notify");
     if (rc < 0) return rc;
+    /* Wait morphing: the notifier holds the lock, so a notified waiter
+     * could only queue for it anyway. Move it straight onto the lock's
+     * queue, uncancellable from now on (it was notified: completed wins,
+     * and the re-acquire ignores cancellation). It wakes once, owning the
+     * lock, in notify order, and no task can barge in between. */
+    tl_lock *l = cond_lock(c);
+    tl__link *lq = tl__waitq_head(&l->_waiters);
     int woken = 0;
     tl__task *w;
     while (woken < n && (w = tl__waitq_pop(&c->_waiters))) {
-        tl__wake(w, 0);
+        w->on_cancel = NULL;
+        w->wait_what = "tl_cond_wait (notified, re-acquiring the lock)";
+        w->wait_data = l;
+        tl__list_push(lq, &w->wait_link);
         woken++;
     }
     return woken;

@@ -11,6 +11,7 @@
 
 #include <criterion/redirect.h>
 #include <limits.h>
+#include <pthread.h>
 
 /* ---- shared helpers ------------------------------------------------------ */
 
@@ -823,6 +824,50 @@ Test(cond, notified_then_cancelled_returns_0_with_the_lock, .timeout = 10)
     cr_assert_eq(run_virtual(main_cond_notified_then_cancelled, NULL), 0);
 }
 
+static int lock_grabber(void *arg)
+{
+    struct cond_who *w = arg;
+    tl_lock *l = tl_cond_lock(&w->x->c);
+    w->rc = tl_lock_acquire(l);
+    push_id(&w->x->order, w->id);
+    cr_expect_eq(tl_lock_release(l), 0);
+    return w->rc;
+}
+
+static int main_cond_no_barging(void *arg)
+{
+    (void)arg;
+    struct cond_ctx x = {0};
+    cr_assert_eq(tl_cond_init(&x.c, NULL), 0);
+    tl_lock *l = tl_cond_lock(&x.c);
+    struct cond_who w[2] = {{.x = &x, .id = 0}, {.x = &x, .id = 1}};
+    tl_task t[2] = {spawn(cond_waiter, &w[0]), spawn(cond_waiter, &w[1])};
+    settle();
+    cr_expect_eq(tl_lock_acquire(l), 0);
+    cr_expect_eq(tl_cond_notify_all(&x.c), 2);
+    /* A task that asks for the lock after the notify queues behind the
+     * notified waiters. */
+    struct cond_who g = {.x = &x, .id = 9};
+    tl_task tg = spawn(lock_grabber, &g);
+    settle();
+    cr_expect_eq(tl_lock_release(l), 0);
+    cr_expect_eq(tl_lock_try_acquire(l), -EBUSY, "handed to waiter 0");
+    for (int i = 0; i < 2; i++) cr_expect_eq(join(t[i]), 0);
+    cr_expect_eq(join(tg), 0);
+    cr_expect_eq(x.order.n, 3);
+    cr_expect_eq(x.order.ids[0], 0);
+    cr_expect_eq(x.order.ids[1], 1);
+    cr_expect_eq(x.order.ids[2], 9);
+    cr_expect_eq(tl_cond_destroy(&x.c), 0);
+    return 0;
+}
+
+Test(cond, notified_waiters_take_the_lock_before_later_acquirers,
+     .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_cond_no_barging, NULL), 0);
+}
+
 static int have_items(void *arg) { return ((struct cond_ctx *)arg)->items > 0; }
 
 static int cond_consumer(void *arg)
@@ -1012,4 +1057,61 @@ static int main_barrier_abort(void *arg)
 Test(barrier, abort_breaks_it_and_reset_repairs_it, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_barrier_abort, NULL), 0);
+}
+
+/* ======================================================================
+ * One loop per primitive
+ * ====================================================================== */
+
+struct xloop {
+    tl_sem sem;
+    int rc;
+};
+
+static int other_loop_main(void *arg)
+{
+    struct xloop *x = arg;
+    x->rc = tl_sem_release(&x->sem);
+    return 0;
+}
+
+static void *other_thread(void *arg)
+{
+    tl_config c = {.virtual_clock = 1, .no_sigint = 1};
+    tl_run_with(&c, other_loop_main, arg);
+    return NULL;
+}
+
+static int main_xloop(void *arg)
+{
+    struct xloop *x = arg;
+    struct who w = {.obj = &x->sem};
+    tl_task t = spawn(sem_waiter, &w);
+    settle(); /* w waits on the semaphore in this loop */
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, other_thread, x), 0);
+    pthread_join(th, NULL); /* briefly blocks this loop: fine in a test */
+    cr_expect_eq(x->rc, -EXDEV, "another loop may not wake our tasks");
+    cr_expect_eq(tl_sem_value(&x->sem), 0);
+    cr_expect_eq(tl_sem_release(&x->sem), 0);
+    cr_expect_eq(join(t), 0);
+    return 0;
+}
+
+static void xloop_child(void *arg)
+{
+    (void)arg;
+    struct xloop x = {0};
+    tl_sem_init(&x.sem, 0);
+    printf("rc=%d\n", run_virtual(main_xloop, &x));
+}
+
+Test(sync, another_loop_cannot_wake_our_waiters, .timeout = 10)
+{
+    char out[2048];
+    int st = run_child(xloop_child, NULL, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+    cr_expect(strstr(out, "rc=0") != NULL, "%s", out);
+    cr_expect(strstr(out, "a primitive belongs to one loop") != NULL, "%s",
+              out);
 }

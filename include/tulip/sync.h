@@ -249,8 +249,10 @@ TL_API TL_NODISCARD int tl_cond_wait_for(tl_cond *c, int (*pred)(void *arg),
                                          void *arg);
 
 /* cond.notify(n): wake up to n waiters (FIFO). The caller must hold the
- * lock. Returns how many were woken (>= 0); -EPERM (and a diagnostic)
- * without the lock; -EINVAL; -EXDEV. Never suspends. */
+ * lock; the notified waiters queue for it (ahead of any later acquirer)
+ * and return from tl_cond_wait one by one, in notify order, as it is
+ * released. Returns how many were notified (>= 0); -EPERM (and a
+ * diagnostic) without the lock; -EINVAL; -EXDEV. Never suspends. */
 TL_API int tl_cond_notify(tl_cond *c, int n);
 
 /* cond.notify_all(): wake every waiter. As tl_cond_notify. */

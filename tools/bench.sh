@@ -5,7 +5,8 @@
 #          tools/bench.sh --table        the table of the last run again
 #
 # Builds tulip's bench programs (make build-bench: build/bench), runs
-# bench_switch and bench_core, then every peer in bench/peers/ whose
+# bench_switch, bench_core and every other bench/*.c program (their
+# figures have no peer column), then every peer in bench/peers/ whose
 # toolchain is installed (scripts/install-bench-deps.sh installs them all),
 # skipping the missing ones with a note:
 #   asyncio   python3 bench/peers/asyncio_peer.py
@@ -52,8 +53,17 @@ run() { # name command... : run, keep the output, show it
     fi
 }
 
+# tulip's own programs: bench_switch and bench_core first, then every
+# other bench/*.c program (tulip-only figures: primitives, generators,
+# the thread pool), each as "tulip-<name>".
 run switch build/bench/bench/bench_switch
 run tulip build/bench/bench/bench_core "$sleepers"
+for b in build/bench/bench/*; do
+    name=${b##*/}
+    case $name in bench_switch|bench_core) continue ;; esac
+    [ -f "$b" ] && [ -x "$b" ] || continue
+    run "tulip-${name#bench_}" "$b"
+done
 
 if command -v python3 >/dev/null 2>&1; then
     run asyncio python3 bench/peers/asyncio_peer.py "$sleepers"
@@ -98,7 +108,8 @@ cat "$out/machine.txt"
 echo "peers: $(paste -sd ';' "$out/peers.txt" | sed 's/;/; /g')"
 echo "ratio = peer / tulip (lower is better for every figure: > 1 means tulip is faster or leaner)"
 echo
-awk -v dir="$out" '
+extra=$(cd "$out" && ls tulip-*.txt 2>/dev/null | sed 's/\.txt$//' | tr '\n' ' ')
+awk -v dir="$out" -v extra="$extra" '
 function parse(file, tag,   line, key, rest, val, unit, what) {
     while ((getline line < file) > 0) {
         if (line !~ /^[^:]+: [0-9.]+ [^ ]+/) continue
@@ -110,13 +121,15 @@ function parse(file, tag,   line, key, rest, val, unit, what) {
         if (match(rest, /\(.*\)$/)) what = substr(rest, RSTART + 1, RLENGTH - 2)
         V[tag, key] = val; U[tag, key] = unit
         if (!((key) in seen)) { seen[key] = 1; order[++n] = key; desc[key] = what }
-        if (tag == "tulip" || tag == "switch") own[key] = tag
+        if (tag !~ /^(asyncio|go|libuv)$/ && !(key in own)) own[key] = tag
     }
     close(file)
 }
 BEGIN {
     parse(dir "/switch.txt", "switch")
     parse(dir "/tulip.txt", "tulip")
+    nx = split(extra, xs, " ")
+    for (i = 1; i <= nx; i++) parse(dir "/" xs[i] ".txt", xs[i])
     np = split("asyncio go libuv", peers, " ")
     for (i = 1; i <= np; i++) parse(dir "/" peers[i] ".txt", peers[i])
     print "| figure | tulip | peer | ratio |"

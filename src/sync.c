@@ -37,6 +37,16 @@ static int bad(const char *what, const char *kind, const void *p)
         if (!(obj) || (obj)->_magic != (magic)) return bad(what, kind, obj); \
     } while (0)
 
+/* Predicates read a bad object as "no" (after the diagnostic): returning
+ * -EINVAL from a yes/no function would read as "yes". */
+#define CHECK_PRED(obj, magic, what, kind)                                  \
+    do {                                                                    \
+        if (!(obj) || (obj)->_magic != (magic)) {                           \
+            bad(what, kind, obj);                                           \
+            return 0;                                                       \
+        }                                                                   \
+    } while (0)
+
 static int busy(const char *what, const char *kind, const void *p)
 {
     tl__diag("%s: tasks still wait on %s %p; wake them (or let them finish) "
@@ -130,7 +140,7 @@ int tl_sem_value(const tl_sem *s)
 
 int tl_sem_locked(const tl_sem *s)
 {
-    CHECK(s, TL__SEM_MAGIC, "tl_sem_locked", "tl_sem");
+    CHECK_PRED(s, TL__SEM_MAGIC, "tl_sem_locked", "tl_sem");
     return s->_value == 0;
 }
 
@@ -241,13 +251,13 @@ int tl_lock_release(tl_lock *l)
 
 int tl_lock_locked(const tl_lock *l)
 {
-    CHECK(l, TL__LOCK_MAGIC, "tl_lock_locked", "tl_lock");
+    CHECK_PRED(l, TL__LOCK_MAGIC, "tl_lock_locked", "tl_lock");
     return l->_owner != NULL;
 }
 
 int tl_lock_owned(const tl_lock *l)
 {
-    CHECK(l, TL__LOCK_MAGIC, "tl_lock_owned", "tl_lock");
+    CHECK_PRED(l, TL__LOCK_MAGIC, "tl_lock_owned", "tl_lock");
     tl__loop *lp = tl__self;
     return lock_owned_by(l, lp ? lp->current : NULL);
 }
@@ -298,7 +308,7 @@ int tl_event_clear(tl_event *e)
 
 int tl_event_is_set(const tl_event *e)
 {
-    CHECK(e, TL__EVENT_MAGIC, "tl_event_is_set", "tl_event");
+    CHECK_PRED(e, TL__EVENT_MAGIC, "tl_event_is_set", "tl_event");
     return e->_set != 0;
 }
 
@@ -544,7 +554,7 @@ int tl_barrier_n_waiting(const tl_barrier *b)
 
 int tl_barrier_broken(const tl_barrier *b)
 {
-    CHECK(b, TL__BARRIER_MAGIC, "tl_barrier_broken", "tl_barrier");
+    CHECK_PRED(b, TL__BARRIER_MAGIC, "tl_barrier_broken", "tl_barrier");
     return b->_broken != 0;
 }
 

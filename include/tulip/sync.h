@@ -123,7 +123,8 @@ TL_API int tl_sem_release(tl_sem *s);
 /* Free permits now (0 while tasks wait), or -EINVAL. Never suspends. */
 TL_API int tl_sem_value(const tl_sem *s);
 
-/* sem.locked(): non-zero if an acquire would wait (no free permit). */
+/* sem.locked(): non-zero if an acquire would wait (no free permit); 0
+ * for a bad semaphore (after a diagnostic). Never suspends. */
 TL_API int tl_sem_locked(const tl_sem *s);
 
 /* ---------------------------------------------------------------------- */
@@ -163,7 +164,9 @@ TL_API int tl_lock_try_acquire(tl_lock *l);
  * -EINVAL; -EXDEV. Never suspends. */
 TL_API int tl_lock_release(tl_lock *l);
 
-/* lock.locked(): non-zero if some task holds it. Never suspends. */
+/* lock.locked(): non-zero if some task holds it. Never suspends. Like
+ * every yes/no function here, a bad object reads as 0 (after a
+ * diagnostic). */
 TL_API int tl_lock_locked(const tl_lock *l);
 
 /* Non-zero if the calling task holds it (0 outside a task). */
@@ -194,7 +197,7 @@ TL_API int tl_event_set(tl_event *e);
 /* event.clear(). 0, -EINVAL. Never suspends. */
 TL_API int tl_event_clear(tl_event *e);
 
-/* event.is_set(): non-zero if set. Never suspends. */
+/* event.is_set(): non-zero if set (0 for a bad event). Never suspends. */
 TL_API int tl_event_is_set(const tl_event *e);
 
 /* await event.wait(): return once the flag is set (at once if it is).
@@ -296,7 +299,8 @@ TL_API int tl_barrier_abort(tl_barrier *b);
  * and unbroken. 0, -EINVAL, -EXDEV. Never suspends. */
 TL_API int tl_barrier_reset(tl_barrier *b);
 
-/* barrier.parties / n_waiting / broken (-EINVAL for a bad barrier). */
+/* barrier.parties / n_waiting (-EINVAL for a bad barrier) / broken (0
+ * for a bad barrier). Never suspend. */
 TL_API int tl_barrier_parties(const tl_barrier *b);
 TL_API int tl_barrier_n_waiting(const tl_barrier *b);
 TL_API int tl_barrier_broken(const tl_barrier *b);

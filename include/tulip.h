@@ -28,6 +28,9 @@
  * returns -ECANCELED has yielded once, so a task that ignores it cannot
  * freeze the loop. Completed wins: a wait that was satisfied before the
  * cancel arrived returns success; the cancel shows at the next call.
+ * Calls whose result must be checked are TL_NODISCARD (GCC's
+ * warn_unused_result, which a plain (void) cast does not silence: write
+ * `(void)!tl_sleep(1)` where ignoring it is really meant).
  *
  * Threads. One loop per thread; tasks never migrate. Unless a function says
  * otherwise, call it only from a task (or, where noted, from the thread

@@ -397,6 +397,7 @@ extern _Atomic unsigned tl__fork_gen;
 int tl__sigint_install(tl__loop *l);
 void tl__sigint_restore(tl__loop *l);
 void tl__sigint_dispatch(tl__loop *l);
+void tl__sigint_atfork_child(void);
 
 /* Watchdog (src/watchdog.c). */
 void tl__watchdog_register(tl__loop *l);

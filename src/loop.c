@@ -65,6 +65,7 @@ static void on_fork_child(void)
     /* Every loop inherited by this child is dead: its epoll set and rings
      * belong to the parent. Tasks notice at their next tulip call. */
     atomic_fetch_add_explicit(&tl__fork_gen, 1, memory_order_relaxed);
+    tl__sigint_atfork_child();
 }
 
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;

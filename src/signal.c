@@ -68,3 +68,18 @@ void tl__sigint_dispatch(tl__loop *l)
         tl__task_cancel(l->main_task);
     }
 }
+
+/* In a child after fork(): the loop our handler talks to is the parent's.
+ * Give SIGINT back its pre-tulip disposition (sigaction is async-signal-
+ * safe, as an atfork child handler requires), so that a new tl_run in the
+ * child installs its own handler and a Ctrl-C never writes into the
+ * parent's eventfd. */
+void tl__sigint_atfork_child(void)
+{
+    tl__loop *l = sigint_loop;
+    if (!l) return;
+    sigaction(SIGINT, &sigint_old, NULL);
+    sigint_loop = NULL;
+    sigint_count = 0;
+    l->sigint_installed = 0;
+}

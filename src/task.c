@@ -480,6 +480,12 @@ int tl__handoff(tl__task *self, tl__cancel_fn on_cancel, const char *what,
         return tl__park(self, on_cancel, what);
     }
     l->handoffs++;
+    if (self->stack && tl__stack_check(self->stack) != 0) {
+        char label[48];
+        tl__fatal("possible stack overflow in task %s (its stack canary "
+                  "was overwritten)", tl__task_label(self, label,
+                  sizeof label));
+    }
     to->on_cancel = NULL;
     to->wake_result = to_result;
     self->state = TL__T_WAITING;

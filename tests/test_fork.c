@@ -248,3 +248,60 @@ Test(fork, fresh_loop_in_the_child_has_a_watchdog, .timeout = 10)
               "no watchdog report from the child's loop:\n%s", out);
     cr_expect(strstr(out, "without yielding") != NULL, "%s", out);
 }
+
+/* Ctrl-C after fork: the child must not keep a handler that talks to the
+ * parent's loop. SIGINT is back at SIG_DFL in the child, and a new tl_run
+ * there installs its own handler (and restores SIG_DFL when it returns). */
+static int sigint_is_ours(void)
+{
+    struct sigaction sa;
+    sigaction(SIGINT, NULL, &sa);
+    return sa.sa_handler != SIG_DFL;
+}
+
+static int sigint_child_main(void *arg)
+{
+    (void)arg;
+    F->rc[3] = sigint_is_ours();
+    return 0;
+}
+
+static int sigint_parent_main(void *arg)
+{
+    (void)arg;
+    F->rc[0] = sigint_is_ours();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        F->rc[1] = sigint_is_ours();
+        F->rc[2] = tl_run(sigint_child_main, NULL);
+        F->rc[4] = sigint_is_ours();
+        F->reached = 1;
+        _exit(0);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    F->child_status = st;
+    return 0;
+}
+
+static void sigint_case(void *arg)
+{
+    (void)arg;
+    signal(SIGINT, SIG_DFL);
+    F->rc[5] = tl_run(sigint_parent_main, NULL);
+}
+
+Test(fork, child_gets_its_own_ctrl_c, .timeout = 10)
+{
+    facts_init();
+    int st = run_child(sigint_case, NULL, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d\n%s", st, out);
+    cr_expect_eq(F->rc[0], 1, "the parent's tl_run installed its handler");
+    cr_expect_eq(F->rc[1], 0, "the child starts with SIG_DFL");
+    cr_expect_eq(F->rc[2], 0);
+    cr_expect_eq(F->rc[3], 1, "a new tl_run in the child installs its own");
+    cr_expect_eq(F->rc[4], 0, "and restores SIG_DFL when it returns");
+    cr_expect_eq(F->reached, 1);
+    cr_expect_eq(F->rc[5], 0);
+}

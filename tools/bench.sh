@@ -31,6 +31,7 @@ fi
 notes=()
 if [ $table_only -eq 0 ]; then
 
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p build
 echo "bench: building tulip's bench programs (make build-bench)"
 if ! make -s build-bench >build/bench-build.log 2>&1; then
@@ -99,7 +100,7 @@ fi
 
 printf '%s\n' "${notes[@]}" >"$out/peers.txt"
 cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-echo "date: $(date -u +%Y-%m-%d), machine: ${cpu:-unknown CPU}, $(nproc) CPU(s), $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg)" >"$out/machine.txt"
+echo "date: $(date -u +%Y-%m-%d), machine: ${cpu:-unknown CPU}, $(nproc) CPU(s), $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), load average $load_at_start before the run" >"$out/machine.txt"
 fi
 
 # ---- the table -----------------------------------------------------------

@@ -159,13 +159,18 @@ static void lock_set_owner(tl_lock *l, tl__task *t)
     l->_owner_gen = t ? t->gen : 0;
 }
 
+/* Marks (in wait_data) a condition waiter that was cancelled before any
+ * notify and queues for the lock: it is woken holding it with -ECANCELED. */
+static char cond_cancelled_mark;
+
 /* Unlock on behalf of the owner: with waiters the first becomes the owner
  * and is woken holding the lock (no barging). */
 static void lock_release_held(tl_lock *l)
 {
     tl__task *w = tl__waitq_pop(&l->_waiters);
     lock_set_owner(l, w);
-    if (w) tl__wake(w, 0);
+    if (w)
+        tl__wake(w, w->wait_data == &cond_cancelled_mark ? -ECANCELED : 0);
 }
 
 int tl_lock_init(tl_lock *l)
@@ -377,6 +382,28 @@ static int cond_check_held(tl_cond *c, tl__task *self, const char *what,
     return -EPERM;
 }
 
+/* A waiter cancelled before any notify: it re-acquires the lock before it
+ * returns, ignoring cancellation (invariant 1), so the caller's code after
+ * the wait runs under the lock whatever the wait returned. The re-acquire
+ * starts here, at the cancel, not when the waiter next runs: a task inside
+ * tl_cond_wait is always on the condition's or the lock's queue or owns the
+ * lock, so tl_cond_destroy sees it; and it queues behind the lock's
+ * earlier waiters (no barging). */
+static void cond_cancel(tl__task *t)
+{
+    tl_lock *l = cond_lock(t->wait_data);
+    tl__list_remove(&t->wait_link);
+    if (!l->_owner) { /* no owner means no waiters either */
+        lock_set_owner(l, t);
+        tl__wake(t, -ECANCELED);
+        return;
+    }
+    t->wait_what = "tl_cond_wait (cancelled, re-acquiring the lock)";
+    t->wait_data = &cond_cancelled_mark;
+    tl__list_push(tl__waitq_head(&l->_waiters), &t->wait_link);
+    /* Stays parked; the hook is cleared, so the rest ignores cancel. */
+}
+
 int tl_cond_wait(tl_cond *c)
 {
     tl__task *self = tl__task_self("tl_cond_wait");
@@ -388,24 +415,11 @@ int tl_cond_wait(tl_cond *c)
     if (rc < 0) return rc; /* still holding the lock */
     rc = tl__waitq_check_loop(&c->_waiters, "tl_cond_wait");
     if (rc < 0) return rc;
-    tl_lock *l = cond_lock(c);
-    lock_release_held(l);
-    rc = tl__waitq_park(&c->_waiters, self, c, tl__waitq_cancel,
-                        "tl_cond_wait");
-    if (rc == 0) {
-        /* Notified: the notify moved us onto the lock's queue, and the
-         * release that woke us made us the owner. */
-        return 0;
-    }
-    /* Cancelled before any notify: re-acquire, ignoring cancellation
-     * (invariant 1), so the caller's code after the wait runs under the
-     * lock whatever the wait returned. */
-    if (!l->_owner)
-        lock_set_owner(l, self);
-    else
-        (void)tl__waitq_park(&l->_waiters, self, l, NULL,
-                             "tl_cond_wait (re-acquiring the lock)");
-    return rc;
+    lock_release_held(cond_lock(c));
+    /* Woken owning the lock either way: 0 notified, -ECANCELED cancelled
+     * first (cond_cancel). */
+    return tl__waitq_park(&c->_waiters, self, c, cond_cancel,
+                          "tl_cond_wait");
 }
 
 int tl_cond_wait_for(tl_cond *c, int (*pred)(void *arg), void *arg)

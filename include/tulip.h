@@ -326,7 +326,8 @@ typedef struct tl_group {
  * the body waits. -ESHUTDOWN once g was cancelled or finished; -ESRCH a
  * stale handle. `status` (may be NULL) receives the child's return value
  * when it finishes; it must stay valid until tl_group_wait returns (it is
- * written before then). Never suspends. */
+ * written before then; never, if the owner returns without tl_group_wait).
+ * Never suspends. */
 TL_API int tl_group_spawn(tl_group g, tl_fn fn, void *arg);
 TL_API int tl_group_spawn_ex(tl_group g, const tl_spawn_opts *opts,
                              tl_fn fn, void *arg, int *status);

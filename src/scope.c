@@ -336,6 +336,12 @@ void tl__scopes_unwind(tl__task *t)
                      "still open; cancelling and waiting for its children",
                      tl__task_label(t, label, sizeof label), r->file,
                      r->line);
+            /* The status pointers were promised valid only until
+             * tl_group_wait returned; it never will, and they may point
+             * into the frame that returned (on this very stack). */
+            for (tl__link *n = r->children.next; n != &r->children;
+                 n = n->next)
+                tl__container_of(n, tl__task, group_link)->status_out = NULL;
             tl__group_cancel(r);
             tl__group_drain(t, r);
             for (size_t i = 0; i < r->nerrors; i++)

@@ -137,3 +137,72 @@ Test(review, cond_cancelled_waiter_queues_for_the_lock_in_cancel_order,
 {
     cr_expect_eq(run_virtual(cond_cancel_queue_main, NULL), 0);
 }
+
+/* ---- a task returns with a group open: children's status pointers -------- *
+ *
+ * A child's `status` pointer is promised valid only until tl_group_wait
+ * returns. When the owner returns without waiting, the runtime cancels and
+ * joins the children on the owner's stack (invariant 6) — the stack where
+ * the returned frame's `int status` lived. Writing the children's results
+ * there scribbled over dead memory, possibly over the unwinding frames
+ * themselves. */
+
+static volatile int *dead_status;  /* &status in the returned frame */
+static volatile int child_done;
+static volatile int seen_after_child = -1;
+
+static int unwind_child(void *arg)
+{
+    (void)arg;
+    int rc = tl_sleep(100.0); /* until the unwind cancels it */
+    cr_expect_eq(rc, -ECANCELED);
+    child_done = 1;
+    return 777;
+}
+
+static __attribute__((noinline)) int forgets_its_group(void *arg)
+{
+    (void)arg;
+    /* Deep in this frame, far below anything the unwind calls. */
+    volatile int area[4096];
+    area[0] = 0;
+    dead_status = &area[0];
+    tl_group g;
+    cr_expect_eq(tl_group_enter(&g), 0);
+    cr_expect_eq(tl_group_spawn_ex(g, NULL, unwind_child, NULL,
+                                   (int *)&area[0]), 0);
+    return area[4095] = 0; /* no tl_group_wait */
+}
+
+/* Runs every iteration until the child is done, then reads the dead slot
+ * once: in the iteration after the child finished, ahead of the owner
+ * (woken by the child's end), whose stack is still in use. */
+static int observer(void *arg)
+{
+    (void)arg;
+    while (!child_done) (void)tl_yield();
+    seen_after_child = *dead_status;
+    return 0;
+}
+
+static int unwind_status_main(void *arg)
+{
+    (void)arg;
+    tl_task obs, owner;
+    cr_expect_eq(tl_spawn(&obs, observer, NULL), 0);
+    cr_expect_eq(tl_spawn(&owner, forgets_its_group, NULL), 0);
+    int st = -1;
+    cr_expect_eq(tl_join(owner, &st), 0);
+    cr_expect_eq(st, 0);
+    cr_expect_eq(tl_join(obs, NULL), 0);
+    return 0;
+}
+
+Test(review, unwound_group_does_not_write_child_status_into_dead_frame,
+     .timeout = 10)
+{
+    cr_redirect_stderr();
+    cr_expect_eq(run_virtual(unwind_status_main, NULL), 0);
+    cr_expect_eq(child_done, 1);
+    cr_expect_eq(seen_after_child, 0);
+}

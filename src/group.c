@@ -52,17 +52,7 @@ static void add_error(tl__rec *g, const tl__task *t, int code)
             g->errors_cap = cap;
         }
     }
-    tl_error *e = &g->errors[g->nerrors++];
-    memset(e, 0, sizeof *e);
-    e->code = code;
-    char label[48];
-    if (t->name[0])
-        snprintf(e->task, sizeof e->task, "%s", t->name);
-    else
-        snprintf(e->task, sizeof e->task, "%s",
-                 tl__task_label(t, label, sizeof label));
-    if (t->fail_msg && t->fail_code == code)
-        snprintf(e->message, sizeof e->message, "%s", t->fail_msg);
+    tl__error_fill(t, code, &g->errors[g->nerrors++]);
 }
 
 void tl__group_child_done(tl__loop *l, tl__rec *g, tl__task *c)

@@ -240,6 +240,9 @@ struct tl__loop {
     int64_t vnow;            /* virtual clock, ns */
     int64_t epoch;           /* real monotonic ns at loop start */
     int inflight;            /* I/O and pool jobs the kernel/threads owe us */
+    int io_waiters;          /* tasks waiting on fds registered with the
+                                backend; while > 0 the kernel is polled
+                                every iteration (see must_poll) */
 
     const tl__backend *backend;
     void *be;                /* backend state */
@@ -319,6 +322,9 @@ void tl__task_free(tl__loop *l, tl__task *t);
 /* Describe a task: "'name'" or "#slot". */
 const char *tl__task_label(const tl__task *t, char *buf, size_t len);
 void tl__task_set_name(tl__task *t, const char *name);
+/* Describe t's failure `code` (name or "#slot", its tl_fail message if it
+ * belongs to that code). */
+void tl__error_fill(const tl__task *t, int code, tl_error *err);
 /* Report a failed task nobody joined (invariant 7), once. */
 void tl__report_unjoined(tl__task *t);
 

@@ -93,7 +93,10 @@ int tl__loop_post(tl__loop *l, void (*fn)(tl__loop *, void *), void *arg)
 
 void tl__loop_drain_inbox(tl__loop *l)
 {
-    if (!atomic_exchange_explicit(&l->inbox_pending, 0, memory_order_acquire))
+    /* A plain load first: the exchange is a locked instruction, too dear
+     * for every iteration of a busy loop. */
+    if (!atomic_load_explicit(&l->inbox_pending, memory_order_relaxed) ||
+        !atomic_exchange_explicit(&l->inbox_pending, 0, memory_order_acquire))
         return;
     pthread_mutex_lock(&l->inbox_lock);
     tl__post *p = l->inbox;
@@ -369,6 +372,17 @@ static void report_deadlock(tl__loop *l)
     }
 }
 
+/* Ask the kernel only when it can have news for us: when the loop is about
+ * to wait, or while tasks wait on file descriptors (io_waiters), so that
+ * ready tasks never starve I/O. Otherwise every wake-up we could get
+ * arrives through flags read without a syscall (inbox_pending,
+ * sigint_pending) and timers, so a lone yielding task costs two switches,
+ * not a system call per iteration. */
+static bool must_poll(const tl__loop *l)
+{
+    return !l->runq_head || l->io_waiters > 0;
+}
+
 static void poll_once(tl__loop *l)
 {
     int64_t next = tl__timer_next(l);
@@ -379,7 +393,7 @@ static void poll_once(tl__loop *l)
         int64_t timeout = l->runq_head ? 0 : (l->inflight > 0 ? -1 : 0);
         if (!l->runq_head && l->inflight == 0 && next == INT64_MAX)
             timeout = -1, report_deadlock(l);
-        l->backend->poll(l, timeout);
+        if (must_poll(l)) l->backend->poll(l, timeout);
         if (l->sigint_pending) tl__sigint_dispatch(l);
         tl__loop_drain_inbox(l);
         if (!l->runq_head && l->inflight == 0 && next != INT64_MAX &&
@@ -395,11 +409,11 @@ static void poll_once(tl__loop *l)
                 if (timeout < 0) timeout = 0;
             }
         }
-        l->backend->poll(l, timeout);
+        if (must_poll(l)) l->backend->poll(l, timeout);
         if (l->sigint_pending) tl__sigint_dispatch(l);
         tl__loop_drain_inbox(l);
     }
-    tl__timer_run(l, tl__loop_now(l));
+    if (l->timers.count) tl__timer_run(l, tl__loop_now(l));
 }
 
 /* ---- loop lifetime ------------------------------------------------------ */

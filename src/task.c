@@ -208,17 +208,15 @@ int tl_spawn(tl_task *out, tl_fn fn, void *arg)
     return tl_spawn_ex(out, NULL, fn, arg);
 }
 
-static void fill_error(const tl__task *t, tl_error *err)
+void tl__error_fill(const tl__task *t, int code, tl_error *err)
 {
-    char label[48];
     memset(err, 0, sizeof *err);
-    err->code = t->result;
+    err->code = code;
     if (t->name[0])
         snprintf(err->task, sizeof err->task, "%s", t->name);
     else
-        snprintf(err->task, sizeof err->task, "%s",
-                 tl__task_label(t, label, sizeof label));
-    if (t->fail_msg && t->fail_code == t->result)
+        snprintf(err->task, sizeof err->task, "#%u", (unsigned)t->slot);
+    if (t->fail_msg && t->fail_code == code)
         snprintf(err->message, sizeof err->message, "%s", t->fail_msg);
 }
 
@@ -268,7 +266,7 @@ int tl_join_ex(tl_task h, int *status, tl_error *err)
     if (status) *status = t->result;
     if (err) {
         if (t->result < 0)
-            fill_error(t, err);
+            tl__error_fill(t, t->result, err);
         else
             memset(err, 0, sizeof *err);
     }

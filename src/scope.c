@@ -220,7 +220,8 @@ int tl_scope_exit(tl_scope s, int rc)
     else if (r->cancelled && rc < 0 && rc != -ECANCELED &&
              !tl__task_cancelled(self))
         tl__diag("scope entered at %s:%d was cancelled but its body returned "
-                 "-%s, not -ECANCELED: a callee replaced -ECANCELED",
+                 "-%s, not -ECANCELED: a callee replaced -ECANCELED (unless "
+                 "a task group's real error beat the cancel)",
                  r->file, r->line, tl_errname(rc));
 #endif
     tl__rec_free(self->loop, r);

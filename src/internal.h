@@ -225,6 +225,9 @@ struct tl__loop {
     tl__fiber sched;         /* the thread's own stack */
 
     tl__task *runq_head, *runq_tail; /* READY tasks, FIFO */
+    tl__task *batch;         /* the rest of this iteration's READY tasks
+                                (run_ready); a suspending task switches
+                                straight to the next one */
 
     tl__task **chunks;       /* task table: chunks of TL__CHUNK tasks */
     uint32_t nchunks, nslots;
@@ -283,6 +286,24 @@ struct tl__loop {
     int wd_reported;
     pthread_t thread;
 };
+
+/* Make t the running task. The watchdog reads these with relaxed loads;
+ * no clock is read on the switch path (invariant 9). */
+static inline void tl__set_running(tl__loop *l, tl__task *t)
+{
+    l->current = t;
+    t->state = TL__T_RUNNING;
+    atomic_store_explicit(&l->running_task, t, memory_order_relaxed);
+    atomic_store_explicit(&l->running, t->slot + 1, memory_order_relaxed);
+    atomic_store_explicit(&l->pulse,
+                          atomic_load_explicit(&l->pulse,
+                                               memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Debug builds: name a task that suspends with a changed FP rounding mode
+ * (FP control state is not switched, invariant 10). */
+void tl__fp_check(tl__loop *l, tl__task *t);
 
 #define TL__CHUNK_BITS 10
 #define TL__CHUNK (1u << TL__CHUNK_BITS)

@@ -312,24 +312,23 @@ static void resume(tl__loop *l, tl__task *t)
             return;
         }
     }
-    l->current = t;
-    t->state = TL__T_RUNNING;
-    /* Watchdog: relaxed stores, no clock read on the switch path. */
-    atomic_store_explicit(&l->running_task, t, memory_order_relaxed);
-    atomic_store_explicit(&l->running, t->slot + 1, memory_order_relaxed);
-    atomic_store_explicit(&l->pulse,
-                          atomic_load_explicit(&l->pulse,
-                                               memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    tl__set_running(l, t);
     errno = t->saved_errno; /* invariant 10 */
     tl__fiber_switch(&l->sched, &t->fiber, 0);
-    /* A direct handoff (tl__handoff) may have passed the CPU to another
-     * task, so the one coming back is l->current, not necessarily t. */
+    /* Tasks may have passed the CPU among themselves (the rest of the
+     * batch, tl__handoff), so the one coming back is l->current. */
     t = l->current;
     t->saved_errno = errno;
+    tl__fp_check(l, t);
+    atomic_store_explicit(&l->running_task, NULL, memory_order_relaxed);
+    atomic_store_explicit(&l->running, 0, memory_order_relaxed);
+    l->current = NULL;
+    if (t->state == TL__T_DONE) task_finished(l, t);
+}
+
+void tl__fp_check(tl__loop *l, tl__task *t)
+{
 #ifndef NDEBUG
-    /* FP control state is not switched (invariant 10): a task that changes
-     * the rounding mode must restore it before it suspends. */
     if (fegetround() != l->fp_round) {
         char label[48];
         tl__diag("task %s suspended with a changed FP rounding mode; "
@@ -337,22 +336,25 @@ static void resume(tl__loop *l, tl__task *t)
                  "FP control state)", tl__task_label(t, label, sizeof label));
         fesetround(l->fp_round);
     }
+#else
+    (void)l;
+    (void)t;
 #endif
-    atomic_store_explicit(&l->running_task, NULL, memory_order_relaxed);
-    atomic_store_explicit(&l->running, 0, memory_order_relaxed);
-    l->current = NULL;
-    if (t->state == TL__T_DONE) task_finished(l, t);
 }
 
+/* Run this iteration's batch: the tasks READY when it began. A task that
+ * suspends takes the next one itself (task.c, suspend) when it can, so
+ * most switches go task to task; the scheduler gets the CPU back for
+ * tasks that must start or finish, and when the batch is done. */
 static void run_ready(tl__loop *l)
 {
     l->handoffs = 0;
-    tl__task *t = l->runq_head;
+    l->batch = l->runq_head;
     l->runq_head = l->runq_tail = NULL;
-    while (t) {
-        tl__task *next = t->next_ready; /* t may be requeued by its run */
+    tl__task *t;
+    while ((t = l->batch)) {
+        l->batch = t->next_ready; /* read first: t may be requeued */
         resume(l, t);
-        t = next;
     }
 }
 

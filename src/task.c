@@ -373,7 +373,21 @@ int tl_cancelled(void)
 
 /* ---- suspension --------------------------------------------------------- */
 
-/* Switch from the running task to the scheduler. The checks here run at
+/* Pass the CPU from the running task `from` straight to `to` (READY, or
+ * WAITING for a handoff), with the scheduler's bookkeeping: errno per task
+ * (invariant 10), the watchdog's pulse, the FP check. */
+static void switch_to_task(tl__task *from, tl__task *to)
+{
+    tl__loop *l = from->loop;
+    from->saved_errno = errno;
+    tl__fp_check(l, from);
+    tl__set_running(l, to);
+    errno = to->saved_errno;
+    tl__fiber_switch(&from->fiber, &to->fiber, 0);
+}
+
+/* Switch from the running task to the next one of the batch, or to the
+ * scheduler. The checks here run at
  * every suspension, so they are cheap: one compare for the scope frame,
  * one for the canary. */
 static void suspend(tl__task *t)
@@ -392,7 +406,14 @@ static void suspend(tl__task *t)
         tl__fatal("possible stack overflow in task %s (its stack canary "
                   "was overwritten)", tl__task_label(t, label, sizeof label));
     }
-    tl__fiber_switch(&t->fiber, &t->loop->sched, 0);
+    tl__loop *l = t->loop;
+    tl__task *next = l->batch;
+    if (next && next->stack) { /* started: no stack to take here */
+        l->batch = next->next_ready;
+        switch_to_task(t, next);
+    } else {
+        tl__fiber_switch(&t->fiber, &l->sched, 0);
+    }
 }
 
 int tl__park(tl__task *t, tl__cancel_fn on_cancel, const char *what)
@@ -489,17 +510,7 @@ int tl__handoff(tl__task *self, tl__cancel_fn on_cancel, const char *what,
     self->state = TL__T_WAITING;
     self->on_cancel = on_cancel;
     self->wait_what = what;
-    self->saved_errno = errno;
-    l->current = to;
-    to->state = TL__T_RUNNING;
-    atomic_store_explicit(&l->running_task, to, memory_order_relaxed);
-    atomic_store_explicit(&l->running, to->slot + 1, memory_order_relaxed);
-    atomic_store_explicit(&l->pulse,
-                          atomic_load_explicit(&l->pulse,
-                                               memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    errno = to->saved_errno;
-    tl__fiber_switch(&self->fiber, &to->fiber, 0);
+    switch_to_task(self, to);
     self->wait_what = NULL;
     return self->wake_result;
 }

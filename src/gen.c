@@ -117,20 +117,11 @@ int tl_gen_yield(tl_gen *g, void *value)
 
 static tl__task *gen_self(const tl_gen *g, const char *what, int *err)
 {
-    tl__task *self = tl__task_self(what);
-    if (!self) {
-        *err = tl__not_task_error();
-        return NULL;
-    }
+    tl__task *self = tl__task_self_in(g ? g->loop : NULL, "generator", what,
+                                      err);
+    if (!self) return NULL;
     if (!g) {
         *err = -EINVAL;
-        return NULL;
-    }
-    if (g->loop != self->loop) {
-        tl__diag("%s: the generator belongs to loop #%u, but this thread "
-                 "runs loop #%u", what, (unsigned)g->loop->id,
-                 (unsigned)self->loop->id);
-        *err = -EXDEV;
         return NULL;
     }
     if (self == g->producer) {

@@ -330,6 +330,12 @@ tl__task *tl__task_self(const char *what);
  * was inherited across fork()) or TL_ENOTASK; 0 when it would succeed. */
 int tl__not_task_error(void);
 
+/* The running task, if it may use an object that belongs to loop `owner`
+ * (NULL: not known yet); else NULL with *err = TL_ENOTASK / TL_EFORK /
+ * -EXDEV and a diagnostic naming `object`. */
+tl__task *tl__task_self_in(const tl__loop *owner, const char *object,
+                           const char *what, int *err);
+
 /* Resolve a handle to its live task, or NULL after a diagnostic; *err gets
  * -ESRCH (stale), -EXDEV (another loop), TL_ENOTASK. */
 tl__task *tl__task_lookup(tl_task h, const char *what, int *err);

@@ -76,6 +76,25 @@ int tl__not_task_error(void)
     return l && l->current ? 0 : TL_ENOTASK;
 }
 
+tl__task *tl__task_self_in(const tl__loop *owner, const char *object,
+                           const char *what, int *err)
+{
+    tl__task *self = tl__task_self(what);
+    if (!self) {
+        *err = tl__not_task_error();
+        return NULL;
+    }
+    if (owner && owner != self->loop) {
+        tl__diag("%s: the %s belongs to loop #%u, but this thread runs loop "
+                 "#%u (tasks and their objects never move between threads)",
+                 what, object, (unsigned)owner->id,
+                 (unsigned)self->loop->id);
+        *err = -EXDEV;
+        return NULL;
+    }
+    return self;
+}
+
 tl__task *tl__task_lookup(tl_task h, const char *what, int *err)
 {
     tl__task *self = tl__task_self(what);

@@ -55,20 +55,10 @@ struct tl_waitset {
 /* The running task if it may use ws, else NULL with *err set. */
 static tl__task *ws_self(const tl_waitset *ws, const char *what, int *err)
 {
-    tl__task *self = tl__task_self(what);
-    if (!self) {
-        *err = tl__not_task_error();
-        return NULL;
-    }
-    if (!ws) {
+    tl__task *self = tl__task_self_in(ws ? ws->loop : NULL, "wait set", what,
+                                      err);
+    if (self && !ws) {
         *err = -EINVAL;
-        return NULL;
-    }
-    if (ws->loop != self->loop) {
-        tl__diag("%s: the wait set belongs to loop #%u, but this thread "
-                 "runs loop #%u", what, (unsigned)ws->loop->id,
-                 (unsigned)self->loop->id);
-        *err = -EXDEV;
         return NULL;
     }
     return self;

@@ -5,6 +5,26 @@
  * - run_child(fn, arg, out, len): run fn(arg) in a forked child with its
  *   stderr and stdout captured (for diagnostics that end in abort(), or
  *   that must be read back); returns the raw wait status.
+ * - run_virtual_child(fn, arg, out, len): run_virtual(fn, arg) in a
+ *   run_child() child that prints "rc=<its result>"; returns the wait
+ *   status (for misuse that is reported on stderr).
+ * - tl_test_child(fn, arg, out, len): run_child() with out cleared first
+ *   and a failed fork() failing the test.
+ * - TL_ASSERT_EXITED_OK(st, out) (the test stops there),
+ *   TL_EXPECT_EXITED_OK(st, out), TL_EXPECT_ABORTED(st, out),
+ *   TL_EXPECT_OUT(out, s), TL_EXPECT_NOT_OUT(out, s): expectations on a
+ *   child's wait status and its captured output; the output buffer is an
+ *   explicit argument and is printed when the expectation fails.
+ * - tl_test_count_of(hay, needle): non-overlapping occurrences of needle.
+ * - tl_test_shared_page(size): a zeroed MAP_SHARED page that a forked
+ *   child writes its observations into and the parent reads back.
+ * - tl_test_now_s(): CLOCK_MONOTONIC in seconds (real time, for the few
+ *   tests that must spin on the CPU).
+ * - tl_test_spawn(fn, arg), tl_test_join(t), tl_test_settle(): spawn and
+ *   join that expect success (join returns the task's status, -12345 if
+ *   it got none), and ten tl_yield()s to let every ready task run without
+ *   moving the clock. Call them inside a task.
+ * - TL_IGNORE(call): discard a TL_NODISCARD result on purpose.
  * - TL_TEST_SCALE(n): n in a normal build, n/10 under sanitizers.
  * Inside tasks use cr_expect* (never cr_assert*: it longjmps out of the
  * task's stack).
@@ -18,7 +38,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <tulip.h>
 #include <unistd.h>
 
@@ -26,6 +48,14 @@
 #define TULIP_TEST_SANITIZED 0
 #endif
 #define TL_TEST_SCALE(n) (TULIP_TEST_SANITIZED ? (n) / 10 : (n))
+
+/* Ignore a TL_NODISCARD result on purpose (GCC's warn_unused_result is
+ * not silenced by a (void) cast). */
+#define TL_IGNORE(call)                                                        \
+    do {                                                                       \
+        int tl_ignored_ = (call);                                              \
+        (void)tl_ignored_;                                                     \
+    } while (0)
 
 static inline int run_virtual(tl_fn fn, void *arg)
 {
@@ -75,6 +105,111 @@ static inline int run_child(void (*fn)(void *), void *arg, char *out,
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     return st;
+}
+
+struct tl_test_virtual_call {
+    tl_fn fn;
+    void *arg;
+};
+
+static inline void tl_test_print_virtual_rc(void *call)
+{
+    struct tl_test_virtual_call *c = call;
+    printf("rc=%d\n", run_virtual(c->fn, c->arg));
+}
+
+/* run_virtual(fn, arg) in a forked child (run_child) that prints
+ * "rc=<run_virtual's result>\n"; out gets that line and whatever the
+ * run wrote to stdout and stderr. Returns the child's wait status. */
+static inline int run_virtual_child(tl_fn fn, void *arg, char *out,
+                                    size_t len)
+{
+    struct tl_test_virtual_call c = {fn, arg};
+    return run_child(tl_test_print_virtual_rc, &c, out, len);
+}
+
+/* tl_spawn that expects success. */
+static inline tl_task tl_test_spawn(tl_fn fn, void *arg)
+{
+    tl_task t;
+    cr_expect_eq(tl_spawn(&t, fn, arg), 0);
+    return t;
+}
+
+/* tl_join that expects success; returns the task's status. */
+static inline int tl_test_join(tl_task t)
+{
+    int st = -12345;
+    cr_expect_eq(tl_join(t, &st), 0);
+    return st;
+}
+
+/* Let every ready task run a few times (without moving the clock). */
+static inline void tl_test_settle(void)
+{
+    for (int i = 0; i < 10; i++) cr_expect_eq(tl_yield(), 0);
+}
+
+/* run_child() for a Test(): clears out first, fails the test if fork()
+ * fails, returns the child's wait status. */
+static inline int tl_test_child(void (*fn)(void *), void *arg, char *out,
+                                size_t len)
+{
+    memset(out, 0, len);
+    int st = run_child(fn, arg, out, len);
+    cr_assert(st != -1, "fork failed");
+    return st;
+}
+
+/* Expectations on a child's wait status `st` and on its captured output
+ * `out` (a NUL-terminated buffer filled by run_child / tl_test_child); a
+ * failure message shows the whole output. */
+#define TL_ASSERT_EXITED_OK(st, out)                                           \
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,                           \
+              "child did not exit normally (status %#x); output:\n%s", (st),   \
+              (out))
+#define TL_EXPECT_EXITED_OK(st, out)                                           \
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,                           \
+              "child did not exit normally (status %#x); output:\n%s", (st),   \
+              (out))
+#define TL_EXPECT_ABORTED(st, out)                                             \
+    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,                      \
+              "child was not killed by SIGABRT (status %#x); output:\n%s",     \
+              (st), (out))
+#define TL_EXPECT_OUT(out, s)                                                  \
+    cr_expect(strstr((out), (s)) != NULL, "missing \"%s\" in:\n%s", (s), (out))
+#define TL_EXPECT_NOT_OUT(out, s)                                              \
+    cr_expect(strstr((out), (s)) == NULL, "unexpected \"%s\" in:\n%s", (s),    \
+              (out))
+
+/* How many times needle occurs in hay, without overlaps. */
+static inline int tl_test_count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A zeroed page of `size` bytes shared with children forked afterwards
+ * (MAP_SHARED | MAP_ANONYMOUS): a child records what it saw there, the
+ * parent asserts on it. Fails the test if it cannot be mapped. Lives
+ * until the test process ends (munmap it to free it sooner). */
+static inline void *tl_test_shared_page(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert(p != MAP_FAILED, "mmap of a shared page failed");
+    memset(p, 0, size);
+    return p;
+}
+
+/* CLOCK_MONOTONIC in seconds. */
+static inline double tl_test_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 #endif

@@ -13,12 +13,6 @@
 
 #include "helpers.h"
 
-#define IGNORE(call)                                                           \
-    do {                                                                       \
-        int ignored_ = (call);                                                 \
-        (void)ignored_;                                                        \
-    } while (0)
-
 struct facts {
     int rc[16];
     int count[8];
@@ -27,38 +21,6 @@ struct facts {
 
 static struct facts *F;
 static char out[65536];
-
-static void facts_init(void)
-{
-    F = mmap(NULL, sizeof *F, PROT_READ | PROT_WRITE,
-             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert(F != MAP_FAILED);
-    memset(F, 0, sizeof *F);
-}
-
-static int child(void (*fn)(void *))
-{
-    memset(out, 0, sizeof out);
-    int st = run_child(fn, NULL, out, sizeof out);
-    cr_assert(st != -1, "fork failed");
-    return st;
-}
-
-#define EXPECT_EXITED_OK(st)                                                   \
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,                           \
-              "child did not exit normally (status %#x); output:\n%s", (st), out)
-#define EXPECT_OUT(s)                                                          \
-    cr_expect(strstr(out, (s)) != NULL, "missing \"%s\" in:\n%s", (s), out)
-#define EXPECT_NOT_OUT(s)                                                      \
-    cr_expect(strstr(out, (s)) == NULL, "unexpected \"%s\" in:\n%s", (s), out)
-
-static int count_of(const char *hay, const char *needle)
-{
-    int n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
-}
 
 /* Position of needle in out, or -1. */
 static long pos_of(const char *needle)
@@ -73,14 +35,7 @@ static void mark(const char *s)
 {
     char buf[128];
     int n = snprintf(buf, sizeof buf, "MARK %s\n", s);
-    IGNORE((int)write(2, buf, (size_t)n));
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    TL_IGNORE((int)write(2, buf, (size_t)n));
 }
 
 static tl_task spawn_named(const char *name, tl_fn fn, void *arg)
@@ -96,7 +51,7 @@ static tl_task spawn_named(const char *name, tl_fn fn, void *arg)
 static int fetch_b(void *arg)
 {
     (void)arg;
-    IGNORE(tl_sleep(0.1));
+    TL_IGNORE(tl_sleep(0.1));
     return tl_fail(-ECONNREFUSED, "connect to b:80");
 }
 
@@ -137,20 +92,22 @@ static void unjoined_child(void *arg)
 
 Test(diag, failed_task_nobody_joined_is_reported, .timeout = 10)
 {
-    facts_init();
-    int st = child(unjoined_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(unjoined_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->rc[1], -EHOSTUNREACH);
     cr_expect_eq(F->rc[2], 0);
-    EXPECT_OUT("tulip: task 'fetch b' failed with -ECONNREFUSED (Connection "
-               "refused): connect to b:80 and nobody joined it\n");
-    EXPECT_OUT("tulip: task 'quiet' failed with -EPIPE (Broken pipe) and "
-               "nobody joined it\n");
-    EXPECT_NOT_OUT("fetch a");
-    EXPECT_NOT_OUT("belongs to -EIO");
-    cr_expect_eq(count_of(out, "nobody joined it"), 2, "%s", out);
+    TL_EXPECT_OUT(out,
+                  "tulip: task 'fetch b' failed with -ECONNREFUSED (Connection "
+                  "refused): connect to b:80 and nobody joined it\n");
+    TL_EXPECT_OUT(out,
+                  "tulip: task 'quiet' failed with -EPIPE (Broken pipe) and "
+                  "nobody joined it\n");
+    TL_EXPECT_NOT_OUT(out, "fetch a");
+    TL_EXPECT_NOT_OUT(out, "belongs to -EIO");
+    cr_expect_eq(tl_test_count_of(out, "nobody joined it"), 2, "%s", out);
     /* Reported when destroyed, i.e. by tl_run after main returned: a
      * joinable task could still have been joined until then. */
     cr_expect_gt(pos_of("'fetch b' failed"), pos_of("MARK main returns"),
@@ -160,7 +117,7 @@ Test(diag, failed_task_nobody_joined_is_reported, .timeout = 10)
 static int bg_fails(void *arg)
 {
     (void)arg;
-    IGNORE(tl_sleep(1.0));
+    TL_IGNORE(tl_sleep(1.0));
     return tl_fail(-ETIMEDOUT, "no answer from the server");
 }
 
@@ -196,9 +153,9 @@ static void detached_child(void *arg)
 
 Test(diag, detached_failure_is_reported_when_it_ends, .timeout = 10)
 {
-    facts_init();
-    int st = child(detached_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(detached_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     for (int i = 0; i <= 4; i++) cr_expect_eq(F->rc[i], 0, "rc[%d]", i);
     cr_expect_eq(F->rc[15], 0);
     const char *bg = "tulip: task 'bg' failed with -ETIMEDOUT (Connection "
@@ -206,9 +163,9 @@ Test(diag, detached_failure_is_reported_when_it_ends, .timeout = 10)
                      "joined it\n";
     const char *late = "tulip: task 'late' failed with -ENOENT (No such file "
                        "or directory): no such key and nobody joined it\n";
-    EXPECT_OUT(bg);
-    EXPECT_OUT(late);
-    cr_expect_eq(count_of(out, "nobody joined it"), 2, "%s", out);
+    TL_EXPECT_OUT(out, bg);
+    TL_EXPECT_OUT(out, late);
+    cr_expect_eq(tl_test_count_of(out, "nobody joined it"), 2, "%s", out);
     long pbg = pos_of(bg), plate = pos_of(late);
     cr_expect(pos_of("MARK spawned bg") < pbg && pbg < pos_of("MARK bg is over"),
               "the detached failure must be reported when it ends:\n%s", out);
@@ -251,14 +208,15 @@ static void cancelled_child(void *arg)
 
 Test(diag, cancelled_tasks_are_not_reported, .timeout = 10)
 {
-    facts_init();
-    int st = child(cancelled_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(cancelled_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
-    EXPECT_NOT_OUT("victim");
-    EXPECT_OUT("tulip: task 'messy' failed with -EIO (Input/output error): "
-               "rollback failed and nobody joined it\n");
-    cr_expect_eq(count_of(out, "tulip:"), 1, "%s", out);
+    TL_EXPECT_NOT_OUT(out, "victim");
+    TL_EXPECT_OUT(out,
+                  "tulip: task 'messy' failed with -EIO (Input/output error): "
+                  "rollback failed and nobody joined it\n");
+    cr_expect_eq(tl_test_count_of(out, "tulip:"), 1, "%s", out);
 }
 
 /* ---- teardown names what is still running 5 s in ------------------------- */
@@ -268,8 +226,8 @@ Test(diag, cancelled_tasks_are_not_reported, .timeout = 10)
 static int stubborn(void *arg)
 {
     (void)arg;
-    double t0 = now_s();
-    while (now_s() - t0 < 6.0) IGNORE(tl_sleep(1.0));
+    double t0 = tl_test_now_s();
+    while (tl_test_now_s() - t0 < 6.0) TL_IGNORE(tl_sleep(1.0));
     return 0;
 }
 
@@ -278,7 +236,7 @@ static int cleanup(void *arg)
 {
     (void)arg;
     tl_scope s = tl_shield_enter();
-    for (int i = 0; i < 6; i++) IGNORE(tl_sleep(1.0));
+    for (int i = 0; i < 6; i++) TL_IGNORE(tl_sleep(1.0));
     return tl_scope_exit(s, 0);
 }
 
@@ -295,9 +253,9 @@ static int teardown_main(void *arg)
 static void teardown_child(void *arg)
 {
     (void)arg;
-    double t0 = now_s();
+    double t0 = tl_test_now_s();
     F->rc[15] = tl_run(teardown_main, NULL);
-    F->ms[0] = (now_s() - t0) * 1000;
+    F->ms[0] = (tl_test_now_s() - t0) * 1000;
 }
 
 /* .timeout as the other tests: Criterion 2.4.1's runner leaks 48 bytes
@@ -305,17 +263,18 @@ static void teardown_child(void *arg)
  * beside tests with shorter ones. 6 s of 10 is margin enough. */
 Test(diag, teardown_names_tasks_still_running_after_5s, .timeout = 10)
 {
-    facts_init();
-    int st = child(teardown_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(teardown_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->rc[15], 3);
     cr_expect(F->ms[0] >= 5900 && F->ms[0] < 9000,
               "tl_run took %.0f ms; it must wait for both (~6 s)", F->ms[0]);
-    EXPECT_OUT("tulip: tl_run: 2 task(s) still running 5 s into teardown:\n");
-    EXPECT_OUT("tulip:   task 'stubborn' waits in tl_sleep\n");
-    EXPECT_OUT("tulip:   task 'cleanup' waits in tl_sleep\n");
-    cr_expect_eq(count_of(out, "into teardown"), 1, "%s", out);
+    TL_EXPECT_OUT(
+        out, "tulip: tl_run: 2 task(s) still running 5 s into teardown:\n");
+    TL_EXPECT_OUT(out, "tulip:   task 'stubborn' waits in tl_sleep\n");
+    TL_EXPECT_OUT(out, "tulip:   task 'cleanup' waits in tl_sleep\n");
+    cr_expect_eq(tl_test_count_of(out, "into teardown"), 1, "%s", out);
     cr_expect_gt(pos_of("into teardown"), pos_of("MARK main returns"));
 }
 
@@ -368,9 +327,9 @@ static void ignored_child(void *arg)
 
 Test(diag, ignored_cancels_never_freeze_the_loop_and_are_named, .timeout = 10)
 {
-    facts_init();
-    int st = child(ignored_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(ignored_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     for (int i = 0; i <= 4; i++) cr_expect_eq(F->rc[i], 0, "rc[%d]", i);
     cr_expect_eq(F->count[0], 1500, "every sleep returned -ECANCELED");
@@ -379,10 +338,11 @@ Test(diag, ignored_cancels_never_freeze_the_loop_and_are_named, .timeout = 10)
     cr_expect_geq(F->count[2], 999, "worker progress %d at 1000 ignored",
                   F->count[2]);
     cr_expect_geq(F->count[1], 1499);
-    EXPECT_OUT("tulip: task 'stubborn' ignored -ECANCELED 1000 times; last "
-               "from tl_sleep() called at ");
-    cr_expect_eq(count_of(out, "ignored -ECANCELED"), 1, "%s", out);
-    EXPECT_NOT_OUT("'worker'");
+    TL_EXPECT_OUT(out,
+                  "tulip: task 'stubborn' ignored -ECANCELED 1000 times; last "
+                  "from tl_sleep() called at ");
+    cr_expect_eq(tl_test_count_of(out, "ignored -ECANCELED"), 1, "%s", out);
+    TL_EXPECT_NOT_OUT(out, "'worker'");
 }
 
 /* ---- the watchdog (invariant 9) ------------------------------------------ */
@@ -410,12 +370,12 @@ static void wd_drain(void)
 static int parse(void *arg)
 {
     (void)arg;
-    double t0 = now_s();
-    while (now_s() - t0 < BUSY_S) {
+    double t0 = tl_test_now_s();
+    while (tl_test_now_s() - t0 < BUSY_S) {
         wd_drain();
         if (!F->count[0] && strstr(wd_text, "without yielding")) {
             F->count[0] = 1;
-            F->ms[0] = (now_s() - t0) * 1000;
+            F->ms[0] = (tl_test_now_s() - t0) * 1000;
         }
     }
     return 0;
@@ -451,7 +411,7 @@ static void watchdog_run(const char *ms, void *arg)
     dup2(saved, 2);
     close(q[1]);
     wd_drain();
-    IGNORE((int)write(2, wd_text, wd_len));
+    TL_IGNORE((int)write(2, wd_text, wd_len));
 }
 
 /* Sanitized builds multiply the threshold by 5: ask for a fifth. */
@@ -476,13 +436,13 @@ static long reported_ms(const char *who)
 
 Test(diag, watchdog_names_a_busy_task_while_it_is_stuck, .timeout = 10)
 {
-    facts_init();
-    int st = child(watchdog_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(watchdog_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[0], 0);
-    EXPECT_OUT("tulip: task 'parse' has run ");
-    EXPECT_OUT(" ms without yielding (loop #");
+    TL_EXPECT_OUT(out, "tulip: task 'parse' has run ");
+    TL_EXPECT_OUT(out, " ms without yielding (loop #");
     cr_expect_eq(F->count[0], 1,
                  "the stuck task never saw the report while stuck:\n%s", out);
     cr_expect_lt(F->ms[0], BUSY_S * 1000);
@@ -501,9 +461,9 @@ static void watchdog_nap_child(void *arg)
 
 Test(diag, watchdog_names_a_task_stuck_in_a_blocking_call, .timeout = 10)
 {
-    facts_init();
-    int st = child(watchdog_nap_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(watchdog_nap_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     long n = reported_ms("nap");
     cr_expect(n >= WD_EFFECTIVE_MS && n < BUSY_S * 1000,
@@ -518,12 +478,12 @@ static void watchdog_off_child(void *arg)
 
 Test(diag, watchdog_disabled_with_zero, .timeout = 10)
 {
-    facts_init();
-    int st = child(watchdog_off_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(watchdog_off_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[0], 0);
-    EXPECT_NOT_OUT("without yielding");
+    TL_EXPECT_NOT_OUT(out, "without yielding");
 }
 
 /* ---- Ctrl-C --------------------------------------------------------------- */
@@ -565,16 +525,17 @@ static void ctrlc_child(void *arg)
 
 Test(diag, ctrl_c_cancels_the_main_task, .timeout = 10)
 {
-    facts_init();
-    int st = child(ctrlc_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(ctrlc_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->count[4], 1);
     cr_expect_eq(F->rc[0], -ECANCELED);
     cr_expect_eq(F->rc[15], -ECANCELED);
     cr_expect(F->ms[0] >= 90 && F->ms[0] < 5000, "slept %.0f ms", F->ms[0]);
     cr_expect_eq(F->rc[1], 1, "SIGINT is not back to SIG_DFL");
-    EXPECT_OUT("tulip: Ctrl-C: cancelling the main task (press again to "
-               "kill)\n");
+    TL_EXPECT_OUT(out,
+                  "tulip: Ctrl-C: cancelling the main task (press again to "
+                  "kill)\n");
 }
 
 static int ctrlc_stubborn_main(void *arg)
@@ -596,14 +557,14 @@ static void ctrlc_twice_child(void *arg)
 
 Test(diag, second_ctrl_c_kills_the_process, .timeout = 10)
 {
-    facts_init();
-    int st = child(ctrlc_twice_child);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(ctrlc_twice_child, NULL, out, sizeof out);
     cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT,
               "not killed by SIGINT (status %#x):\n%s", st, out);
     cr_expect_eq(F->count[4], 2);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->rc[1], 0);
-    EXPECT_OUT("tulip: Ctrl-C: cancelling the main task");
+    TL_EXPECT_OUT(out, "tulip: Ctrl-C: cancelling the main task");
 }
 
 static volatile sig_atomic_t user_sigints;
@@ -636,15 +597,15 @@ static void user_handler_child(void *arg)
 
 Test(diag, ctrl_c_leaves_an_existing_handler_alone, .timeout = 10)
 {
-    facts_init();
-    int st = child(user_handler_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(user_handler_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->count[4], 1);
     cr_expect_eq(F->count[0], 1, "the user's handler must get the SIGINT");
     cr_expect_eq(F->rc[0], 0, "main must not be cancelled");
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[1], 1, "the user's handler was replaced");
-    EXPECT_NOT_OUT("Ctrl-C");
+    TL_EXPECT_NOT_OUT(out, "Ctrl-C");
 }
 
 static void ignored_sigint_child(void *arg)
@@ -659,12 +620,12 @@ static void ignored_sigint_child(void *arg)
 
 Test(diag, ctrl_c_leaves_an_ignored_sigint_ignored, .timeout = 10)
 {
-    facts_init();
-    int st = child(ignored_sigint_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(ignored_sigint_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->count[4], 1);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[1], 1);
-    EXPECT_NOT_OUT("Ctrl-C");
+    TL_EXPECT_NOT_OUT(out, "Ctrl-C");
 }

@@ -14,12 +14,6 @@
 
 #include "helpers.h"
 
-#define IGNORE(call)                                                           \
-    do {                                                                       \
-        int ignored_ = (call);                                                 \
-        (void)ignored_;                                                        \
-    } while (0)
-
 struct facts {
     int rc[32];
     int reached;        /* the grandchild got to the end */
@@ -32,19 +26,8 @@ static char out[16384];
 
 static void facts_init(void)
 {
-    F = mmap(NULL, sizeof *F, PROT_READ | PROT_WRITE,
-             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert(F != MAP_FAILED);
-    memset(F, 0, sizeof *F);
+    F = tl_test_shared_page(sizeof *F);
     for (int i = 0; i < 32; i++) F->rc[i] = 12345;
-}
-
-static int count_of(const char *hay, const char *needle)
-{
-    int n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
 }
 
 static int return7(void *arg)
@@ -92,7 +75,7 @@ static int forking_main(void *arg)
     tl_task sib;
     F->rc[30] = tl_spawn_ex(&sib, &(tl_spawn_opts){.name = "sibling"},
                             sibling, NULL);
-    IGNORE(tl_yield()); /* sibling parks in its sleep */
+    TL_IGNORE(tl_yield()); /* sibling parks in its sleep */
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) return -errno;
@@ -171,31 +154,24 @@ Test(fork, inherited_loop_refuses_every_call, .timeout = 10)
                       "the child";
     char want[256];
     snprintf(want, sizeof want, "tulip: tl_sleep: %s", msg);
-    cr_expect(strstr(out, want), "missing \"%s\" in:\n%s", want, out);
+    TL_EXPECT_OUT(out, want);
     snprintf(want, sizeof want, "tulip: tl_join: %s", msg);
-    cr_expect(strstr(out, want), "missing \"%s\" in:\n%s", want, out);
+    TL_EXPECT_OUT(out, want);
     snprintf(want, sizeof want, "tulip: tl_spawn: %s", msg);
-    cr_expect(strstr(out, want), "missing \"%s\" in:\n%s", want, out);
+    TL_EXPECT_OUT(out, want);
     /* One line per refused call: sleep, yield, spawn, join, cancel, scope
      * enter, the block macro, group enter, wait_for, sleep_until, sleep. */
-    cr_expect_eq(count_of(out, msg), 11, "%s", out);
-    cr_expect_eq(count_of(out, "tulip:"), 11, "%s", out);
+    cr_expect_eq(tl_test_count_of(out, msg), 11, "%s", out);
+    cr_expect_eq(tl_test_count_of(out, "tulip:"), 11, "%s", out);
 }
 
 /* ---- a fresh loop in the child has a watchdog ---------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int busy(void *arg)
 {
     (void)arg;
-    double t0 = now_s();
-    while (now_s() - t0 < 0.4) {
+    double t0 = tl_test_now_s();
+    while (tl_test_now_s() - t0 < 0.4) {
     }
     return 0;
 }

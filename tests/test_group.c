@@ -948,25 +948,17 @@ static int main_with_group_prints(void *arg)
     return rc;
 }
 
-static void child_with_group_prints(void *arg)
-{
-    (void)arg;
-    printf("rc=%d\n", run_virtual(main_with_group_prints, NULL));
-}
-
 Test(group, with_group_prints_several_failures, .timeout = 10)
 {
     char out[4096];
-    int st = run_child(child_with_group_prints, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
-    cr_expect(strstr(out, "tulip.TaskGroup: 2 sub-errors") != NULL, "%s", out);
-    cr_expect(strstr(out, "| task 'x': EIO (Input/output error): disk x\n") !=
-                  NULL, "%s", out);
-    cr_expect(strstr(out, "| task 'y': EPIPE (Broken pipe)\n") != NULL, "%s",
-              out);
+    int st = run_virtual_child(main_with_group_prints, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    TL_EXPECT_OUT(out, "tulip.TaskGroup: 2 sub-errors");
+    TL_EXPECT_OUT(out, "| task 'x': EIO (Input/output error): disk x\n");
+    TL_EXPECT_OUT(out, "| task 'y': EPIPE (Broken pipe)\n");
     char want[32];
     snprintf(want, sizeof want, "rc=%d\n", -EIO);
-    cr_expect(strstr(out, want) != NULL, "%s", out);
+    TL_EXPECT_OUT(out, want);
 }
 
 static int main_errors_print(void *arg)

@@ -12,12 +12,6 @@
 #include "helpers.h"
 #include "stack.h"
 
-#define IGNORE(call)                                                           \
-    do {                                                                       \
-        int ignored_ = (call);                                                 \
-        (void)ignored_;                                                        \
-    } while (0)
-
 /* Bounds: generous, but far below what a leak per task would cost. */
 #define RSS_PER_TASK_MAX (16 * 1024)
 
@@ -56,13 +50,6 @@ static long max_map_count(void)
         fclose(f);
     }
     return v;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- a million sleepers ---------------------------------------------------- */
@@ -106,25 +93,25 @@ static int sleepers_main(void *arg)
 {
     (void)arg;
     S.rss_before = rss_pages();
-    double t0 = now_s();
+    double t0 = tl_test_now_s();
     for (uint32_t i = 0; i < S.n; i++) {
         if (tl_spawn(NULL, sleeper, (void *)(uintptr_t)i) != 0) /* detached */
             S.spawn_failed++;
         /* Let the batch start (and keep the watchdog quiet). */
-        if (i % 10000 == 9999) IGNORE(tl_yield());
+        if (i % 10000 == 9999) TL_IGNORE(tl_yield());
     }
     /* Every task has run once (in spawn order) and parked before main runs
      * again: the run queue is FIFO and main is behind all of them; the
      * virtual clock stands still while anything is ready. */
-    IGNORE(tl_yield());
-    S.spawn_s = now_s() - t0;
+    TL_IGNORE(tl_yield());
+    S.spawn_s = tl_test_now_s() - t0;
     S.asleep_at_peak = S.started;
     S.woke_at_peak = S.woke;
     S.rss_peak = rss_pages();
     S.maps_peak = map_count();
-    t0 = now_s();
+    t0 = tl_test_now_s();
     int rc = tl_sleep(2.0); /* past the last deadline (1 s) */
-    S.wake_s = now_s() - t0;
+    S.wake_s = tl_test_now_s() - t0;
     return rc;
 }
 
@@ -176,7 +163,7 @@ Test(million, a_million_tasks_sleep_at_once_and_wake_in_deadline_order,
 static int returns_index(void *arg)
 {
     uint32_t i = (uint32_t)(uintptr_t)arg;
-    if (i % 3 == 0) IGNORE(tl_yield()); /* some finish later than others */
+    if (i % 3 == 0) TL_IGNORE(tl_yield()); /* some finish later than others */
     return (int)(i & 0xffff);
 }
 
@@ -193,7 +180,7 @@ static int joins_main(void *arg)
     (void)arg;
     tl_task *t = calloc(JOINS, sizeof *t);
     if (!t) return -ENOMEM;
-    double t0 = now_s();
+    double t0 = tl_test_now_s();
     for (uint32_t i = 0; i < JOINS; i++)
         if (tl_spawn(&t[i], returns_index, (void *)(uintptr_t)i) == 0)
             J.spawned++;
@@ -207,7 +194,7 @@ static int joins_main(void *arg)
         J.joined++;
         if (st != (int)(i & 0xffff)) J.bad_status++;
     }
-    J.seconds = now_s() - t0;
+    J.seconds = tl_test_now_s() - t0;
     free(t);
     return 0;
 }

@@ -14,14 +14,6 @@
 
 #define OUT_LEN 16384
 
-/* Ignore a TL_NODISCARD result on purpose (GCC's warn_unused_result is
- * not silenced by a (void) cast). */
-#define IGNORE(call)                                                           \
-    do {                                                                       \
-        int ignored_ = (call);                                                 \
-        (void)ignored_;                                                        \
-    } while (0)
-
 /* What a child saw, shared with the parent. */
 struct facts {
     int rc[16];        /* results of the calls under test */
@@ -36,36 +28,7 @@ struct facts {
 static struct facts *F;
 static char out[OUT_LEN];
 
-static void facts_init(void)
-{
-    F = mmap(NULL, sizeof *F, PROT_READ | PROT_WRITE,
-             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert(F != MAP_FAILED);
-    memset(F, 0, sizeof *F);
-}
-
 static void facts_fini(void) { munmap(F, sizeof *F); }
-
-/* Run fn in a child; return its wait status, output in `out`. */
-static int child(void (*fn)(void *))
-{
-    memset(out, 0, sizeof out);
-    int st = run_child(fn, NULL, out, sizeof out);
-    cr_assert(st != -1, "fork failed");
-    return st;
-}
-
-#define EXPECT_EXITED_OK(st)                                                   \
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,                           \
-              "child did not exit normally (status %#x); output:\n%s", (st), out)
-#define EXPECT_ABORTED(st)                                                     \
-    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,                      \
-              "child was not killed by SIGABRT (status %#x); output:\n%s",     \
-              (st), out)
-#define EXPECT_OUT(s)                                                          \
-    cr_expect(strstr(out, (s)) != NULL, "missing \"%s\" in:\n%s", (s), out)
-#define EXPECT_NOT_OUT(s)                                                      \
-    cr_expect(strstr(out, (s)) == NULL, "unexpected \"%s\" in:\n%s", (s), out)
 
 /* "FILE:LINE" of an enter site the child recorded. */
 static const char *site(int line)
@@ -77,14 +40,6 @@ static const char *site(int line)
     return b;
 }
 
-static int count_of(const char *hay, const char *needle)
-{
-    int n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
-}
-
 static int return7(void *arg)
 {
     (void)arg;
@@ -93,7 +48,7 @@ static int return7(void *arg)
 
 static int sleep_then_7(void *arg)
 {
-    IGNORE(tl_sleep(arg ? *(double *)arg : 1.0));
+    TL_IGNORE(tl_sleep(arg ? *(double *)arg : 1.0));
     return 7;
 }
 
@@ -118,18 +73,18 @@ static void outside_child(void *arg)
 
 Test(misuse, suspending_call_outside_a_task, .timeout = 10)
 {
-    facts_init();
-    int st = child(outside_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(outside_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->reached, 1);
     cr_expect_eq(F->rc[0], TL_ENOTASK);
     cr_expect_eq(F->rc[1], TL_ENOTASK);
     cr_expect_eq(F->rc[2], TL_ENOTASK);
     cr_expect_eq(F->rc[3], TL_ENOTASK);
-    EXPECT_OUT("tulip: tl_sleep() called outside a tulip task");
-    EXPECT_OUT("tulip: tl_yield() called outside a tulip task");
-    EXPECT_OUT("tulip: tl_spawn() called outside a tulip task");
-    EXPECT_OUT("tulip: tl_join() called outside a tulip task");
+    TL_EXPECT_OUT(out, "tulip: tl_sleep() called outside a tulip task");
+    TL_EXPECT_OUT(out, "tulip: tl_yield() called outside a tulip task");
+    TL_EXPECT_OUT(out, "tulip: tl_spawn() called outside a tulip task");
+    TL_EXPECT_OUT(out, "tulip: tl_join() called outside a tulip task");
     facts_fini();
 }
 
@@ -167,9 +122,9 @@ static void stale_child(void *arg)
 
 Test(misuse, stale_handle_is_refused, .timeout = 10)
 {
-    facts_init();
-    int st = child(stale_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(stale_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->rc[1], 0);
@@ -183,10 +138,11 @@ Test(misuse, stale_handle_is_refused, .timeout = 10)
     cr_expect_eq(F->rc[8], 1, "slot not reused with a new generation");
     cr_expect_eq(F->rc[9], -ESRCH);
     cr_expect_eq(F->rc[10], 0);
-    EXPECT_OUT("tulip: tl_join: stale task handle");
-    EXPECT_OUT("tulip: tl_cancel: stale task handle");
-    EXPECT_OUT("tulip: tl_detach: stale task handle");
-    cr_expect_eq(count_of(out, "tl_join: stale task handle"), 2, "%s", out);
+    TL_EXPECT_OUT(out, "tulip: tl_join: stale task handle");
+    TL_EXPECT_OUT(out, "tulip: tl_cancel: stale task handle");
+    TL_EXPECT_OUT(out, "tulip: tl_detach: stale task handle");
+    cr_expect_eq(tl_test_count_of(out, "tl_join: stale task handle"), 2, "%s",
+                 out);
     facts_fini();
 }
 
@@ -210,14 +166,14 @@ static void self_join_child(void *arg)
 
 Test(misuse, joining_oneself_is_edeadlk, .timeout = 10)
 {
-    facts_init();
-    int st = child(self_join_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(self_join_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[0], -EDEADLK);
     cr_expect_eq(F->rc[1], 12345);
     cr_expect_eq(F->reached, 1);
     cr_expect_eq(F->rc[15], 0);
-    EXPECT_OUT("tulip: tl_join: task 'main' tried to join itself");
+    TL_EXPECT_OUT(out, "tulip: tl_join: task 'main' tried to join itself");
     facts_fini();
 }
 
@@ -256,9 +212,9 @@ static void second_joiner_child(void *arg)
 
 Test(misuse, second_joiner_is_einval, .timeout = 10)
 {
-    facts_init();
-    int st = child(second_joiner_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(second_joiner_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->rc[1], 0);
     cr_expect_eq(F->rc[3], -EINVAL);
@@ -267,8 +223,8 @@ Test(misuse, second_joiner_is_einval, .timeout = 10)
     cr_expect_eq(F->status, 7);
     cr_expect_eq(F->rc[5], 0);
     cr_expect_eq(F->rc[15], 0);
-    EXPECT_OUT("tulip: tl_join: task 'target' is already being joined "
-               "(at most one joiner)");
+    TL_EXPECT_OUT(out, "tulip: tl_join: task 'target' is already being joined "
+                       "(at most one joiner)");
     facts_fini();
 }
 
@@ -281,7 +237,7 @@ static int detached_join_main(void *arg)
     F->rc[1] = tl_detach(t);
     F->rc[2] = tl_join(t, NULL); /* not yet run: still there, detached */
     F->rc[3] = tl_detach(t);     /* twice */
-    IGNORE(tl_sleep(0.1));         /* it runs and frees its slot */
+    TL_IGNORE(tl_sleep(0.1));         /* it runs and frees its slot */
     F->rc[4] = tl_join(t, NULL);
     return 0;
 }
@@ -294,16 +250,16 @@ static void detached_join_child(void *arg)
 
 Test(misuse, joining_a_detached_task_is_einval, .timeout = 10)
 {
-    facts_init();
-    int st = child(detached_join_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(detached_join_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->rc[1], 0);
     cr_expect_eq(F->rc[2], -EINVAL);
     cr_expect_eq(F->rc[3], -EINVAL);
     cr_expect_eq(F->rc[4], -ESRCH);
     cr_expect_eq(F->rc[15], 0);
-    EXPECT_OUT("tulip: tl_join: task 'loner' is detached");
+    TL_EXPECT_OUT(out, "tulip: tl_join: task 'loner' is detached");
     facts_fini();
 }
 
@@ -344,7 +300,7 @@ static void *foreign_thread(void *arg)
 static int xdev_main(void *arg)
 {
     (void)arg;
-    while (!atomic_load(&foreign_ready)) IGNORE(tl_sleep(0.001));
+    while (!atomic_load(&foreign_ready)) TL_IGNORE(tl_sleep(0.001));
     int status = 77;
     F->rc[0] = tl_join(foreign, &status);
     F->rc[1] = status;
@@ -371,9 +327,9 @@ static void xdev_child(void *arg)
 
 Test(misuse, handle_of_another_loop_is_exdev, .timeout = 10)
 {
-    facts_init();
-    int st = child(xdev_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(xdev_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->reached, 1);
     cr_expect_eq(F->rc[0], -EXDEV);
     cr_expect_eq(F->rc[1], 77);
@@ -383,9 +339,9 @@ Test(misuse, handle_of_another_loop_is_exdev, .timeout = 10)
     cr_expect_eq(F->rc[5], 1);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[14], 3, "the other loop's task was disturbed");
-    EXPECT_OUT("tulip: tl_join: task handle belongs to loop #");
-    EXPECT_OUT("tulip: tl_cancel: task handle belongs to loop #");
-    EXPECT_OUT("tulip: tl_detach: task handle belongs to loop #");
+    TL_EXPECT_OUT(out, "tulip: tl_join: task handle belongs to loop #");
+    TL_EXPECT_OUT(out, "tulip: tl_cancel: task handle belongs to loop #");
+    TL_EXPECT_OUT(out, "tulip: tl_detach: task handle belongs to loop #");
     facts_fini();
 }
 
@@ -414,14 +370,14 @@ static void nested_run_child(void *arg)
 
 Test(misuse, tl_run_inside_a_task_is_ebusy, .timeout = 10)
 {
-    facts_init();
-    int st = child(nested_run_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(nested_run_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[0], -EBUSY);
     cr_expect_eq(F->rc[1], 0);
     cr_expect_eq(F->rc[2], 0);
     cr_expect_eq(F->rc[15], 5);
-    EXPECT_OUT("tulip: tl_run: this thread already runs a loop");
+    TL_EXPECT_OUT(out, "tulip: tl_run: this thread already runs a loop");
     facts_fini();
 }
 
@@ -434,7 +390,7 @@ static int out_of_order_main(void *arg)
     tl_scope inner = tl_move_on_enter(10.0); F->line[1] = __LINE__;
     (void)inner;
     F->reached = 1;
-    IGNORE(tl_scope_exit(outer, 0)); /* inner is still open: abort */
+    TL_IGNORE(tl_scope_exit(outer, 0)); /* inner is still open: abort */
     F->reached = 2;
     return 0;
 }
@@ -447,9 +403,9 @@ static void out_of_order_child(void *arg)
 
 Test(misuse, exiting_a_scope_that_is_not_innermost_aborts, .timeout = 10)
 {
-    facts_init();
-    int st = child(out_of_order_child);
-    EXPECT_ABORTED(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(out_of_order_child, NULL, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
     cr_expect_eq(F->reached, 1);
     cr_expect_gt(F->line[0], 0);
     char want[1200];
@@ -458,7 +414,7 @@ Test(misuse, exiting_a_scope_that_is_not_innermost_aborts, .timeout = 10)
              "%s, but the innermost open scope (entered at %s) was never "
              "exited (scope stack corrupted)",
              site(F->line[0]), site(F->line[1]));
-    EXPECT_OUT(want);
+    TL_EXPECT_OUT(out, want);
     facts_fini();
 }
 
@@ -472,7 +428,7 @@ static int group_out_of_order_main(void *arg)
     tl_scope s = tl_cancel_scope_enter(); F->line[1] = __LINE__;
     (void)s;
     F->reached = 1;
-    IGNORE(tl_group_wait(g, 0, NULL));
+    TL_IGNORE(tl_group_wait(g, 0, NULL));
     F->reached = 2;
     return 0;
 }
@@ -485,14 +441,14 @@ static void group_out_of_order_child(void *arg)
 
 Test(misuse, closing_a_group_under_an_open_scope_aborts, .timeout = 10)
 {
-    facts_init();
-    int st = child(group_out_of_order_child);
-    EXPECT_ABORTED(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(group_out_of_order_child, NULL, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->reached, 1);
-    EXPECT_OUT("(scope stack corrupted)");
-    EXPECT_OUT(site(F->line[0]));
-    EXPECT_OUT(site(F->line[1]));
+    TL_EXPECT_OUT(out, "(scope stack corrupted)");
+    TL_EXPECT_OUT(out, site(F->line[0]));
+    TL_EXPECT_OUT(out, site(F->line[1]));
     facts_fini();
 }
 
@@ -539,16 +495,16 @@ static void leaked_scope_child(void *arg)
 Test(misuse, returning_without_exiting_a_scope_aborts_at_next_suspend,
      .timeout = 10)
 {
-    facts_init();
-    int st = child(leaked_scope_child);
-    EXPECT_ABORTED(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(leaked_scope_child, NULL, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
     cr_expect_eq(F->reached, 1);
     char want[1200];
     snprintf(want, sizeof want,
              "tulip: task 'main': the function that entered the scope at "
              "%s returned without exiting it (scope stack corrupted)",
              site(F->line[0]));
-    EXPECT_OUT(want);
+    TL_EXPECT_OUT(out, want);
     facts_fini();
 }
 
@@ -572,7 +528,7 @@ static int sloppy_group(void *arg)
                                  long_child, NULL, NULL);
     F->rc[2] = tl_group_spawn_ex(g, &(tl_spawn_opts){.name = "kid2"},
                                  long_child, NULL, NULL);
-    IGNORE(tl_sleep(0.01)); /* the children start and park */
+    TL_IGNORE(tl_sleep(0.01)); /* the children start and park */
     return 5;             /* forgot tl_group_wait */
 }
 
@@ -600,9 +556,9 @@ static void group_open_child(void *arg)
 Test(misuse, task_returning_with_a_group_open_cancels_and_joins_it,
      .timeout = 10)
 {
-    facts_init();
-    int st = child(group_open_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(group_open_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->reached, 1);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[0], 0);
@@ -620,10 +576,10 @@ Test(misuse, task_returning_with_a_group_open_cancels_and_joins_it,
              "tulip: task 'sloppy' returned with the task group entered at "
              "%s still open; cancelling and waiting for its children",
              site(F->line[0]));
-    EXPECT_OUT(want);
-    EXPECT_NOT_OUT("lost failure");
+    TL_EXPECT_OUT(out, want);
+    TL_EXPECT_NOT_OUT(out, "lost failure");
     /* The cancelled children are not failures anyone lost. */
-    EXPECT_NOT_OUT("kid1");
+    TL_EXPECT_NOT_OUT(out, "kid1");
     facts_fini();
 }
 
@@ -668,16 +624,17 @@ static void lost_failure_child(void *arg)
 Test(misuse, task_returning_with_a_group_open_reports_lost_failures,
      .timeout = 10)
 {
-    facts_init();
-    int st = child(lost_failure_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(lost_failure_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[3], -ECANCELED);
     cr_expect_eq(F->rc[4], 0);
     cr_expect_eq(F->status, 0);
     cr_expect_eq(F->cancelled, 1);
-    EXPECT_OUT("still open; cancelling and waiting for its children");
-    EXPECT_OUT("tulip:   lost failure: task 'burner': -EIO: disk on fire");
+    TL_EXPECT_OUT(out, "still open; cancelling and waiting for its children");
+    TL_EXPECT_OUT(out,
+                  "tulip:   lost failure: task 'burner': -EIO: disk on fire");
     facts_fini();
 }
 
@@ -714,9 +671,9 @@ static void scope_open_child(void *arg)
 
 Test(misuse, task_returning_with_a_scope_open_is_reported, .timeout = 10)
 {
-    facts_init();
-    int st = child(scope_open_child);
-    EXPECT_EXITED_OK(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(scope_open_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->reached, 1);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[0], 0);
@@ -727,7 +684,7 @@ Test(misuse, task_returning_with_a_scope_open_is_reported, .timeout = 10)
     snprintf(want, sizeof want,
              "tulip: task 'sloppy' returned without exiting the scope "
              "entered at %s", site(F->line[0]));
-    EXPECT_OUT(want);
-    cr_expect_eq(count_of(out, "tulip:"), 1, "%s", out);
+    TL_EXPECT_OUT(out, want);
+    cr_expect_eq(tl_test_count_of(out, "tulip:"), 1, "%s", out);
     facts_fini();
 }

@@ -10,25 +10,6 @@
 #define I(n) ((void *)(uintptr_t)(n))
 #define N(p) ((int)(uintptr_t)(p))
 
-static tl_task spawn(tl_fn fn, void *arg)
-{
-    tl_task t;
-    cr_expect_eq(tl_spawn(&t, fn, arg), 0);
-    return t;
-}
-
-static int join(tl_task t)
-{
-    int st = -12345;
-    cr_expect_eq(tl_join(t, &st), 0);
-    return st;
-}
-
-static void settle(void)
-{
-    for (int i = 0; i < 10; i++) cr_expect_eq(tl_yield(), 0);
-}
-
 /* ---- order --------------------------------------------------------------- */
 
 Test(queue, fifo_lifo_priority_order_without_waiting, .timeout = 10,
@@ -171,9 +152,9 @@ static int main_get_waits(void *arg)
     tl_task t[3];
     for (int i = 0; i < 3; i++) {
         g[i] = (struct qw){.q = &q, .id = i};
-        t[i] = spawn(getter, &g[i]);
+        t[i] = tl_test_spawn(getter, &g[i]);
     }
-    settle();
+    tl_test_settle();
     for (int i = 0; i < 3; i++) {
         cr_expect_eq(tl_sleep(1.0), 0);
         cr_expect_eq(tl_queue_put(&q, I(100 + i)), 0);
@@ -183,7 +164,7 @@ static int main_get_waits(void *arg)
         cr_expect_eq(tl_queue_size(&q), 0);
     }
     for (int i = 0; i < 3; i++) {
-        cr_expect_eq(join(t[i]), 0);
+        cr_expect_eq(tl_test_join(t[i]), 0);
         cr_expect_eq(N(g[i].item), 100 + i, "FIFO getters");
         cr_expect_eq(g[i].at, (double)(i + 1));
     }
@@ -209,9 +190,9 @@ static int main_put_waits(void *arg)
     tl_task t[3];
     for (int i = 0; i < 3; i++) {
         p[i] = (struct qw){.q = &q, .id = i, .item = I(10 + i)};
-        t[i] = spawn(putter, &p[i]);
+        t[i] = tl_test_spawn(putter, &p[i]);
     }
-    settle();
+    tl_test_settle();
     cr_expect_eq(tl_queue_try_put(&q, I(99)), TL_EFULL);
     int want[] = {1, 2, 10, 11, 12};
     for (int i = 0; i < 5; i++) {
@@ -227,7 +208,7 @@ static int main_put_waits(void *arg)
         }
     }
     for (int i = 0; i < 3; i++) {
-        cr_expect_eq(join(t[i]), 0);
+        cr_expect_eq(tl_test_join(t[i]), 0);
         cr_expect_eq(p[i].at, (double)(i + 1));
     }
     cr_expect_eq(tl_queue_unfinished(&q), 5);
@@ -249,8 +230,8 @@ static int main_lifo_putters(void *arg)
     cr_expect_eq(tl_queue_put(&q, I(1)), 0);
     cr_expect_eq(tl_queue_put(&q, I(2)), 0);
     struct qw p = {.q = &q, .item = I(3)};
-    tl_task t = spawn(putter, &p);
-    settle();
+    tl_task t = tl_test_spawn(putter, &p);
+    tl_test_settle();
     void *x;
     cr_expect_eq(tl_queue_get(&q, &x), 0);
     cr_expect_eq(N(x), 2);
@@ -258,7 +239,7 @@ static int main_lifo_putters(void *arg)
     cr_expect_eq(N(x), 3, "the waiting putter's item went on top");
     cr_expect_eq(tl_queue_get(&q, &x), 0);
     cr_expect_eq(N(x), 1);
-    cr_expect_eq(join(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
     cr_expect_eq(tl_queue_destroy(&q), 0);
     return 0;
 }
@@ -276,11 +257,11 @@ static int main_getter_handoff_cancel(void *arg)
     tl_queue q;
     cr_assert_eq(tl_queue_init(&q, TL_QUEUE_FIFO, 0), 0);
     struct qw g = {.q = &q};
-    tl_task t = spawn(getter, &g);
-    settle();
+    tl_task t = tl_test_spawn(getter, &g);
+    tl_test_settle();
     cr_expect_eq(tl_queue_put(&q, I(5)), 0); /* g is READY with the item */
     cr_expect_eq(tl_cancel(t), 0);
-    cr_expect_eq(join(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
     cr_expect_eq(g.rc, 0, "a getter handed an item keeps it");
     cr_expect_eq(N(g.item), 5);
     cr_expect_eq(g.after_rc, -ECANCELED);
@@ -300,26 +281,27 @@ static int main_cancel_waiters(void *arg)
     tl_queue q;
     cr_assert_eq(tl_queue_init(&q, TL_QUEUE_FIFO, 1), 0);
     struct qw g1 = {.q = &q}, g2 = {.q = &q};
-    tl_task t1 = spawn(getter, &g1), t2 = spawn(getter, &g2);
-    settle();
+    tl_task t1 = tl_test_spawn(getter, &g1), t2 = tl_test_spawn(getter, &g2);
+    tl_test_settle();
     cr_expect_eq(tl_cancel(t1), 0);
-    cr_expect_eq(join(t1), -ECANCELED);
+    cr_expect_eq(tl_test_join(t1), -ECANCELED);
     cr_expect_eq(N(g1.item), -1, "a cancelled getter took nothing");
     cr_expect_eq(tl_queue_put(&q, I(7)), 0);
-    cr_expect_eq(join(t2), 0);
+    cr_expect_eq(tl_test_join(t2), 0);
     cr_expect_eq(N(g2.item), 7, "the item went to the next getter");
 
     cr_expect_eq(tl_queue_put(&q, I(8)), 0); /* full now */
     struct qw p1 = {.q = &q, .item = I(9)}, p2 = {.q = &q, .item = I(10)};
-    tl_task u1 = spawn(putter, &p1), u2 = spawn(putter, &p2);
-    settle();
+    tl_task u1 = tl_test_spawn(putter, &p1), u2 = tl_test_spawn(putter, &p2);
+    tl_test_settle();
     cr_expect_eq(tl_cancel(u1), 0);
-    cr_expect_eq(join(u1), -ECANCELED, "a cancelled putter put nothing");
+    cr_expect_eq(tl_test_join(u1), -ECANCELED,
+                 "a cancelled putter put nothing");
     void *x;
     cr_expect_eq(tl_queue_get(&q, &x), 0);
     cr_expect_eq(N(x), 8);
     cr_expect_eq(tl_cancel(u2), 0); /* its item was taken in: it keeps 0 */
-    cr_expect_eq(join(u2), 0);
+    cr_expect_eq(tl_test_join(u2), 0);
     cr_expect_eq(p2.rc, 0);
     cr_expect_eq(p2.after_rc, -ECANCELED);
     cr_expect_eq(tl_queue_get(&q, &x), 0);
@@ -406,7 +388,7 @@ static int main_join(void *arg)
     cr_assert_eq(tl_queue_init(&q, TL_QUEUE_FIFO, 0), 0);
     cr_expect_eq(tl_queue_join(&q), 0, "nothing pending: at once");
     struct worker w = {.q = &q};
-    tl_task t = spawn(worker, &w);
+    tl_task t = tl_test_spawn(worker, &w);
     for (int i = 1; i <= 4; i++) cr_expect_eq(tl_queue_put(&q, I(i)), 0);
     cr_expect_eq(tl_queue_unfinished(&q), 4);
     cr_expect_eq(tl_queue_join(&q), 0);
@@ -415,25 +397,18 @@ static int main_join(void *arg)
     cr_expect_eq(tl_queue_unfinished(&q), 0);
     cr_expect_eq(tl_queue_task_done(&q), -EINVAL, "more than were put");
     cr_expect_eq(tl_queue_shutdown(&q, 0), 0);
-    cr_expect_eq(join(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
     cr_expect_eq(tl_queue_destroy(&q), 0);
     return 0;
-}
-
-static void join_child(void *arg)
-{
-    (void)arg;
-    printf("rc=%d\n", run_virtual(main_join, NULL));
 }
 
 Test(queue, join_waits_for_every_task_done, .timeout = 10)
 {
     char out[2048];
-    int st = run_child(join_child, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
-    cr_expect(strstr(out, "rc=0") != NULL, "%s", out);
-    cr_expect(strstr(out, "called more times than items were put") != NULL,
-              "%s", out);
+    int st = run_virtual_child(main_join, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    TL_EXPECT_OUT(out, "rc=0");
+    TL_EXPECT_OUT(out, "called more times than items were put");
 }
 
 static int joiner(void *arg) { return tl_queue_join(arg); }
@@ -444,15 +419,15 @@ static int main_join_cancel(void *arg)
     tl_queue q;
     cr_assert_eq(tl_queue_init(&q, TL_QUEUE_FIFO, 0), 0);
     cr_expect_eq(tl_queue_put(&q, I(1)), 0);
-    tl_task a = spawn(joiner, &q), b = spawn(joiner, &q);
-    settle();
+    tl_task a = tl_test_spawn(joiner, &q), b = tl_test_spawn(joiner, &q);
+    tl_test_settle();
     cr_expect_eq(tl_cancel(a), 0);
-    cr_expect_eq(join(a), -ECANCELED);
+    cr_expect_eq(tl_test_join(a), -ECANCELED);
     void *x;
     cr_expect_eq(tl_queue_get(&q, &x), 0);
     cr_expect_eq(tl_queue_task_done(&q), 0);
     cr_expect_eq(tl_cancel(b), 0); /* woken first: keeps its 0 */
-    cr_expect_eq(join(b), 0);
+    cr_expect_eq(tl_test_join(b), 0);
     cr_expect_eq(tl_queue_destroy(&q), 0);
     return 0;
 }
@@ -472,11 +447,11 @@ static int main_shutdown_graceful(void *arg)
     cr_expect_eq(tl_queue_put(&q, I(1)), 0);
     cr_expect_eq(tl_queue_put(&q, I(2)), 0);
     struct qw p = {.q = &q, .item = I(3)};
-    tl_task tp = spawn(putter, &p);
-    settle();
+    tl_task tp = tl_test_spawn(putter, &p);
+    tl_test_settle();
     cr_expect_eq(tl_queue_shutdown(&q, 0), 0);
     cr_expect_eq(tl_queue_is_shutdown(&q), 1);
-    cr_expect_eq(join(tp), TL_EQSHUTDOWN, "the waiting putter fails");
+    cr_expect_eq(tl_test_join(tp), TL_EQSHUTDOWN, "the waiting putter fails");
     cr_expect_eq(tl_queue_put(&q, I(4)), TL_EQSHUTDOWN);
     cr_expect_eq(tl_queue_try_put(&q, I(4)), TL_EQSHUTDOWN);
     void *x;
@@ -492,10 +467,12 @@ static int main_shutdown_graceful(void *arg)
     tl_queue e;
     cr_assert_eq(tl_queue_init(&e, TL_QUEUE_FIFO, 0), 0);
     struct qw g[2] = {{.q = &e}, {.q = &e}};
-    tl_task tg[2] = {spawn(getter, &g[0]), spawn(getter, &g[1])};
-    settle();
+    tl_task tg[2] = {tl_test_spawn(getter, &g[0]),
+                     tl_test_spawn(getter, &g[1])};
+    tl_test_settle();
     cr_expect_eq(tl_queue_shutdown(&e, 0), 0);
-    for (int i = 0; i < 2; i++) cr_expect_eq(join(tg[i]), TL_EQSHUTDOWN);
+    for (int i = 0; i < 2; i++)
+        cr_expect_eq(tl_test_join(tg[i]), TL_EQSHUTDOWN);
     cr_expect_eq(tl_queue_destroy(&q), 0);
     cr_expect_eq(tl_queue_destroy(&e), 0);
     return 0;
@@ -522,9 +499,9 @@ static int main_shutdown_immediate(void *arg)
     cr_assert_eq(tl_queue_init_ex(&q, &o), 0);
     for (int i = 1; i <= 3; i++) cr_expect_eq(tl_queue_put(&q, I(i)), 0);
     struct qw p = {.q = &q, .item = I(100)};
-    tl_task tp = spawn(putter, &p);
-    tl_task tj = spawn(joiner, &q);
-    settle();
+    tl_task tp = tl_test_spawn(putter, &p);
+    tl_task tj = tl_test_spawn(joiner, &q);
+    tl_test_settle();
     void *x;
     cr_expect_eq(tl_queue_get(&q, &x), 0); /* 1 out, the putter's 100 in */
     cr_expect_eq(tl_queue_task_done(&q), 0);
@@ -532,28 +509,30 @@ static int main_shutdown_immediate(void *arg)
     cr_expect_eq(tl_queue_shutdown(&q, 1), 3, "2, 3 and 100 dropped");
     cr_expect_eq(dropped_sum, 105);
     cr_expect_eq(tl_queue_unfinished(&q), 0, "dropped items count as done");
-    cr_expect_eq(join(tp), 0, "its item was taken in before the shutdown");
-    cr_expect_eq(join(tj), 0, "join woke");
+    cr_expect_eq(tl_test_join(tp), 0,
+                 "its item was taken in before the shutdown");
+    cr_expect_eq(tl_test_join(tj), 0, "join woke");
     cr_expect_eq(tl_queue_get(&q, &x), TL_EQSHUTDOWN);
     cr_expect_eq(tl_queue_put(&q, I(1)), TL_EQSHUTDOWN);
 
     tl_queue e;
     cr_assert_eq(tl_queue_init(&e, TL_QUEUE_FIFO, 1), 0);
     struct qw g = {.q = &e};
-    tl_task tg = spawn(getter, &g);
-    settle();
+    tl_task tg = tl_test_spawn(getter, &g);
+    tl_test_settle();
     cr_expect_eq(tl_queue_put(&e, I(1)), 0); /* handed to g */
     cr_expect_eq(tl_queue_put(&e, I(2)), 0);
     struct qw p2 = {.q = &e, .item = I(3)};
-    tl_task tp2 = spawn(putter, &p2);
+    tl_task tp2 = tl_test_spawn(putter, &p2);
     struct qw g2 = {.q = &e};
-    settle();
+    tl_test_settle();
     cr_expect_eq(tl_queue_shutdown(&e, 1), 1);
-    cr_expect_eq(join(tg), 0, "woken with its item before the shutdown");
+    cr_expect_eq(tl_test_join(tg), 0,
+                 "woken with its item before the shutdown");
     cr_expect_eq(N(g.item), 1);
-    cr_expect_eq(join(tp2), TL_EQSHUTDOWN, "the waiting putter fails");
-    tl_task tg2 = spawn(getter, &g2);
-    cr_expect_eq(join(tg2), TL_EQSHUTDOWN);
+    cr_expect_eq(tl_test_join(tp2), TL_EQSHUTDOWN, "the waiting putter fails");
+    tl_task tg2 = tl_test_spawn(getter, &g2);
+    cr_expect_eq(tl_test_join(tg2), TL_EQSHUTDOWN);
     cr_expect_eq(tl_queue_destroy(&q), 0);
     cr_expect_eq(tl_queue_destroy(&e), 0);
     return 0;
@@ -576,11 +555,11 @@ static int main_destroy(void *arg)
     tl_queue e;
     cr_assert_eq(tl_queue_init(&e, TL_QUEUE_FIFO, 0), 0);
     struct qw g = {.q = &e};
-    tl_task t = spawn(getter, &g);
-    settle();
+    tl_task t = tl_test_spawn(getter, &g);
+    tl_test_settle();
     cr_expect_eq(tl_queue_destroy(&e), -EBUSY);
     cr_expect_eq(tl_queue_shutdown(&e, 0), 0);
-    cr_expect_eq(join(t), TL_EQSHUTDOWN);
+    cr_expect_eq(tl_test_join(t), TL_EQSHUTDOWN);
     cr_expect_eq(tl_queue_destroy(&e), 0);
     cr_expect_eq(tl_queue_try_put(&e, I(1)), -EINVAL, "destroyed");
     for (int i = 1; i <= 4; i++) cr_expect_eq(tl_queue_put(&q, I(i)), 0);
@@ -589,20 +568,14 @@ static int main_destroy(void *arg)
     return 0;
 }
 
-static void destroy_child(void *arg)
-{
-    (void)arg;
-    printf("rc=%d\n", run_virtual(main_destroy, NULL));
-}
-
 Test(queue, destroy_with_waiters_is_EBUSY_and_drops_items, .timeout = 10)
 {
     char out[2048];
-    int st = run_child(destroy_child, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
-    cr_expect(strstr(out, "rc=0") != NULL, "%s", out);
-    cr_expect(strstr(out, "tasks still wait on queue") != NULL, "%s", out);
-    cr_expect(strstr(out, "not a live tl_queue") != NULL, "%s", out);
+    int st = run_virtual_child(main_destroy, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    TL_EXPECT_OUT(out, "rc=0");
+    TL_EXPECT_OUT(out, "tasks still wait on queue");
+    TL_EXPECT_OUT(out, "not a live tl_queue");
 }
 
 static void outside_child(void *arg)
@@ -620,9 +593,9 @@ Test(queue, get_outside_a_task_is_refused, .timeout = 10)
 {
     char out[2048];
     int st = run_child(outside_child, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+    TL_ASSERT_EXITED_OK(st, out);
     char want[32];
     snprintf(want, sizeof want, "get=%d", TL_ENOTASK);
-    cr_expect(strstr(out, want) != NULL, "%s", out);
-    cr_expect(strstr(out, "try=0") != NULL, "%s", out);
+    TL_EXPECT_OUT(out, want);
+    TL_EXPECT_OUT(out, "try=0");
 }

@@ -649,14 +649,14 @@ Test(scope, replaced_ecanceled_passes_through_and_is_named_in_debug,
 {
     char out[4096];
     int st = run_child(child_replaced, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+    TL_ASSERT_EXITED_OK(st, out);
     char want[32];
     snprintf(want, sizeof want, "verdict=%d\n", -EIO);
-    cr_expect(strstr(out, want) != NULL, "%s", out);
+    TL_EXPECT_OUT(out, want);
 #ifdef NDEBUG
-    cr_expect(strstr(out, "tulip:") == NULL, "%s", out);
+    TL_EXPECT_NOT_OUT(out, "tulip:");
 #else
-    cr_expect(strstr(out, "a callee replaced -ECANCELED") != NULL, "%s", out);
+    TL_EXPECT_OUT(out, "a callee replaced -ECANCELED");
 #endif
 }
 
@@ -854,16 +854,11 @@ static int main_early(void *arg)
     return failures;
 }
 
-static void child_early(void *arg)
-{
-    printf("rc=%d\n", run_virtual(main_early, arg));
-}
-
 static void check_early(intptr_t how)
 {
     char out[4096];
-    int st = run_child(child_early, (void *)how, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+    int st = run_virtual_child(main_early, (void *)how, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
     cr_expect_str_eq(out, "rc=0\n"); /* no failed checks, no diagnostics */
 }
 
@@ -960,21 +955,16 @@ static int main_group_error_in_timeout(void *arg)
     return 0;
 }
 
-static void child_group_error_in_timeout(void *arg)
-{
-    (void)arg;
-    printf("rc=%d\n", run_virtual(main_group_error_in_timeout, NULL));
-}
-
 Test(scope, group_error_beats_the_deadline, .timeout = 10)
 {
     /* In a child (no Criterion there): debug builds name the replaced
      * -ECANCELED on stderr. */
     char out[4096], want[64];
-    int st = run_child(child_group_error_in_timeout, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+    int st =
+        run_virtual_child(main_group_error_in_timeout, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
     snprintf(want, sizeof want, "group=%d scope=%d\nrc=0\n", -EIO, -EIO);
-    cr_expect(strstr(out, want) != NULL, "%s", out);
+    TL_EXPECT_OUT(out, want);
 }
 
 /* A timeout scope opened inside a group's body: its deadline cancels the

@@ -25,12 +25,6 @@
 #define KiB 1024
 #define MiB (1024 * 1024)
 
-#define IGNORE(call)                                                           \
-    do {                                                                       \
-        int ignored_ = (call);                                                 \
-        (void)ignored_;                                                        \
-    } while (0)
-
 struct facts {
     int rc[16];
     long used[4];
@@ -38,30 +32,6 @@ struct facts {
 
 static struct facts *F;
 static char out[16384];
-
-static void facts_init(void)
-{
-    F = mmap(NULL, sizeof *F, PROT_READ | PROT_WRITE,
-             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert(F != MAP_FAILED);
-    memset(F, 0, sizeof *F);
-}
-
-static int child(void (*fn)(void *), void *arg)
-{
-    memset(out, 0, sizeof out);
-    int st = run_child(fn, arg, out, sizeof out);
-    cr_assert(st != -1, "fork failed");
-    return st;
-}
-
-#define EXPECT_OUT(s)                                                          \
-    cr_expect(strstr(out, (s)) != NULL, "missing \"%s\" in:\n%s", (s), out)
-#define EXPECT_NOT_OUT(s)                                                      \
-    cr_expect(strstr(out, (s)) == NULL, "unexpected \"%s\" in:\n%s", (s), out)
-#define EXPECT_ABORTED(st)                                                     \
-    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,                      \
-              "not killed by SIGABRT (status %#x):\n%s", (st), out)
 
 /* ---- using the stack ---------------------------------------------------- */
 
@@ -86,9 +56,9 @@ static long expected_sum(size_t bytes)
 static int uses_400k(void *arg)
 {
     (void)arg;
-    IGNORE(tl_sleep(0.01)); /* suspend with a deep stack too */
+    TL_IGNORE(tl_sleep(0.01)); /* suspend with a deep stack too */
     long a = use_stack(400 * KiB);
-    IGNORE(tl_yield());
+    TL_IGNORE(tl_yield());
     long b = use_stack(400 * KiB);
     return a == expected_sum(400 * KiB) && a == b ? 0 : -EIO;
 }
@@ -131,11 +101,11 @@ Test(stack_rt, a_stack_smaller_than_the_task_needs_overflows_loudly,
     if (tl__stack_guard_strategy() == TL__GUARD_CANARY)
         cr_skip_test("canary strategy: a 272 KiB overflow would run past the "
                      "gap");
-    facts_init();
-    int st = child(small_stack_child, NULL);
-    EXPECT_ABORTED(st);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(small_stack_child, NULL, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
     cr_expect_eq(F->rc[1], 0);
-    EXPECT_OUT("tulip: stack overflow in task 'big' (fault at ");
+    TL_EXPECT_OUT(out, "tulip: stack overflow in task 'big' (fault at ");
 }
 
 /* ---- overflow reports per guard strategy ---------------------------------- */
@@ -198,23 +168,23 @@ static void expect_guard_report(void)
 
 Test(stack_rt, overflow_with_madvise_guard, .timeout = 10)
 {
-    facts_init();
+    F = tl_test_shared_page(sizeof *F);
     int guard = TL_GUARD_MADVISE;
-    int st = child(overflow_child, &guard);
-    EXPECT_ABORTED(st);
+    int st = tl_test_child(overflow_child, &guard, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
     expect_guard_report();
     if (tl__stack_guard_strategy() == TL__GUARD_MADVISE)
-        EXPECT_NOT_OUT("unavailable");
+        TL_EXPECT_NOT_OUT(out, "unavailable");
     else /* an older kernel or qemu: the pool says so and uses mprotect */
-        EXPECT_OUT("tulip: guard strategy 'madvise' unavailable");
+        TL_EXPECT_OUT(out, "tulip: guard strategy 'madvise' unavailable");
 }
 
 Test(stack_rt, overflow_with_mprotect_guard, .timeout = 10)
 {
-    facts_init();
+    F = tl_test_shared_page(sizeof *F);
     int guard = TL_GUARD_MPROTECT;
-    int st = child(overflow_child, &guard);
-    EXPECT_ABORTED(st);
+    int st = tl_test_child(overflow_child, &guard, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
     expect_guard_report();
 }
 
@@ -222,10 +192,10 @@ Test(stack_rt, overflow_with_the_probed_guard, .timeout = 10)
 {
     if (tl__stack_guard_strategy() == TL__GUARD_CANARY)
         cr_skip_test("the probe chose the canary (tested below)");
-    facts_init();
+    F = tl_test_shared_page(sizeof *F);
     int guard = TL_GUARD_AUTO;
-    int st = child(overflow_child, &guard);
-    EXPECT_ABORTED(st);
+    int st = tl_test_child(overflow_child, &guard, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
     expect_guard_report();
 }
 
@@ -260,7 +230,7 @@ static int deep_canary(void *arg)
     F->rc[4] = recurse_to(0) >= 0;
     if (suspend_after) {
         F->rc[5] = 1;
-        IGNORE(tl_yield()); /* the canary is checked here */
+        TL_IGNORE(tl_yield()); /* the canary is checked here */
         F->rc[6] = 1;       /* not reached */
     }
     return 0; /* ...or when the task ends */
@@ -288,10 +258,11 @@ static void canary_child(void *arg)
 
 static void expect_canary_report(int st)
 {
-    EXPECT_ABORTED(st);
-    EXPECT_OUT("tulip: possible stack overflow in task 'deep' (its stack "
-               "canary was overwritten)\n");
-    EXPECT_NOT_OUT("(fault at");
+    TL_EXPECT_ABORTED(st, out);
+    TL_EXPECT_OUT(out,
+                  "tulip: possible stack overflow in task 'deep' (its stack "
+                  "canary was overwritten)\n");
+    TL_EXPECT_NOT_OUT(out, "(fault at");
     cr_expect_eq(F->rc[2], 1);
     cr_expect_eq(F->rc[4], 1);
     cr_expect_eq(F->rc[1], 0);
@@ -306,9 +277,9 @@ static void expect_canary_report(int st)
 Test(stack_rt, overflow_with_canary_is_caught_at_the_next_suspend,
      .timeout = 10)
 {
-    facts_init();
+    F = tl_test_shared_page(sizeof *F);
     int suspend_after = 1;
-    int st = child(canary_child, &suspend_after);
+    int st = tl_test_child(canary_child, &suspend_after, out, sizeof out);
     expect_canary_report(st);
     cr_expect_eq(F->rc[5], 1);
     cr_expect_eq(F->rc[6], 0);
@@ -317,9 +288,9 @@ Test(stack_rt, overflow_with_canary_is_caught_at_the_next_suspend,
 Test(stack_rt, overflow_with_canary_is_caught_when_the_task_ends,
      .timeout = 10)
 {
-    facts_init();
+    F = tl_test_shared_page(sizeof *F);
     int suspend_after = 0;
-    int st = child(canary_child, &suspend_after);
+    int st = tl_test_child(canary_child, &suspend_after, out, sizeof out);
     expect_canary_report(st);
     cr_expect_eq(F->rc[5], 0);
 }
@@ -355,14 +326,14 @@ static void wild_child(void *arg)
 
 Test(stack_rt, other_faults_go_to_the_previous_handler, .timeout = 10)
 {
-    facts_init();
-    int st = child(wild_child, NULL);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(wild_child, NULL, out, sizeof out);
     cr_expect_eq(F->rc[2], 1);
     cr_expect_eq(F->rc[1], 0);
-    EXPECT_NOT_OUT("stack overflow");
+    TL_EXPECT_NOT_OUT(out, "stack overflow");
 #if TULIP_TEST_SANITIZED
     cr_expect(!(WIFEXITED(st) && WEXITSTATUS(st) == 0), "status %#x", st);
-    EXPECT_OUT("AddressSanitizer"); /* its handler got the fault */
+    TL_EXPECT_OUT(out, "AddressSanitizer"); /* its handler got the fault */
 #else
     cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
               "not killed by SIGSEGV (status %#x):\n%s", st, out);
@@ -376,7 +347,7 @@ static int census_task(void *arg)
     size_t bytes = *(size_t *)arg;
     long sum = use_stack(bytes);
     /* Hold the stack so that every task of the census has its own. */
-    IGNORE(tl_sleep(1.0));
+    TL_IGNORE(tl_sleep(1.0));
     return sum == expected_sum(bytes) ? 0 : -EIO;
 }
 
@@ -417,12 +388,12 @@ static int census_line(const char *name, long *used, long *size, long *tasks)
 
 Test(stack_rt, census_prints_high_water_marks_per_name, .timeout = 10)
 {
-    facts_init();
-    int st = child(census_child, (void *)1);
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(census_child, (void *)1, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x:\n%s", st,
               out);
     cr_expect_eq(F->rc[0], 0);
-    EXPECT_OUT("tulip: stack census (TULIP_STACK_CENSUS=1), loop #");
+    TL_EXPECT_OUT(out, "tulip: stack census (TULIP_STACK_CENSUS=1), loop #");
     long used, size, tasks;
     long def = TULIP_TEST_SANITIZED ? 512 : 256; /* KiB, doubled by ASan */
     cr_assert(census_line("big", &used, &size, &tasks), "%s", out);
@@ -443,11 +414,11 @@ Test(stack_rt, census_prints_high_water_marks_per_name, .timeout = 10)
 
 Test(stack_rt, no_census_unless_asked, .timeout = 10)
 {
-    facts_init();
+    F = tl_test_shared_page(sizeof *F);
     unsetenv("TULIP_STACK_CENSUS");
-    int st = child(census_child, NULL);
+    int st = tl_test_child(census_child, NULL, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x:\n%s", st,
               out);
     cr_expect_eq(F->rc[0], 0);
-    EXPECT_NOT_OUT("census");
+    TL_EXPECT_NOT_OUT(out, "census");
 }

@@ -33,24 +33,14 @@ struct who {
     int flag;
 };
 
-static tl_task spawn(tl_fn fn, void *arg)
+/* Spawn n tasks fn(&w[i]), w[i] = {.id = i, .obj = obj, .order = order}. */
+static void spawn_whos(tl_task *t, struct who *w, int n, tl_fn fn, void *obj,
+                       struct order *order)
 {
-    tl_task t;
-    cr_expect_eq(tl_spawn(&t, fn, arg), 0);
-    return t;
-}
-
-static int join(tl_task t)
-{
-    int st = -12345;
-    cr_expect_eq(tl_join(t, &st), 0);
-    return st;
-}
-
-/* Let every ready task run a few times (without moving the clock). */
-static void settle(void)
-{
-    for (int i = 0; i < 10; i++) cr_expect_eq(tl_yield(), 0);
+    for (int i = 0; i < n; i++) {
+        w[i] = (struct who){.id = i, .obj = obj, .order = order};
+        t[i] = tl_test_spawn(fn, &w[i]);
+    }
 }
 
 /* ======================================================================
@@ -96,10 +86,10 @@ Test(sem, uninitialised_is_reported, .timeout = 10)
 {
     char out[1024];
     int st = run_child(uninit_child, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
-    cr_expect(strstr(out, "rc=-22") != NULL, "%s", out);
-    cr_expect(strstr(out, "tulip: tl_sem_release:") != NULL, "%s", out);
-    cr_expect(strstr(out, "not a live tl_sem") != NULL, "%s", out);
+    TL_ASSERT_EXITED_OK(st, out);
+    TL_EXPECT_OUT(out, "rc=-22");
+    TL_EXPECT_OUT(out, "tulip: tl_sem_release:");
+    TL_EXPECT_OUT(out, "not a live tl_sem");
 }
 
 static int outside_main(void *arg)
@@ -121,11 +111,11 @@ Test(sem, acquire_outside_a_task_is_refused, .timeout = 10)
 {
     char out[1024];
     int st = run_child(outside_child, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+    TL_ASSERT_EXITED_OK(st, out);
     char want[32];
     snprintf(want, sizeof want, "rc=%d", TL_ENOTASK);
-    cr_expect(strstr(out, want) != NULL, "%s", out);
-    cr_expect(strstr(out, "outside a tulip task") != NULL, "%s", out);
+    TL_EXPECT_OUT(out, want);
+    TL_EXPECT_OUT(out, "outside a tulip task");
 }
 
 static int sem_waiter(void *arg)
@@ -149,14 +139,11 @@ static int main_sem_fifo(void *arg)
     struct who w[6];
     tl_task t[6];
     cr_assert_eq(tl_sem_init(&s, 0), 0);
-    for (int i = 0; i < 6; i++) {
-        w[i] = (struct who){.id = i, .obj = &s, .order = &o};
-        t[i] = spawn(sem_waiter, &w[i]);
-    }
-    settle();
+    spawn_whos(t, w, 6, sem_waiter, &s, &o);
+    tl_test_settle();
     cr_expect_eq(tl_sem_value(&s), 0);
     cr_expect_eq(tl_sem_release(&s), 0); /* one permit circulates */
-    for (int i = 0; i < 6; i++) cr_expect_eq(join(t[i]), 0);
+    for (int i = 0; i < 6; i++) cr_expect_eq(tl_test_join(t[i]), 0);
     cr_expect_eq(o.n, 6);
     for (int i = 0; i < 6; i++) {
         cr_expect_eq(o.ids[i], i, "wake %d went to %d", i, o.ids[i]);
@@ -179,14 +166,14 @@ static int main_sem_no_barging(void *arg)
     cr_assert_eq(tl_sem_init(&s, 1), 0);
     cr_expect_eq(tl_sem_acquire(&s), 0);
     struct who w = {.obj = &s};
-    tl_task t = spawn(sem_waiter, &w);
-    settle(); /* w waits */
+    tl_task t = tl_test_spawn(sem_waiter, &w);
+    tl_test_settle(); /* w waits */
     cr_expect_eq(tl_sem_release(&s), 0);
     /* The permit went to w, not back into the count: we cannot take it
      * back although w has not run yet. */
     cr_expect_eq(tl_sem_value(&s), 0);
     cr_expect_eq(tl_sem_try_acquire(&s), -EAGAIN);
-    cr_expect_eq(join(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
     cr_expect_eq(w.rc, 0);
     cr_expect_eq(tl_sem_value(&s), 1);
     return 0;
@@ -204,11 +191,11 @@ static int main_sem_handoff_cancel(void *arg)
     cr_assert_eq(tl_sem_init(&s, 1), 0);
     cr_expect_eq(tl_sem_acquire(&s), 0);
     struct who w = {.obj = &s};
-    tl_task t = spawn(sem_waiter, &w);
-    settle();
+    tl_task t = tl_test_spawn(sem_waiter, &w);
+    tl_test_settle();
     cr_expect_eq(tl_sem_release(&s), 0); /* w is READY holding the permit */
     cr_expect_eq(tl_cancel(t), 0);        /* ... and cancelled before it runs */
-    cr_expect_eq(join(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
     cr_expect_eq(w.rc, 0, "a waiter handed its permit keeps it");
     cr_expect_eq(w.after_rc, -ECANCELED, "the cancel shows at the next call");
     cr_expect_eq(tl_sem_value(&s), 1, "and its release made the count exact");
@@ -226,14 +213,15 @@ static int main_sem_cancel_waiting(void *arg)
     tl_sem s;
     cr_assert_eq(tl_sem_init(&s, 0), 0);
     struct who a = {.id = 1, .obj = &s}, b = {.id = 2, .obj = &s};
-    tl_task ta = spawn(sem_waiter, &a), tb = spawn(sem_waiter, &b);
-    settle();
+    tl_task ta = tl_test_spawn(sem_waiter, &a),
+            tb = tl_test_spawn(sem_waiter, &b);
+    tl_test_settle();
     cr_expect_eq(tl_cancel(ta), 0);
-    cr_expect_eq(join(ta), -ECANCELED);
+    cr_expect_eq(tl_test_join(ta), -ECANCELED);
     cr_expect_eq(a.rc, -ECANCELED);
     cr_expect_eq(tl_sem_value(&s), 0, "a cancelled waiter takes nothing");
     cr_expect_eq(tl_sem_release(&s), 0); /* goes to b, the next in line */
-    cr_expect_eq(join(tb), 0);
+    cr_expect_eq(tl_test_join(tb), 0);
     cr_expect_eq(b.rc, 0);
     cr_expect_eq(tl_sem_value(&s), 1);
     return 0;
@@ -297,13 +285,13 @@ Test(sem, bounded_release_past_initial_is_EOVERFLOW, .timeout = 10)
 {
     char out[2048];
     int st = run_child(bounded_child, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+    TL_ASSERT_EXITED_OK(st, out);
     char want[32];
     snprintf(want, sizeof want, "r2=%d", -EOVERFLOW);
     cr_expect(strstr(out, "try=0") && strstr(out, "r1=0"), "%s", out);
-    cr_expect(strstr(out, want) != NULL, "%s", out);
-    cr_expect(strstr(out, "value=2") != NULL, "%s", out);
-    cr_expect(strstr(out, "released too many times") != NULL, "%s", out);
+    TL_EXPECT_OUT(out, want);
+    TL_EXPECT_OUT(out, "value=2");
+    TL_EXPECT_OUT(out, "released too many times");
 }
 
 static int main_sem_destroy_busy(void *arg)
@@ -312,11 +300,11 @@ static int main_sem_destroy_busy(void *arg)
     tl_sem s;
     cr_assert_eq(tl_sem_init(&s, 0), 0);
     struct who w = {.obj = &s};
-    tl_task t = spawn(sem_waiter, &w);
-    settle();
+    tl_task t = tl_test_spawn(sem_waiter, &w);
+    tl_test_settle();
     cr_expect_eq(tl_sem_destroy(&s), -EBUSY);
     cr_expect_eq(tl_sem_release(&s), 0, "still usable after the refusal");
-    cr_expect_eq(join(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
     cr_expect_eq(tl_sem_destroy(&s), 0);
     cr_expect_eq(tl_sem_release(&s), -EINVAL, "destroyed");
     return 0;
@@ -352,9 +340,9 @@ static int static_user(void *arg)
 static int main_static(void *arg)
 {
     (void)arg;
-    tl_task t = spawn(static_user, NULL);
+    tl_task t = tl_test_spawn(static_user, NULL);
     /* static_user takes the semaphore and lock, then waits for the event. */
-    settle();
+    tl_test_settle();
     cr_expect_eq(tl_sem_value(&global_sem), 0);
     cr_expect_eq(tl_lock_locked(&global_lock), 1);
     cr_expect_eq(tl_lock_acquire(tl_cond_lock(&global_cond)), 0);
@@ -362,7 +350,7 @@ static int main_static(void *arg)
     cr_expect_eq(tl_cond_wait(&global_cond), 0);
     cr_expect_eq(tl_lock_release(tl_cond_lock(&global_cond)), 0);
     cr_expect_geq(tl_barrier_wait(&global_barrier), 0);
-    cr_expect_eq(join(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
     cr_expect_eq(tl_sem_value(&global_sem), 1);
     cr_expect_eq(tl_lock_locked(&global_lock), 0);
     return 0;
@@ -440,16 +428,13 @@ static int main_lock_fifo(void *arg)
     tl_task t[5];
     cr_assert_eq(tl_lock_init(&l), 0);
     cr_expect_eq(tl_lock_acquire(&l), 0);
-    for (int i = 0; i < 5; i++) {
-        w[i] = (struct who){.id = i, .obj = &l, .order = &o};
-        t[i] = spawn(lock_waiter, &w[i]);
-    }
-    settle();
+    spawn_whos(t, w, 5, lock_waiter, &l, &o);
+    tl_test_settle();
     cr_expect_eq(tl_lock_release(&l), 0);
     cr_expect_eq(tl_lock_locked(&l), 1, "handed to the first waiter");
     cr_expect_eq(tl_lock_owned(&l), 0);
     cr_expect_eq(tl_lock_try_acquire(&l), -EBUSY, "no barging");
-    for (int i = 0; i < 5; i++) cr_expect_eq(join(t[i]), 0);
+    for (int i = 0; i < 5; i++) cr_expect_eq(tl_test_join(t[i]), 0);
     for (int i = 0; i < 5; i++) {
         cr_expect_eq(o.ids[i], i);
         cr_expect_eq(w[i].at, (double)i);
@@ -479,8 +464,8 @@ static int main_lock_misuse(void *arg)
     cr_expect_eq(tl_lock_acquire(&l), 0);
     cr_expect_eq(tl_lock_acquire(&l), -EDEADLK, "not recursive");
     cr_expect_eq(tl_lock_try_acquire(&l), -EBUSY);
-    tl_task t = spawn(lock_stealer, &l);
-    cr_expect_eq(join(t), -EPERM, "only the owner releases");
+    tl_task t = tl_test_spawn(lock_stealer, &l);
+    cr_expect_eq(tl_test_join(t), -EPERM, "only the owner releases");
     cr_expect_eq(tl_lock_locked(&l), 1);
     cr_expect_eq(tl_lock_destroy(&l), -EBUSY, "held");
     cr_expect_eq(tl_lock_release(&l), 0);
@@ -488,22 +473,16 @@ static int main_lock_misuse(void *arg)
     return 0;
 }
 
-static void lock_misuse_child(void *arg)
-{
-    (void)arg;
-    printf("rc=%d\n", run_virtual(main_lock_misuse, NULL));
-}
-
 Test(lock, misuse_is_reported_with_EPERM_EDEADLK_EBUSY, .timeout = 10)
 {
     char out[4096];
-    int st = run_child(lock_misuse_child, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
-    cr_expect(strstr(out, "rc=0") != NULL, "%s", out);
-    cr_expect(strstr(out, "which is not locked") != NULL, "%s", out);
-    cr_expect(strstr(out, "is not recursive") != NULL, "%s", out);
-    cr_expect(strstr(out, "which is held by task 'main'") != NULL, "%s", out);
-    cr_expect(strstr(out, "is still held") != NULL, "%s", out);
+    int st = run_virtual_child(main_lock_misuse, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    TL_EXPECT_OUT(out, "rc=0");
+    TL_EXPECT_OUT(out, "which is not locked");
+    TL_EXPECT_OUT(out, "is not recursive");
+    TL_EXPECT_OUT(out, "which is held by task 'main'");
+    TL_EXPECT_OUT(out, "is still held");
 }
 
 static int main_lock_handoff_cancel(void *arg)
@@ -513,15 +492,16 @@ static int main_lock_handoff_cancel(void *arg)
     cr_assert_eq(tl_lock_init(&l), 0);
     cr_expect_eq(tl_lock_acquire(&l), 0);
     struct who a = {.id = 1, .obj = &l}, b = {.id = 2, .obj = &l};
-    tl_task ta = spawn(lock_waiter, &a), tb = spawn(lock_waiter, &b);
-    settle();
+    tl_task ta = tl_test_spawn(lock_waiter, &a),
+            tb = tl_test_spawn(lock_waiter, &b);
+    tl_test_settle();
     cr_expect_eq(tl_lock_release(&l), 0); /* a owns it, READY */
     cr_expect_eq(tl_cancel(ta), 0);
-    cr_expect_eq(join(ta), 0);
+    cr_expect_eq(tl_test_join(ta), 0);
     cr_expect_eq(a.rc, 0, "handed the lock, keeps it");
     cr_expect_eq(a.after_rc, -ECANCELED);
     cr_expect_eq(a.at, 0.0);
-    cr_expect_eq(join(tb), 0);
+    cr_expect_eq(tl_test_join(tb), 0);
     cr_expect_eq(b.rc, 0);
     cr_expect_eq(b.at, 0.0, "a released at once (its sleep was cancelled)");
     cr_expect_eq(tl_lock_locked(&l), 0);
@@ -540,13 +520,14 @@ static int main_lock_cancel_waiting(void *arg)
     cr_assert_eq(tl_lock_init(&l), 0);
     cr_expect_eq(tl_lock_acquire(&l), 0);
     struct who a = {.id = 1, .obj = &l}, b = {.id = 2, .obj = &l};
-    tl_task ta = spawn(lock_waiter, &a), tb = spawn(lock_waiter, &b);
-    settle();
+    tl_task ta = tl_test_spawn(lock_waiter, &a),
+            tb = tl_test_spawn(lock_waiter, &b);
+    tl_test_settle();
     cr_expect_eq(tl_cancel(ta), 0);
-    cr_expect_eq(join(ta), -ECANCELED);
+    cr_expect_eq(tl_test_join(ta), -ECANCELED);
     cr_expect_eq(tl_lock_owned(&l), 1, "still ours");
     cr_expect_eq(tl_lock_release(&l), 0);
-    cr_expect_eq(join(tb), 0);
+    cr_expect_eq(tl_test_join(tb), 0);
     cr_expect_eq(b.rc, 0);
     cr_expect_eq(tl_lock_locked(&l), 0);
     return 0;
@@ -613,15 +594,12 @@ static int main_event(void *arg)
     tl_task t[4];
     cr_assert_eq(tl_event_init(&e), 0);
     cr_expect_eq(tl_event_is_set(&e), 0);
-    for (int i = 0; i < 4; i++) {
-        w[i] = (struct who){.id = i, .obj = &e, .order = &o};
-        t[i] = spawn(event_waiter, &w[i]);
-    }
+    spawn_whos(t, w, 4, event_waiter, &e, &o);
     cr_expect_eq(tl_sleep(2.0), 0);
     cr_expect_eq(o.n, 0);
     cr_expect_eq(tl_event_set(&e), 4);
     cr_expect_eq(tl_event_clear(&e), 0); /* before they run: they still go */
-    for (int i = 0; i < 4; i++) cr_expect_eq(join(t[i]), 0);
+    for (int i = 0; i < 4; i++) cr_expect_eq(tl_test_join(t[i]), 0);
     for (int i = 0; i < 4; i++) {
         cr_expect_eq(o.ids[i], i, "FIFO wake order");
         cr_expect_eq(w[i].at, 2.0);
@@ -646,13 +624,14 @@ static int main_event_cancel(void *arg)
     tl_event e;
     cr_assert_eq(tl_event_init(&e), 0);
     struct who a = {.id = 1, .obj = &e}, b = {.id = 2, .obj = &e};
-    tl_task ta = spawn(event_waiter, &a), tb = spawn(event_waiter, &b);
-    settle();
+    tl_task ta = tl_test_spawn(event_waiter, &a),
+            tb = tl_test_spawn(event_waiter, &b);
+    tl_test_settle();
     cr_expect_eq(tl_cancel(ta), 0);
-    cr_expect_eq(join(ta), -ECANCELED);
+    cr_expect_eq(tl_test_join(ta), -ECANCELED);
     cr_expect_eq(tl_event_set(&e), 1, "only b still waits");
     cr_expect_eq(tl_cancel(tb), 0); /* woken before the cancel: keeps it */
-    cr_expect_eq(join(tb), 0);
+    cr_expect_eq(tl_test_join(tb), 0);
     cr_expect_eq(b.rc, 0);
     cr_expect_eq(b.after_rc, -ECANCELED);
     cr_expect_eq(tl_event_destroy(&e), 0);
@@ -683,6 +662,16 @@ struct cond_who {
     double at;
 };
 
+/* Spawn n tasks fn(&w[i]), w[i] = {.x = x, .id = i}. */
+static void spawn_cond_whos(tl_task *t, struct cond_who *w, int n, tl_fn fn,
+                            struct cond_ctx *x)
+{
+    for (int i = 0; i < n; i++) {
+        w[i] = (struct cond_who){.x = x, .id = i};
+        t[i] = tl_test_spawn(fn, &w[i]);
+    }
+}
+
 static int cond_waiter(void *arg)
 {
     struct cond_who *w = arg;
@@ -705,11 +694,8 @@ static int main_cond_notify(void *arg)
     tl_lock *l = tl_cond_lock(&x.c);
     struct cond_who w[5];
     tl_task t[5];
-    for (int i = 0; i < 5; i++) {
-        w[i] = (struct cond_who){.x = &x, .id = i};
-        t[i] = spawn(cond_waiter, &w[i]);
-    }
-    settle();
+    spawn_cond_whos(t, w, 5, cond_waiter, &x);
+    tl_test_settle();
     cr_expect_eq(tl_cond_notify(&x.c, 1), -EPERM, "without the lock");
     cr_expect_eq(tl_lock_acquire(l), 0);
     cr_expect_eq(tl_cond_notify(&x.c, 1), 1);
@@ -724,7 +710,7 @@ static int main_cond_notify(void *arg)
     cr_expect_eq(tl_cond_notify_all(&x.c), 0);
     cr_expect_eq(tl_lock_release(l), 0);
     for (int i = 0; i < 5; i++) {
-        cr_expect_eq(join(t[i]), 0);
+        cr_expect_eq(tl_test_join(t[i]), 0);
         cr_expect_eq(w[i].owned_after, 1);
         cr_expect_eq(x.order.ids[i], i, "FIFO");
     }
@@ -732,21 +718,14 @@ static int main_cond_notify(void *arg)
     return 0;
 }
 
-static void cond_notify_child(void *arg)
-{
-    (void)arg;
-    printf("rc=%d\n", run_virtual(main_cond_notify, NULL));
-}
-
 Test(cond, notify_n_and_notify_all_wake_fifo_with_the_lock_held,
      .timeout = 10)
 {
     char out[4096];
-    int st = run_child(cond_notify_child, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
-    cr_expect(strstr(out, "rc=0") != NULL, "%s", out);
-    cr_expect(strstr(out, "cannot notify on un-acquired lock") != NULL, "%s",
-              out);
+    int st = run_virtual_child(main_cond_notify, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    TL_EXPECT_OUT(out, "rc=0");
+    TL_EXPECT_OUT(out, "cannot notify on un-acquired lock");
 }
 
 static int main_cond_wait_unlocked(void *arg)
@@ -773,8 +752,8 @@ static int main_cond_cancel_waiting(void *arg)
     cr_assert_eq(tl_cond_init(&x.c, &lock), 0);
     cr_expect_eq(tl_cond_lock(&x.c), &lock);
     struct cond_who w = {.x = &x, .id = 1};
-    tl_task t = spawn(cond_waiter, &w);
-    settle();
+    tl_task t = tl_test_spawn(cond_waiter, &w);
+    tl_test_settle();
     /* Cancel it while we hold the lock: it leaves the wait list at once,
      * but returns only once it has the lock again. */
     cr_expect_eq(tl_lock_acquire(&lock), 0);
@@ -782,7 +761,7 @@ static int main_cond_cancel_waiting(void *arg)
     cr_expect_eq(tl_sleep(3.0), 0);
     cr_expect_eq(tl_cond_notify(&x.c, 1), 0, "it is no longer waiting");
     cr_expect_eq(tl_lock_release(&lock), 0);
-    cr_expect_eq(join(t), -ECANCELED);
+    cr_expect_eq(tl_test_join(t), -ECANCELED);
     cr_expect_eq(w.rc, -ECANCELED);
     cr_expect_eq(w.owned_after, 1, "returned with the lock held");
     cr_expect_eq(w.at, 3.0, "after we released it");
@@ -804,14 +783,14 @@ static int main_cond_notified_then_cancelled(void *arg)
     cr_assert_eq(tl_cond_init(&x.c, NULL), 0);
     tl_lock *l = tl_cond_lock(&x.c);
     struct cond_who w = {.x = &x, .id = 1};
-    tl_task t = spawn(cond_waiter, &w);
-    settle();
+    tl_task t = tl_test_spawn(cond_waiter, &w);
+    tl_test_settle();
     cr_expect_eq(tl_lock_acquire(l), 0);
     cr_expect_eq(tl_cond_notify(&x.c, 1), 1);
     cr_expect_eq(tl_cancel(t), 0); /* notified first: the wake-up stands */
     cr_expect_eq(tl_sleep(2.0), 0);
     cr_expect_eq(tl_lock_release(l), 0);
-    cr_expect_eq(join(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
     cr_expect_eq(w.rc, 0, "a notification is never lost");
     cr_expect_eq(w.owned_after, 1);
     cr_expect_eq(w.at, 2.0);
@@ -841,19 +820,20 @@ static int main_cond_no_barging(void *arg)
     cr_assert_eq(tl_cond_init(&x.c, NULL), 0);
     tl_lock *l = tl_cond_lock(&x.c);
     struct cond_who w[2] = {{.x = &x, .id = 0}, {.x = &x, .id = 1}};
-    tl_task t[2] = {spawn(cond_waiter, &w[0]), spawn(cond_waiter, &w[1])};
-    settle();
+    tl_task t[2] = {tl_test_spawn(cond_waiter, &w[0]),
+                    tl_test_spawn(cond_waiter, &w[1])};
+    tl_test_settle();
     cr_expect_eq(tl_lock_acquire(l), 0);
     cr_expect_eq(tl_cond_notify_all(&x.c), 2);
     /* A task that asks for the lock after the notify queues behind the
      * notified waiters. */
     struct cond_who g = {.x = &x, .id = 9};
-    tl_task tg = spawn(lock_grabber, &g);
-    settle();
+    tl_task tg = tl_test_spawn(lock_grabber, &g);
+    tl_test_settle();
     cr_expect_eq(tl_lock_release(l), 0);
     cr_expect_eq(tl_lock_try_acquire(l), -EBUSY, "handed to waiter 0");
-    for (int i = 0; i < 2; i++) cr_expect_eq(join(t[i]), 0);
-    cr_expect_eq(join(tg), 0);
+    for (int i = 0; i < 2; i++) cr_expect_eq(tl_test_join(t[i]), 0);
+    cr_expect_eq(tl_test_join(tg), 0);
     cr_expect_eq(x.order.n, 3);
     cr_expect_eq(x.order.ids[0], 0);
     cr_expect_eq(x.order.ids[1], 1);
@@ -894,16 +874,13 @@ static int main_cond_wait_for(void *arg)
     tl_lock *l = tl_cond_lock(&x.c);
     struct cond_who w[3];
     tl_task t[3];
-    for (int i = 0; i < 3; i++) {
-        w[i] = (struct cond_who){.x = &x, .id = i};
-        t[i] = spawn(cond_consumer, &w[i]);
-    }
-    settle();
+    spawn_cond_whos(t, w, 3, cond_consumer, &x);
+    tl_test_settle();
     /* A spurious wake-up: the predicate is false, they wait again. */
     cr_expect_eq(tl_lock_acquire(l), 0);
     cr_expect_eq(tl_cond_notify_all(&x.c), 3);
     cr_expect_eq(tl_lock_release(l), 0);
-    settle();
+    tl_test_settle();
     cr_expect_eq(x.order.n, 0);
     for (int k = 1; k <= 3; k++) {
         cr_expect_eq(tl_sleep(1.0), 0);
@@ -913,7 +890,7 @@ static int main_cond_wait_for(void *arg)
         cr_expect_eq(tl_lock_release(l), 0);
     }
     for (int i = 0; i < 3; i++) {
-        cr_expect_eq(join(t[i]), 0);
+        cr_expect_eq(tl_test_join(t[i]), 0);
         cr_expect_eq(w[i].owned_after, 1);
         cr_expect_eq(x.order.ids[i], i);
         cr_expect_eq(w[i].at, (double)(i + 1));
@@ -956,13 +933,13 @@ static int main_barrier(void *arg)
         tl_task t[2];
         for (int i = 0; i < 2; i++) {
             w[i] = (struct who){.id = i, .obj = &b};
-            t[i] = spawn(barrier_waiter, &w[i]);
+            t[i] = tl_test_spawn(barrier_waiter, &w[i]);
             cr_expect_eq(tl_sleep(1.0), 0);
         }
         cr_expect_eq(tl_barrier_n_waiting(&b), 2);
         cr_expect_eq(tl_barrier_wait(&b), 2, "the last arrival");
         for (int i = 0; i < 2; i++) {
-            cr_expect_eq(join(t[i]), 0);
+            cr_expect_eq(tl_test_join(t[i]), 0);
             cr_expect_eq(w[i].rc, i, "arrival index");
             cr_expect_eq(w[i].at, 2.0 * round + 2.0);
         }
@@ -989,23 +966,20 @@ static int main_barrier_cancel(void *arg)
     cr_assert_eq(tl_barrier_init(&b, 3), 0);
     struct who w[3];
     tl_task t[3];
-    for (int i = 0; i < 2; i++) {
-        w[i] = (struct who){.id = i, .obj = &b};
-        t[i] = spawn(barrier_waiter, &w[i]);
-    }
-    settle();
+    spawn_whos(t, w, 2, barrier_waiter, &b, NULL);
+    tl_test_settle();
     cr_expect_eq(tl_cancel(t[0]), 0);
-    cr_expect_eq(join(t[0]), -ECANCELED);
+    cr_expect_eq(tl_test_join(t[0]), -ECANCELED);
     cr_expect_eq(tl_barrier_n_waiting(&b), 1, "left the round");
     cr_expect_eq(tl_barrier_broken(&b), 0, "not broken (asyncio)");
     w[2] = (struct who){.id = 2, .obj = &b};
-    t[2] = spawn(barrier_waiter, &w[2]);
-    settle();
+    t[2] = tl_test_spawn(barrier_waiter, &w[2]);
+    tl_test_settle();
     cr_expect_eq(tl_barrier_n_waiting(&b), 2);
     cr_expect_eq(tl_barrier_wait(&b), 2);
     cr_expect_eq(tl_cancel(t[1]), 0); /* tripped first: keeps its index */
-    cr_expect_eq(join(t[1]), 0);
-    cr_expect_eq(join(t[2]), 0);
+    cr_expect_eq(tl_test_join(t[1]), 0);
+    cr_expect_eq(tl_test_join(t[2]), 0);
     cr_expect_eq(w[1].rc, 0);
     cr_expect_eq(w[1].after_rc, -ECANCELED);
     cr_expect_eq(w[2].rc, 1, "indices stay unique after a waiter left");
@@ -1024,32 +998,26 @@ static int main_barrier_abort(void *arg)
     cr_assert_eq(tl_barrier_init(&b, 3), 0);
     struct who w[2];
     tl_task t[2];
-    for (int i = 0; i < 2; i++) {
-        w[i] = (struct who){.id = i, .obj = &b};
-        t[i] = spawn(barrier_waiter, &w[i]);
-    }
-    settle();
+    spawn_whos(t, w, 2, barrier_waiter, &b, NULL);
+    tl_test_settle();
     cr_expect_eq(tl_barrier_abort(&b), 0);
-    for (int i = 0; i < 2; i++) cr_expect_eq(join(t[i]), TL_EBROKEN);
+    for (int i = 0; i < 2; i++) cr_expect_eq(tl_test_join(t[i]), TL_EBROKEN);
     cr_expect_eq(tl_barrier_broken(&b), 1);
     cr_expect_eq(tl_barrier_wait(&b), TL_EBROKEN, "stays broken");
     cr_expect_eq(tl_barrier_reset(&b), 0);
     cr_expect_eq(tl_barrier_broken(&b), 0);
     /* A reset while tasks wait breaks their round only. */
     w[0] = (struct who){.obj = &b};
-    t[0] = spawn(barrier_waiter, &w[0]);
-    settle();
+    t[0] = tl_test_spawn(barrier_waiter, &w[0]);
+    tl_test_settle();
     cr_expect_eq(tl_barrier_reset(&b), 0);
-    cr_expect_eq(join(t[0]), TL_EBROKEN);
+    cr_expect_eq(tl_test_join(t[0]), TL_EBROKEN);
     cr_expect_eq(tl_barrier_broken(&b), 0);
     cr_expect_eq(tl_barrier_n_waiting(&b), 0);
-    for (int i = 0; i < 2; i++) {
-        w[i] = (struct who){.id = i, .obj = &b};
-        t[i] = spawn(barrier_waiter, &w[i]);
-    }
-    settle();
+    spawn_whos(t, w, 2, barrier_waiter, &b, NULL);
+    tl_test_settle();
     cr_expect_eq(tl_barrier_wait(&b), 2);
-    for (int i = 0; i < 2; i++) cr_expect_eq(join(t[i]), 0);
+    for (int i = 0; i < 2; i++) cr_expect_eq(tl_test_join(t[i]), 0);
     cr_expect_eq(tl_barrier_destroy(&b), 0);
     return 0;
 }
@@ -1086,15 +1054,15 @@ static int main_xloop(void *arg)
 {
     struct xloop *x = arg;
     struct who w = {.obj = &x->sem};
-    tl_task t = spawn(sem_waiter, &w);
-    settle(); /* w waits on the semaphore in this loop */
+    tl_task t = tl_test_spawn(sem_waiter, &w);
+    tl_test_settle(); /* w waits on the semaphore in this loop */
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, other_thread, x), 0);
     pthread_join(th, NULL); /* briefly blocks this loop: fine in a test */
     cr_expect_eq(x->rc, -EXDEV, "another loop may not wake our tasks");
     cr_expect_eq(tl_sem_value(&x->sem), 0);
     cr_expect_eq(tl_sem_release(&x->sem), 0);
-    cr_expect_eq(join(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
     return 0;
 }
 
@@ -1110,8 +1078,7 @@ Test(sync, another_loop_cannot_wake_our_waiters, .timeout = 10)
 {
     char out[2048];
     int st = run_child(xloop_child, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
-    cr_expect(strstr(out, "rc=0") != NULL, "%s", out);
-    cr_expect(strstr(out, "a primitive belongs to one loop") != NULL, "%s",
-              out);
+    TL_ASSERT_EXITED_OK(st, out);
+    TL_EXPECT_OUT(out, "rc=0");
+    TL_EXPECT_OUT(out, "a primitive belongs to one loop");
 }

@@ -78,13 +78,6 @@ static int chaos_fn(void *arg)
     }
 }
 
-static tl_task spawn(tl_fn fn, void *arg)
-{
-    tl_task t;
-    cr_expect_eq(tl_spawn(&t, fn, arg), 0);
-    return t;
-}
-
 /* The order in which workers started to wait, as the test sees it: a
  * worker about to block (the object is taken) appends itself, and marks
  * itself gone when its wait returns. A worker that releases something
@@ -188,6 +181,28 @@ static void stats_print(const char *what, int round, const char *params,
     fflush(stdout);
 }
 
+/* Count a wait's result into st: 1 when it succeeded (the worker goes on
+ * holding what it waited for), 0 when it timed out (the worker tries
+ * again), -1 when the worker must stop (cancelled, or any other error). */
+static int tally(struct stats *st, int rc)
+{
+    if (rc == -ETIMEDOUT) {
+        st->timeouts++;
+        return 0;
+    }
+    if (rc == -ECANCELED) {
+        st->cancelled++;
+        return -1;
+    }
+    if (rc != 0) {
+        st->other++;
+        return -1;
+    }
+    st->ok++;
+    if (tl_cancelled()) st->kept_after_cancel++;
+    return 1;
+}
+
 /* ======================================================================
  * Semaphore (bounded): at most N holders, the count exact at the end
  * ====================================================================== */
@@ -198,6 +213,56 @@ struct warg {
     int id;
 };
 
+/* The workers of one round: n tasks running fn(&args[i]), where args[i]
+ * is {the round's world, a random stream of its own, id i}, with the
+ * waiting line and the life count sized for them; then the chaos task. */
+struct crowd {
+    tl_task *tasks;
+    struct warg *args;
+    int n;
+    struct line *line;
+    struct life *life;
+    struct chaos chaos;
+    tl_task chaos_task;
+};
+
+static void crowd_spawn(struct crowd *c, void *w, int n, int max_waits,
+                        struct line *line, struct life *life, tl_fn fn,
+                        struct rng *r)
+{
+    c->n = n;
+    c->line = line;
+    c->life = life;
+    c->tasks = calloc((size_t)n, sizeof *c->tasks);
+    c->args = calloc((size_t)n, sizeof *c->args);
+    line_init(line, n, max_waits, c->tasks);
+    life_init(life, n);
+    for (int i = 0; i < n; i++) {
+        c->args[i] = (struct warg){w, {rng_next(r)}, i};
+        c->tasks[i] = tl_test_spawn(fn, &c->args[i]);
+    }
+}
+
+/* The chaos task: cancels a random worker every 0..max_ms ms. */
+static void crowd_chaos(struct crowd *c, struct rng *r, int max_ms)
+{
+    c->chaos = (struct chaos){c->tasks, c->n, {rng_next(r)}, max_ms, 0};
+    c->chaos_task = tl_test_spawn(chaos_fn, &c->chaos);
+}
+
+/* Wait for every worker, stop the chaos, join everything. */
+static void crowd_join(struct crowd *c)
+{
+    life_join(c->life, c->tasks, c->n, c->chaos_task);
+}
+
+static void crowd_free(struct crowd *c)
+{
+    line_free(c->line);
+    free(c->tasks);
+    free(c->args);
+}
+
 struct sem_world {
     tl_sem s;
     int permits;
@@ -206,7 +271,6 @@ struct sem_world {
     struct stats st;
     struct line line;
     struct life life;
-    tl_task *tasks;
     int n;
 };
 
@@ -223,20 +287,9 @@ static int sem_worker(void *arg)
         if (blocks) line_enter(&w->line, a->id);
         MAYBE_DEADLINE(&a->r, 3, rc, tl_sem_acquire(&w->s));
         line_leave(&w->line, a->id);
-        if (rc == -ETIMEDOUT) {
-            w->st.timeouts++;
-            continue;
-        }
-        if (rc == -ECANCELED) {
-            w->st.cancelled++;
-            break;
-        }
-        if (rc != 0) {
-            w->st.other++;
-            break;
-        }
-        w->st.ok++;
-        if (tl_cancelled()) w->st.kept_after_cancel++;
+        int verdict = tally(&w->st, rc);
+        if (verdict == 0) continue;
+        if (verdict < 0) break;
         w->acquired++;
         w->in_use++;
         if (w->in_use > w->max_in_use) w->max_in_use = w->in_use;
@@ -265,22 +318,14 @@ static int sem_round(void *arg)
     w.permits = 1 + (int)rnd(&r, 6);
     w.n = SCALE(600);
     cr_assert_eq(tl_sem_init_bounded(&w.s, w.permits), 0);
-    tl_task *tasks = calloc((size_t)w.n, sizeof *tasks);
-    struct warg *args = calloc((size_t)w.n, sizeof *args);
-    w.tasks = tasks;
-    line_init(&w.line, w.n, SEM_ITERS, tasks);
-    life_init(&w.life, w.n);
-    for (int i = 0; i < w.n; i++) {
-        args[i] = (struct warg){&w, {rng_next(&r)}, i};
-        tasks[i] = spawn(sem_worker, &args[i]);
-    }
-    struct chaos c = {tasks, w.n, {rng_next(&r)}, 2, 0};
-    tl_task ct = spawn(chaos_fn, &c);
-    life_join(&w.life, tasks, w.n, ct);
+    struct crowd c;
+    crowd_spawn(&c, &w, w.n, SEM_ITERS, &w.line, &w.life, sem_worker, &r);
+    crowd_chaos(&c, &r, 2);
+    crowd_join(&c);
 
     char params[64];
     snprintf(params, sizeof params, "permits=%d tasks=%d", w.permits, w.n);
-    stats_print("sem", ra->round, params, &w.st, c.cancels);
+    stats_print("sem", ra->round, params, &w.st, c.chaos.cancels);
     cr_expect_eq(w.st.other, 0);
     cr_expect_eq(w.in_use, 0);
     cr_expect_eq(w.acquired, w.released);
@@ -289,9 +334,7 @@ static int sem_round(void *arg)
                  tl_sem_value(&w.s), w.permits);
     cr_expect_eq(tl_sem_destroy(&w.s), 0, "nobody left waiting");
     cr_expect_gt(w.st.ok, 0);
-    line_free(&w.line);
-    free(tasks);
-    free(args);
+    crowd_free(&c);
     return (int)w.st.kept_after_cancel;
 }
 
@@ -328,7 +371,6 @@ struct lock_world {
     struct stats st;
     struct line line;
     struct life life;
-    tl_task *tasks;
     int n;
 };
 
@@ -345,20 +387,9 @@ static int lock_worker(void *arg)
             line_enter(&w->line, a->id);
         MAYBE_DEADLINE(&a->r, 3, rc, tl_lock_acquire(&w->l));
         line_leave(&w->line, a->id);
-        if (rc == -ETIMEDOUT) {
-            w->st.timeouts++;
-            continue;
-        }
-        if (rc == -ECANCELED) {
-            w->st.cancelled++;
-            break;
-        }
-        if (rc != 0) {
-            w->st.other++;
-            break;
-        }
-        w->st.ok++;
-        if (tl_cancelled()) w->st.kept_after_cancel++;
+        int verdict = tally(&w->st, rc);
+        if (verdict == 0) continue;
+        if (verdict < 0) break;
         cr_expect(tl_lock_owned(&w->l));
         cr_expect_eq(w->inside, 0, "two tasks inside the lock");
         w->inside++;
@@ -382,29 +413,19 @@ static int lock_round(void *arg)
     struct lock_world w = {0};
     w.n = SCALE(450);
     cr_assert_eq(tl_lock_init(&w.l), 0);
-    tl_task *tasks = calloc((size_t)w.n, sizeof *tasks);
-    struct warg *args = calloc((size_t)w.n, sizeof *args);
-    w.tasks = tasks;
-    line_init(&w.line, w.n, LOCK_ITERS, tasks);
-    life_init(&w.life, w.n);
-    for (int i = 0; i < w.n; i++) {
-        args[i] = (struct warg){&w, {rng_next(&r)}, i};
-        tasks[i] = spawn(lock_worker, &args[i]);
-    }
-    struct chaos c = {tasks, w.n, {rng_next(&r)}, 3, 0};
-    tl_task ct = spawn(chaos_fn, &c);
-    life_join(&w.life, tasks, w.n, ct);
+    struct crowd c;
+    crowd_spawn(&c, &w, w.n, LOCK_ITERS, &w.line, &w.life, lock_worker, &r);
+    crowd_chaos(&c, &r, 3);
+    crowd_join(&c);
     char params[64];
     snprintf(params, sizeof params, "tasks=%d", w.n);
-    stats_print("lock", ra->round, params, &w.st, c.cancels);
+    stats_print("lock", ra->round, params, &w.st, c.chaos.cancels);
     cr_expect_eq(w.st.other, 0);
     cr_expect_eq(w.counter, w.sections, "lost updates");
     cr_expect_eq(w.sections, w.st.ok);
     cr_expect_eq(tl_lock_locked(&w.l), 0);
     cr_expect_eq(tl_lock_destroy(&w.l), 0);
-    line_free(&w.line);
-    free(tasks);
-    free(args);
+    crowd_free(&c);
     return (int)w.st.kept_after_cancel;
 }
 
@@ -424,7 +445,6 @@ struct event_world {
     struct stats st;
     struct line line;
     struct life life;
-    tl_task *tasks;
     int n;
 };
 
@@ -442,20 +462,9 @@ static int event_worker(void *arg)
         if (!was_set && !tl_cancelled()) line_enter(&w->line, a->id);
         MAYBE_DEADLINE(&a->r, 4, rc, tl_event_wait(&w->e));
         line_leave(&w->line, a->id);
-        if (rc == -ETIMEDOUT) {
-            w->st.timeouts++;
-            continue;
-        }
-        if (rc == -ECANCELED) {
-            w->st.cancelled++;
-            break;
-        }
-        if (rc != 0) {
-            w->st.other++;
-            break;
-        }
-        w->st.ok++;
-        if (tl_cancelled()) w->st.kept_after_cancel++;
+        int verdict = tally(&w->st, rc);
+        if (verdict == 0) continue;
+        if (verdict < 0) break;
         cr_expect(was_set || w->sets > before, "woken without a set");
         if (tl_sleep(rnd_secs(&a->r, 1)) < 0) break;
     }
@@ -485,31 +494,21 @@ static int event_round(void *arg)
     struct event_world w = {0};
     w.n = SCALE(450);
     cr_assert_eq(tl_event_init(&w.e), 0);
-    tl_task *tasks = calloc((size_t)w.n, sizeof *tasks);
-    struct warg *args = calloc((size_t)w.n + 1, sizeof *args);
-    w.tasks = tasks;
-    line_init(&w.line, w.n, EVENT_ITERS, tasks);
-    life_init(&w.life, w.n);
-    for (int i = 0; i < w.n; i++) {
-        args[i] = (struct warg){&w, {rng_next(&r)}, i};
-        tasks[i] = spawn(event_worker, &args[i]);
-    }
-    args[w.n] = (struct warg){&w, {rng_next(&r)}, w.n};
-    tl_task setter = spawn(event_setter, &args[w.n]);
-    struct chaos c = {tasks, w.n, {rng_next(&r)}, 3, 0};
-    tl_task ct = spawn(chaos_fn, &c);
-    life_join(&w.life, tasks, w.n, ct);
+    struct crowd c;
+    crowd_spawn(&c, &w, w.n, EVENT_ITERS, &w.line, &w.life, event_worker, &r);
+    struct warg setter_arg = {&w, {rng_next(&r)}, w.n};
+    tl_task setter = tl_test_spawn(event_setter, &setter_arg);
+    crowd_chaos(&c, &r, 3);
+    crowd_join(&c);
     w.stop = 1;
     cr_expect_eq(tl_join(setter, NULL), 0);
     char params[64];
     snprintf(params, sizeof params, "tasks=%d sets=%ld", w.n, w.sets);
-    stats_print("event", ra->round, params, &w.st, c.cancels);
+    stats_print("event", ra->round, params, &w.st, c.chaos.cancels);
     cr_expect_eq(w.st.other, 0);
     cr_expect_gt(w.st.ok, 0);
     cr_expect_eq(tl_event_destroy(&w.e), 0, "nobody left waiting");
-    line_free(&w.line);
-    free(tasks);
-    free(args);
+    crowd_free(&c);
     return (int)w.st.kept_after_cancel;
 }
 
@@ -531,7 +530,6 @@ struct cond_world {
     struct stats st;
     struct line line;
     struct life life;
-    tl_task *tasks;
     int n;
 };
 
@@ -596,17 +594,9 @@ static int cond_round(void *arg)
     struct cond_world w = {0};
     w.n = SCALE(450);
     cr_assert_eq(tl_cond_init(&w.c, NULL), 0);
-    tl_task *tasks = calloc((size_t)w.n, sizeof *tasks);
-    struct warg *args = calloc((size_t)w.n, sizeof *args);
-    w.tasks = tasks;
-    line_init(&w.line, w.n, COND_ITERS, tasks);
-    life_init(&w.life, w.n);
-    for (int i = 0; i < w.n; i++) {
-        args[i] = (struct warg){&w, {rng_next(&r)}, i};
-        tasks[i] = spawn(cond_worker, &args[i]);
-    }
-    struct chaos c = {tasks, w.n, {rng_next(&r)}, 3, 0};
-    tl_task ct = spawn(chaos_fn, &c);
+    struct crowd c;
+    crowd_spawn(&c, &w, w.n, COND_ITERS, &w.line, &w.life, cond_worker, &r);
+    crowd_chaos(&c, &r, 3);
     /* Let producers run out, then release every consumer still waiting. */
     cr_expect_eq(tl_sleep(0.5), 0);
     tl_lock *l = tl_cond_lock(&w.c);
@@ -614,20 +604,18 @@ static int cond_round(void *arg)
     w.done = 1;
     cr_expect_geq(tl_cond_notify_all(&w.c), 0);
     cr_expect_eq(tl_lock_release(l), 0);
-    life_join(&w.life, tasks, w.n, ct);
+    crowd_join(&c);
     char params[96];
     snprintf(params, sizeof params, "tasks=%d produced=%ld left=%ld", w.n,
              w.produced, w.items);
-    stats_print("cond", ra->round, params, &w.st, c.cancels);
+    stats_print("cond", ra->round, params, &w.st, c.chaos.cancels);
     cr_expect_eq(w.st.other, 0);
     cr_expect_eq(w.not_held, 0, "a wait returned without the lock");
     cr_expect_eq(w.produced, w.consumed + w.items, "items lost or doubled");
     cr_expect_gt(w.consumed, 0);
     cr_expect_eq(tl_lock_locked(l), 0);
     cr_expect_eq(tl_cond_destroy(&w.c), 0, "nobody left waiting");
-    line_free(&w.line);
-    free(tasks);
-    free(args);
+    crowd_free(&c);
     return (int)w.st.kept_after_cancel;
 }
 
@@ -648,7 +636,6 @@ struct barrier_world {
     struct stats st;
     struct line line;
     struct life life;
-    tl_task *tasks;
     int n;
 };
 
@@ -702,27 +689,20 @@ static int barrier_round(void *arg)
     w.parties = 2 + (int)rnd(&r, 4);
     w.n = SCALE(450);
     cr_assert_eq(tl_barrier_init(&w.b, w.parties), 0);
-    tl_task *tasks = calloc((size_t)w.n, sizeof *tasks);
-    struct warg *args = calloc((size_t)w.n, sizeof *args);
-    w.tasks = tasks;
-    line_init(&w.line, w.n, BARRIER_ITERS, tasks);
-    life_init(&w.life, w.n);
-    for (int i = 0; i < w.n; i++) {
-        args[i] = (struct warg){&w, {rng_next(&r)}, i};
-        tasks[i] = spawn(barrier_worker, &args[i]);
-    }
-    struct chaos c = {tasks, w.n, {rng_next(&r)}, 3, 0};
-    tl_task ct = spawn(chaos_fn, &c);
+    struct crowd c;
+    crowd_spawn(&c, &w, w.n, BARRIER_ITERS, &w.line, &w.life, barrier_worker,
+                &r);
+    crowd_chaos(&c, &r, 3);
     /* Long after the last arrival: whoever still waits is stuck in a round
      * that can no longer fill. */
     cr_expect_eq(tl_sleep(1.0), 0);
     int stuck = tl_barrier_n_waiting(&w.b);
     cr_expect_lt(stuck, w.parties);
     cr_expect_eq(tl_barrier_abort(&w.b), 0);
-    life_join(&w.life, tasks, w.n, ct);
+    crowd_join(&c);
     char params[64];
     snprintf(params, sizeof params, "parties=%d tasks=%d", w.parties, w.n);
-    stats_print("barrier", ra->round, params, &w.st, c.cancels);
+    stats_print("barrier", ra->round, params, &w.st, c.chaos.cancels);
     cr_expect_eq(w.st.other, 0);
     long rounds = w.index_count[w.parties - 1];
     cr_expect_gt(rounds, 0);
@@ -733,9 +713,7 @@ static int barrier_round(void *arg)
     cr_expect_eq(w.broken, stuck, "the waiters at the abort");
     cr_expect_eq(tl_barrier_n_waiting(&w.b), 0);
     cr_expect_eq(tl_barrier_destroy(&w.b), 0);
-    line_free(&w.line);
-    free(tasks);
-    free(args);
+    crowd_free(&c);
     return (int)w.st.kept_after_cancel;
 }
 
@@ -761,7 +739,6 @@ struct queue_world {
     struct stats st;
     struct line line;
     struct life life;
-    tl_task *tasks;
     int n;
 };
 
@@ -872,22 +849,15 @@ static int queue_round(void *arg)
     tl_queue_opts o = {.kind = w.kind, .maxsize = w.maxsize,
                        .drop = on_drop, .drop_arg = &w};
     cr_assert_eq(tl_queue_init_ex(&w.q, &o), 0);
-    tl_task *tasks = calloc((size_t)w.n, sizeof *tasks);
-    struct warg *args = calloc((size_t)w.n, sizeof *args);
-    w.tasks = tasks;
-    line_init(&w.line, w.n, w.ids_per_producer, tasks);
-    life_init(&w.life, w.n);
-    for (int i = 0; i < w.n; i++) {
-        args[i] = (struct warg){&w, {rng_next(&r)}, i};
-        tasks[i] = spawn(queue_worker, &args[i]);
-    }
-    struct chaos c = {tasks, w.n, {rng_next(&r)}, 3, 0};
-    tl_task ct = spawn(chaos_fn, &c);
+    struct crowd c;
+    crowd_spawn(&c, &w, w.n, w.ids_per_producer, &w.line, &w.life,
+                queue_worker, &r);
+    crowd_chaos(&c, &r, 3);
     /* Shut down in the middle of the traffic. */
     cr_expect_eq(tl_sleep(0.002 + rnd_secs(&r, 12)), 0);
     int dropped = tl_queue_shutdown(&w.q, immediate);
     cr_expect_geq(dropped, 0);
-    life_join(&w.life, tasks, w.n, ct);
+    crowd_join(&c);
     /* Whatever the consumers left: drain it and finish it. */
     long drained = 0;
     void *item;
@@ -907,7 +877,7 @@ static int queue_round(void *arg)
              "dropped=%ld drained=%ld saw-shutdown=%ld", kinds[w.kind],
              w.maxsize, immediate ? "immediate" : "graceful", w.put_ok,
              w.dropped, drained, w.shutdown_seen);
-    stats_print("queue", ra->round, params, &w.st, c.cancels);
+    stats_print("queue", ra->round, params, &w.st, c.chaos.cancels);
     cr_expect_eq(w.st.other, 0);
     cr_expect_eq(w.phantom, 0, "an item that was never put came out");
     cr_expect_eq(w.duplicate, 0, "an item came out twice");
@@ -920,10 +890,8 @@ static int queue_round(void *arg)
     cr_expect_eq(queued, 0, "items neither taken nor dropped");
     cr_expect_gt(w.got, 0);
     cr_expect_eq(tl_queue_destroy(&w.q), 0);
-    line_free(&w.line);
     free(w.state);
-    free(tasks);
-    free(args);
+    crowd_free(&c);
     return (int)w.st.kept_after_cancel;
 }
 

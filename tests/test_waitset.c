@@ -266,21 +266,14 @@ static int main_unseen_failure(void *arg)
     return tl_waitset_close(ws);
 }
 
-static void child_unseen(void *arg)
-{
-    (void)arg;
-    printf("rc=%d\n", run_virtual(main_unseen_failure, NULL));
-}
-
 Test(waitset, close_reports_unseen_failure, .timeout = 10)
 {
     char out[4096];
-    int st = run_child(child_unseen, NULL, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
-    cr_expect(strstr(out, "rc=0") != NULL, "%s", out);
-    cr_expect(strstr(out, "task 'fetch a' failed with -EIO") != NULL, "%s",
-              out);
-    cr_expect(strstr(out, "fetch z") == NULL, "%s", out);
+    int st = run_virtual_child(main_unseen_failure, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    TL_EXPECT_OUT(out, "rc=0");
+    TL_EXPECT_OUT(out, "task 'fetch a' failed with -EIO");
+    TL_EXPECT_NOT_OUT(out, "fetch z");
 }
 
 /* ---- cancelling the waiter ------------------------------------------------- */

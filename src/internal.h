@@ -363,6 +363,10 @@ void tl__wake(tl__task *t, int result);
 /* The cancellation point every suspending call starts with: 0, or
  * -ECANCELED after yielding once (invariant 2a). */
 int tl__checkpoint(tl__task *t, const char *what, void *site);
+/* Canary strategy: abort with "possible stack overflow in task ..." if
+ * t's canary was overwritten (a no-op for guarded stacks). Called at every
+ * suspension, handoff and task end. */
+void tl__task_check_stack(const tl__task *t);
 /* Yield: requeue at the tail and switch to the scheduler. */
 void tl__yield_now(tl__task *t);
 /* Park self (as tl__park) and switch straight to `to`, a WAITING task that

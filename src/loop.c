@@ -247,13 +247,7 @@ static void task_finished(tl__loop *l, tl__task *t)
     if (t->stack) {
         /* A canary-guarded task that overflowed and returned without
          * suspending again: the last chance to say so. */
-        if (t->stack->guard == TL__GUARD_CANARY &&
-            tl__stack_check(t->stack) != 0) {
-            char label[48];
-            tl__fatal("possible stack overflow in task %s (its stack canary "
-                      "was overwritten)",
-                      tl__task_label(t, label, sizeof label));
-        }
+        tl__task_check_stack(t);
         if (l->census) census_note(l->census, t);
         tl__fiber_release(&t->fiber);
         tl__stack_put(l->stacks, t->stack);

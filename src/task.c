@@ -392,6 +392,15 @@ int tl_cancelled(void)
 
 /* ---- suspension --------------------------------------------------------- */
 
+void tl__task_check_stack(const tl__task *t)
+{
+    if (t->stack && tl__stack_check(t->stack) != 0) {
+        char label[48];
+        tl__fatal("possible stack overflow in task %s (its stack canary "
+                  "was overwritten)", tl__task_label(t, label, sizeof label));
+    }
+}
+
 /* Pass the CPU from the running task `from` straight to `to` (READY, or
  * WAITING for a handoff), with the scheduler's bookkeeping: errno per task
  * (invariant 10), the watchdog's pulse, the FP check. */
@@ -420,11 +429,7 @@ static void suspend(tl__task *t)
                   tl__task_label(t, label, sizeof label), top->file,
                   top->line);
     }
-    if (t->stack && tl__stack_check(t->stack) != 0) {
-        char label[48];
-        tl__fatal("possible stack overflow in task %s (its stack canary "
-                  "was overwritten)", tl__task_label(t, label, sizeof label));
-    }
+    tl__task_check_stack(t);
     tl__loop *l = t->loop;
     tl__task *next = l->batch;
     if (next && next->stack) { /* started: no stack to take here */
@@ -518,12 +523,7 @@ int tl__handoff(tl__task *self, tl__cancel_fn on_cancel, const char *what,
         return tl__park(self, on_cancel, what);
     }
     l->handoffs++;
-    if (self->stack && tl__stack_check(self->stack) != 0) {
-        char label[48];
-        tl__fatal("possible stack overflow in task %s (its stack canary "
-                  "was overwritten)", tl__task_label(self, label,
-                  sizeof label));
-    }
+    tl__task_check_stack(self);
     to->on_cancel = NULL;
     to->wake_result = to_result;
     self->state = TL__T_WAITING;

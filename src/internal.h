@@ -254,7 +254,7 @@ struct tl__loop {
     tl__stack_pool *stacks;
     size_t stack_default;
     int guard;
-    struct tl__census *census; /* TULIP_STACK_CENSUS=1 (src/loop.c), else NULL */
+    struct tl__census *census; /* TULIP_STACK_CENSUS=1 (src/stack_report.c), else NULL */
 
     struct tl_pool *pool;    /* thread pool (lazy), see src/pool.c */
     int own_pool;
@@ -435,6 +435,14 @@ int tl__sigint_install(tl__loop *l);
 void tl__sigint_restore(tl__loop *l);
 void tl__sigint_dispatch(tl__loop *l);
 void tl__sigint_atfork_child(void);
+
+/* Stack reports (src/stack_report.c): install the overflow report's
+ * SIGSEGV handler once per process; the per-loop stack census. */
+void tl__stack_report_install(void);
+struct tl__census *tl__census_new(void); /* NULL unless TULIP_STACK_CENSUS */
+void tl__census_note(struct tl__census *c, const tl__task *t);
+void tl__census_print(tl__loop *l);
+void tl__census_free(tl__loop *l);
 
 /* Watchdog (src/watchdog.c). */
 void tl__watchdog_register(tl__loop *l);

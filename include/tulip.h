@@ -331,6 +331,10 @@ typedef struct tl_group {
 TL_API int tl_group_spawn(tl_group g, tl_fn fn, void *arg);
 TL_API int tl_group_spawn_ex(tl_group g, const tl_spawn_opts *opts,
                              tl_fn fn, void *arg, int *status);
+/* The same from a deferred call, as in `tg.create_task(fetch("a"))`:
+ * tl_group_spawn_call(g, TL_CALL(fetch, &a), &status). The task is named
+ * after call.name. */
+TL_API int tl_group_spawn_call(tl_group g, tl_call call, int *status);
 
 /* Leave the `async with` block: body_rc is the body's own result (< 0
  * counts as the body's failure and cancels the children). Waits for every

@@ -144,6 +144,12 @@ int tl_group_spawn_ex(tl_group g, const tl_spawn_opts *opts, tl_fn fn,
     return 0;
 }
 
+int tl_group_spawn_call(tl_group g, tl_call call, int *status)
+{
+    return tl_group_spawn_ex(g, &(tl_spawn_opts){.name = call.name}, call.fn,
+                             call.arg, status);
+}
+
 int tl_group_spawn(tl_group g, tl_fn fn, void *arg)
 {
     return tl_group_spawn_ex(g, NULL, fn, arg, NULL);

@@ -1031,3 +1031,40 @@ Test(group, hundred_thousand_children, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_scale, NULL), 0);
 }
+
+/* tg.create_task(fetch("a")) with a deferred call: named after the call,
+ * status delivered, failures listed under that name. */
+static int call_fetch(void *arg)
+{
+    int n = *(int *)arg;
+    if (tl_sleep(0.1 * n) < 0) return -ECANCELED;
+    return n == 2 ? tl_fail(-EPIPE, "fetch %d broke", n) : n * 10;
+}
+
+static int main_spawn_call(void *arg)
+{
+    (void)arg;
+    int one = 1, two = 2, s1 = -1, s2 = -1;
+    tl_group g;
+    if (tl_group_enter(&g) != 0) return -100;
+    cr_expect_eq(tl_group_spawn_call(g, TL_CALL_NAMED(call_fetch, &one, "a"),
+                                     &s1), 0);
+    cr_expect_eq(tl_group_spawn_call(g, TL_CALL(call_fetch, &two), &s2), 0);
+    tl_errors errs;
+    int rc = tl_group_wait(g, 0, &errs);
+    cr_expect_eq(rc, -EPIPE);
+    cr_expect_eq(s1, 10);
+    cr_expect_eq(s2, -EPIPE);
+    cr_expect_eq(errs.count, 1);
+    if (errs.count == 1) {
+        cr_expect_str_eq(errs.items[0].task, "call_fetch");
+        cr_expect_str_eq(errs.items[0].message, "fetch 2 broke");
+    }
+    tl_errors_free(&errs);
+    return 0;
+}
+
+Test(group, spawn_call_names_the_child_after_the_call, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_spawn_call, NULL), 0);
+}

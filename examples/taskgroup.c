@@ -59,8 +59,7 @@ static int create_task(tl_group tg, struct fetch *f, int *status)
 {
     char name[32];
     snprintf(name, sizeof name, "fetch %s", f->url);
-    return tl_group_spawn_ex(tg, &(tl_spawn_opts){.name = name}, fetch, f,
-                             status);
+    return tl_group_spawn_call(tg, TL_CALL_NAMED(fetch, f, name), status);
 }
 
 static int happy_path(void)
@@ -124,7 +123,7 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     puts("  # Python: async with asyncio.TaskGroup() as tg: "
          "a = tg.create_task(fetch(\"a\")) ...");
-    puts("  # C:      tl_group_enter(&tg); tl_group_spawn_ex(tg, ..., fetch, "
-         "&a, &status); ... tl_group_wait(tg, 0, &errs);");
+    puts("  # C:      tl_group_enter(&tg); tl_group_spawn_call(tg, "
+         "TL_CALL(fetch, &a), &status); ... tl_group_wait(tg, 0, &errs);");
     return tl_run(main_task, NULL) == 0 ? 0 : 1;
 }

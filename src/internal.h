@@ -183,6 +183,9 @@ struct tl__rec {
     const char *file;    /* enter site, for diagnostics */
     int line;
     void *frame;         /* frame address of the entering function */
+    void *frame_ret;     /* the return address in that frame's record at
+                            enter time; if the slot changes, the function
+                            returned (tl__rec_frame_gone) */
 
     /* groups */
     tl__link children;
@@ -208,6 +211,9 @@ typedef struct tl__backend {
 } tl__backend;
 
 extern const tl__backend tl__backend_epoll;
+#ifdef TL_HAVE_LIBURING
+extern const tl__backend tl__backend_io_uring;
+#endif
 
 /* ---- the loop (src/loop.c) -------------------------------------------- */
 
@@ -395,6 +401,12 @@ tl__rec *tl__rec_alloc(tl__loop *l, tl__task *owner, int kind,
                        const char *file, int line, void *frame);
 void tl__rec_free(tl__loop *l, tl__rec *r);
 void tl__rec_push(tl__task *t, tl__rec *r);
+/* Has the function that entered r returned (while r is still open)?
+ * Cheap: the entering frame's address is above the caller's stack pointer,
+ * or (x86-64, AArch64: the frame record is {saved fp, return address}) the
+ * return-address slot of that frame no longer holds what it held at enter
+ * time because a later call reused the memory. */
+bool tl__rec_frame_gone(const tl__rec *r, const void *sp);
 /* Check that r is t's innermost record; else diagnose + abort. */
 void tl__rec_pop(tl__task *t, tl__rec *r, const char *what);
 /* Called when a task's function returned: report open scopes, cancel and

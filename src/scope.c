@@ -22,6 +22,33 @@
 
 static void deadline_fire(tl__loop *l, tl__timer *tm);
 
+/* The return address saved in a frame record ({fp, lr} at the frame
+ * pointer on x86-64 and AArch64), or NULL where the layout is unknown.
+ * Frames entering scopes always have a frame pointer: the enter macros
+ * take __builtin_frame_address(0), which forces one. */
+#if defined(__SANITIZE_ADDRESS__)
+__attribute__((no_sanitize_address))
+#endif
+static void *frame_ret_slot(const void *frame)
+{
+#if defined(__x86_64__) || defined(__aarch64__)
+    if (!frame) return NULL;
+    /* A plain load (not memcpy, which ASan intercepts even here): the
+     * slot may belong to a dead frame, which is the point. */
+    return *(void *const *)((const char *)frame + sizeof(void *));
+#else
+    (void)frame;
+    return NULL;
+#endif
+}
+
+bool tl__rec_frame_gone(const tl__rec *r, const void *sp)
+{
+    if (!r->frame) return false;
+    if ((const char *)sp > (const char *)r->frame) return true;
+    return r->frame_ret && frame_ret_slot(r->frame) != r->frame_ret;
+}
+
 tl__rec *tl__rec_alloc(tl__loop *l, tl__task *owner, int kind,
                        const char *file, int line, void *frame)
 {
@@ -44,6 +71,7 @@ tl__rec *tl__rec_alloc(tl__loop *l, tl__task *owner, int kind,
     r->file = file;
     r->line = line;
     r->frame = frame;
+    r->frame_ret = frame_ret_slot(frame);
     tl__list_init(&r->children);
     r->nchildren = 0;
     r->waiter = NULL;

@@ -421,8 +421,7 @@ static void switch_to_task(tl__task *from, tl__task *to)
 static void suspend(tl__task *t)
 {
     tl__rec *top = t->scope_top;
-    if (top && top->frame && (char *)__builtin_frame_address(0) >
-                                 (char *)top->frame) {
+    if (top && tl__rec_frame_gone(top, __builtin_frame_address(0))) {
         char label[48];
         tl__fatal("task %s: the function that entered the scope at %s:%d "
                   "returned without exiting it (scope stack corrupted)",

@@ -508,6 +508,51 @@ Test(misuse, returning_without_exiting_a_scope_aborts_at_next_suspend,
     facts_fini();
 }
 
+/* The common case: a helper enters a scope and returns, then its caller
+ * suspends from a frame at the same depth (the sleep's frames reuse the
+ * helper's memory). The stack pointer test alone cannot see it; the
+ * helper's overwritten return-address slot gives it away. */
+static __attribute__((noinline)) void forgetful_helper(void)
+{
+    tl_scope s = tl_move_on_enter(10.0); F->line[1] = __LINE__;
+    (void)s;
+}
+
+static int sibling_depth_main(void *arg)
+{
+    (void)arg;
+    forgetful_helper();
+    F->reached = 1;
+    F->rc[2] = tl_sleep(0.001);
+    F->reached = 2;
+    return 0;
+}
+
+static void sibling_depth_child(void *arg)
+{
+    (void)arg;
+    F->rc[15] = run_virtual(sibling_depth_main, NULL);
+}
+
+Test(misuse, helper_that_leaks_a_scope_is_caught_at_the_callers_next_suspend,
+     .timeout = 10)
+{
+#if !defined(__x86_64__) && !defined(__aarch64__)
+    cr_skip_test("frame records are read on x86-64 and AArch64 only");
+#endif
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(sibling_depth_child, NULL, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
+    cr_expect_eq(F->reached, 1);
+    char want[1200];
+    snprintf(want, sizeof want,
+             "tulip: task 'main': the function that entered the scope at "
+             "%s returned without exiting it (scope stack corrupted)",
+             site(F->line[1]));
+    TL_EXPECT_OUT(out, want);
+    facts_fini();
+}
+
 /* ---- a task returns with a group / scope open ---------------------------- */
 
 static int long_child(void *arg)

@@ -308,19 +308,41 @@ static void poll_once(tl__loop *l)
 
 /* ---- loop lifetime ------------------------------------------------------ */
 
+/* cfg->backend, else $TULIP_BACKEND, else the best that works: io_uring
+ * if its ring can be made, else epoll (io_uring missing from the kernel,
+ * or forbidden: seccomp in many containers, kernel.io_uring_disabled).
+ * An explicit "io_uring" that cannot be had falls back to epoll with one
+ * line naming the reason; an unknown name is -EINVAL. */
 static int choose_backend(tl__loop *l, const tl_config *cfg)
 {
     const char *want = cfg->backend;
     if (!want || !*want) want = getenv("TULIP_BACKEND");
-    if (want && *want && strcmp(want, "epoll") != 0) {
-        if (strcmp(want, "io_uring") == 0) {
+    if (want && !*want) want = NULL;
+    if (want && strcmp(want, "epoll") != 0 && strcmp(want, "io_uring") != 0) {
+        tl__diag("unknown backend '%s' (expected epoll or io_uring)", want);
+        return -EINVAL;
+    }
+    if (!want || strcmp(want, "io_uring") == 0) {
+#ifdef TL_HAVE_LIBURING
+        l->backend = &tl__backend_io_uring;
+        int rc = l->backend->open(l);
+        if (rc == 0) return 0;
+        l->backend = NULL;
+        if (want) {
+            const char *name = NULL;
+#ifdef __GLIBC__
+#if __GLIBC_PREREQ(2, 32)
+            name = strerrorname_np(-rc);
+#endif
+#endif
+            tl__diag("backend 'io_uring' is not available (%s: %s); "
+                     "using epoll", name ? name : "errno", strerror(-rc));
+        }
+#else
+        if (want)
             tl__diag("backend 'io_uring' is not built into this tulip; "
                      "using epoll");
-        } else {
-            tl__diag("unknown backend '%s' (expected epoll or io_uring)",
-                     want);
-            return -EINVAL;
-        }
+#endif
     }
     l->backend = &tl__backend_epoll;
     return l->backend->open(l);

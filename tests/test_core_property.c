@@ -10,7 +10,8 @@
  * children that spawn siblings while the group waits, and a body), a
  * gather, a plain spawn + join, tl_cancel of a random live task (every
  * task records tl_current() in a shared table when it starts),
- * tl_scope_cancel of an enclosing scope, and fail(code).
+ * tl_scope_cancel of an enclosing scope or of another task's open scope,
+ * tl_group_cancel, and fail(code).
  *
  * The model is lazy where the runtime is eager: it never propagates a
  * cancel, it asks at each check "is this task cancelled here?" by walking
@@ -20,20 +21,25 @@
  * for a child the same question asked of its parent at the group, gather
  * or join it belongs to. The one asynchronous edge — a joiner forwards
  * its cancel to the joined task only when it next runs — is a "maybe"
- * that the first observation settles.
+ * that the first observation settles (and that must be settled before the
+ * clock moves on).
  *
  * Checked at every step and after every suspending call: tl_cancelled()
  * and tl_scope_cancel_called() agree with the model (level-triggered
  * cancellation, shields); yield/sleep/join results; a sleep that returns
- * 0 woke exactly at its deadline, one cut short by a deadline woke exactly
- * at that deadline; scope verdicts (-ETIMEDOUT only for a timeout scope
- * whose own cancel is the only one, an outer cancel wins); group verdicts
- * and error lists (codes and task names, finish order, never a child the
- * group cancelled) and status pointers; gather statuses and result; every
- * task returns and tl_run returns main's status; the program's stderr has
- * no "tulip:" line except the debug build's "a callee replaced
- * -ECANCELED" warnings the model predicts; no leaks (LeakSanitizer runs
- * in the child that ran the programs).
+ * 0 woke exactly at its deadline and slept through no cancel, one cut
+ * short woke at the very moment the model says the cancel took effect;
+ * scope verdicts (-ETIMEDOUT only for a timeout scope whose own cancel is
+ * the only one, an outer cancel wins); group verdicts and error lists
+ * (codes and task names, finish order, never a child the group
+ * cancelled) and status pointers; gather statuses and result (-ECANCELED
+ * if the gatherer was cancelled, else the first negative status — which
+ * is -ECANCELED too when a child was cancelled by a third task); every
+ * task returns and the program's main returns its status to tl_run (or
+ * to the driver that runs programs 250 to a loop); the output has no
+ * "tulip:" line except the debug build's "a callee replaced -ECANCELED"
+ * warnings the model predicts; no leaks (LeakSanitizer runs in the child
+ * that ran the programs) and no UBSan report.
  *
  * Deterministic: TULIP_SEED=<n> changes the base seed (printed);
  * TULIP_PROGRAM=<program seed> runs one program and prints its script and
@@ -318,7 +324,9 @@ static void print_script(struct buf *b, const struct prog *p, int sid,
             bprintf(b, "%*s}\n", ind, "");
             break;
         case OP_SCOPE_CANCEL:
-            bprintf(b, "tl_scope_cancel(enclosing scope, pick %d)\n", st->a);
+            bprintf(b, "tl_scope_cancel(%s, pick %d)\n",
+                    st->a < 700 ? "enclosing scope" : "any task's scope",
+                    st->a);
             break;
         case OP_CANCEL: bprintf(b, "tl_cancel(live task, pick %d)\n", st->a); break;
         case OP_GROUP_CANCEL:
@@ -406,7 +414,6 @@ struct run {
     struct mtask **tasks;
     int ntasks, cap;
     int diag_min, diag_max; /* predicted debug warnings */
-    int ambiguous;
     int quiet_log;
 };
 
@@ -628,7 +635,10 @@ static void task_leaves(struct mtask *me, int rc)
         struct mtask *pend = NULL;
         int64_t since;
         int c = task_flag(me, &pend, &since);
-        if (c == MAYBE && rc == -ECANCELED) R.ambiguous++;
+        if (c == MAYBE) { /* no scopes open: tl_cancelled() is the flag */
+            settle(pend, tl_cancelled());
+            c = tl_cancelled() ? YES : NO;
+        }
         if (!(rc == -ECANCELED && c != NO)) {
             struct mgroup *mg = me->mg;
             if (mg->nerr < 16) {
@@ -757,22 +767,33 @@ static int op_scope(struct mtask *me, const struct step *st)
     return v;
 }
 
+/* tl_scope_cancel of an open scope: picks below 700 one of mine (an
+ * enclosing scope), the others one of any live task's (tl_scope_cancel
+ * works across tasks). */
 static void op_scope_cancel(struct mtask *me, int pick)
 {
     int n = 0;
-    for (struct ent *e = me->top; e; e = e->parent)
-        if (e->kind <= K_CANCEL) n++;
+    for (int i = 0; i < R.ntasks; i++) {
+        struct mtask *t = R.tasks[i];
+        if (pick < 700 && t != me) continue;
+        if (!t->started || t->done) continue;
+        for (struct ent *e = t->top; e; e = e->parent)
+            if (e->kind <= K_CANCEL) n++;
+    }
     if (!n) return;
     pick %= n;
-    for (struct ent *e = me->top; e; e = e->parent) {
-        if (e->kind > K_CANCEL) continue;
-        if (pick-- == 0) {
+    for (int i = 0; i < R.ntasks; i++) {
+        struct mtask *t = R.tasks[i];
+        if ((pick < 700 && t != me) || !t->started || t->done) continue;
+        for (struct ent *e = t->top; e; e = e->parent) {
+            if (e->kind > K_CANCEL || pick-- != 0) continue;
             int rc = tl_scope_cancel(e->s);
             CHECK(me, rc == 0, "tl_scope_cancel returned %s", rcname(rc));
             if (!e->test_cancelled) e->tc_time = now_ticks();
             e->test_cancelled = 1;
-            LOG(me, "tl_scope_cancel(%s)", kind_name[e->kind]);
-            break;
+            LOG(me, "tl_scope_cancel(%s of %s)", kind_name[e->kind],
+                t->name);
+            return;
         }
     }
 }
@@ -854,7 +875,10 @@ static int op_group(struct mtask *me, const struct step *st)
     struct mtask *pend = NULL;
     int64_t since;
     int c = cancelled_from(me, &mg.ent, &pend, &since);
-    if (c == MAYBE && body == -ECANCELED) R.ambiguous++;
+    if (c == MAYBE) { /* the group is the innermost record */
+        settle(pend, tl_cancelled());
+        c = tl_cancelled() ? YES : NO;
+    }
     if (body < 0 && !(body == -ECANCELED && c != NO)) {
         if (mg.nerr < 16) {
             mg.codes[mg.nerr] = body;
@@ -891,7 +915,7 @@ static int op_group(struct mtask *me, const struct step *st)
               "group verdict %s, no failures, outer cancelled=%d",
               rcname(v), outer);
     }
-    if (!R.ambiguous) {
+    {
         CHECK(me, errs.count == (size_t)mg.nerr, "group error list has %zu "
               "entries, model %d", errs.count, mg.nerr);
         for (size_t i = 0; i < errs.count && i < (size_t)mg.nerr && i < 16;
@@ -934,17 +958,16 @@ static int op_gather(struct mtask *me, const struct step *st)
               rcname(kids[k]->ret));
         if (!first && kids[k]->ret < 0) first = kids[k]->ret;
     }
-    if (outer == MAYBE) {
-        /* -ECANCELED is also what a child cancelled by someone else
-         * returns: then it says nothing about the gatherer. */
-        settle(pend, rc == -ECANCELED && first != -ECANCELED);
-        CHECK(me, rc == -ECANCELED || rc == first, "gather returned %s",
-              rcname(rc));
-    } else {
-        CHECK(me, rc == (outer == YES ? -ECANCELED : first),
-              "gather returned %s, model: cancelled=%d first error %s",
-              rcname(rc), outer, rcname(first));
+    if (outer == MAYBE) { /* the gather is over: tl_cancelled() says */
+        int r = tl_cancelled();
+        settle(pend, r);
+        outer = r ? YES : NO;
     }
+    /* Not "iff": -ECANCELED is also the first negative status when a
+     * child was cancelled by someone else. */
+    CHECK(me, rc == (outer == YES ? -ECANCELED : first),
+          "gather returned %s, model: cancelled=%d first error %s",
+          rcname(rc), outer, rcname(first));
     return rc;
 }
 
@@ -1137,7 +1160,7 @@ static int report_failure(struct prog *p)
 /* ---- the tests ------------------------------------------------------------ */
 
 struct shared {
-    int programs, failed, ambiguous;
+    int programs, failed;
     int diag_min, diag_max;
     int64_t steps, tasks;
     uint64_t current; /* seed of the program running (for crashes) */
@@ -1157,7 +1180,6 @@ static void account(struct batch *b, const struct prog *p, int fails,
     b->sh->programs++;
     b->sh->steps += p->nsteps;
     b->sh->tasks += R.ntasks;
-    b->sh->ambiguous += R.ambiguous;
     b->sh->diag_min += R.diag_min;
     b->sh->diag_max += R.diag_max;
     if (fails) {
@@ -1265,9 +1287,9 @@ static void run_test(const char *test, const struct mix *m, int n,
     int st = tl_test_child(run_batch, &b, out, OUT_LEN);
     printf("test_core_property %s: seed=%" PRIu64 " (TULIP_SEED=<n> to vary), "
            "%d programs, %" PRId64 " steps, %" PRId64 " tasks, %d failed, "
-           "%d ambiguous, %d-%d debug warnings predicted\n",
+           "%d-%d debug warnings predicted\n",
            test, s, sh->programs, sh->steps, sh->tasks, sh->failed,
-           sh->ambiguous, sh->diag_min, sh->diag_max);
+           sh->diag_min, sh->diag_max);
     if (getenv("TULIP_PROGRAM")) printf("%s", out);
     fflush(stdout);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,

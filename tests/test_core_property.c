@@ -11,7 +11,8 @@
  * gather, a plain spawn + join, tl_cancel of a random live task (every
  * task records tl_current() in a shared table when it starts),
  * tl_scope_cancel of an enclosing scope or of another task's open scope,
- * tl_group_cancel, and fail(code).
+ * tl_scope_reschedule of an enclosing deadline, tl_group_cancel, and
+ * fail(code).
  *
  * The model is lazy where the runtime is eager: it never propagates a
  * cancel, it asks at each check "is this task cancelled here?" by walking
@@ -98,6 +99,8 @@ enum op {
     OP_FAIL,        /* a = index into fail_codes */
     OP_SIBLING,     /* body: spawned into the group the task belongs to */
     OP_GROUP_CANCEL, /* a = which group: an enclosing one, or my own */
+    OP_RESCHEDULE,  /* a = which deadline scope, kind = new deadline + 1
+                       (0: none) */
 };
 enum { K_TIMEOUT = 1, K_MOVE_ON, K_SHIELD, K_CANCEL, K_GROUP, K_GATHER };
 
@@ -135,7 +138,7 @@ struct prog {
 /* Generator weights per test. */
 struct mix {
     int sleep, yield, scope, scope_cancel, cancel, fail, group, gather,
-        join, sibling, group_cancel;
+        join, sibling, group_cancel, reschedule;
     int max_depth, budget;
 };
 
@@ -204,19 +207,20 @@ static int gen_script(struct gen *g, int depth, int group_child)
     int n = depth == 0 ? 3 + rnd(&g->r, MAX_LEN - 2) : 1 + rnd(&g->r, 4);
     const struct mix *m = g->m;
     for (int i = 0; i < n && g->budget > 0 && room(g, 0, 0); i++) {
-        int w[11] = {m->sleep, m->yield, depth < m->max_depth ? m->scope : 0,
+        int w[12] = {m->sleep, m->yield, depth < m->max_depth ? m->scope : 0,
                      m->scope_cancel, m->cancel, m->fail,
                      depth < m->max_depth ? m->group : 0,
                      depth < m->max_depth ? m->gather : 0,
                      depth < m->max_depth ? m->join : 0,
                      group_child && depth < m->max_depth ? m->sibling : 0,
-                     m->group_cancel};
-        static const uint8_t ops[11] = {OP_SLEEP,  OP_YIELD,  OP_SCOPE,
+                     m->group_cancel, m->reschedule};
+        static const uint8_t ops[12] = {OP_SLEEP,  OP_YIELD,  OP_SCOPE,
                                         OP_SCOPE_CANCEL, OP_CANCEL, OP_FAIL,
                                         OP_GROUP,  OP_GATHER, OP_SPAWN_JOIN,
-                                        OP_SIBLING, OP_GROUP_CANCEL};
+                                        OP_SIBLING, OP_GROUP_CANCEL,
+                                        OP_RESCHEDULE};
         int total = 0;
-        for (int j = 0; j < 11; j++) total += w[j];
+        for (int j = 0; j < 12; j++) total += w[j];
         int x = rnd(&g->r, total), op = 0;
         while (x >= w[op]) x -= w[op++];
         int idx = p->nsteps++;
@@ -235,6 +239,10 @@ static int gen_script(struct gen *g, int depth, int group_child)
         case OP_SCOPE_CANCEL: st.a = rnd(&g->r, 1000); break;
         case OP_CANCEL: st.a = rnd(&g->r, 1000); break;
         case OP_GROUP_CANCEL: st.a = rnd(&g->r, 1000); break;
+        case OP_RESCHEDULE:
+            st.a = rnd(&g->r, 1000);
+            st.kind = (uint8_t)(rnd(&g->r, 8) == 0 ? 0 : 1 + rnd(&g->r, 13));
+            break;
         case OP_FAIL: st.a = rnd(&g->r, 4); break;
         case OP_GROUP:
             if (!room(g, 2, 4)) { st.op = OP_YIELD; break; }
@@ -329,6 +337,14 @@ static void print_script(struct buf *b, const struct prog *p, int sid,
                     st->a);
             break;
         case OP_CANCEL: bprintf(b, "tl_cancel(live task, pick %d)\n", st->a); break;
+        case OP_RESCHEDULE:
+            if (st->kind)
+                bprintf(b, "tl_scope_reschedule(deadline scope, pick %d, "
+                        "%d/64)\n", st->a, st->kind - 1);
+            else
+                bprintf(b, "tl_scope_reschedule(deadline scope, pick %d, "
+                        "INFINITY)\n", st->a);
+            break;
         case OP_GROUP_CANCEL:
             bprintf(b, "tl_group_cancel(enclosing or own group, pick %d)\n",
                     st->a);
@@ -816,6 +832,31 @@ static void op_cancel(struct mtask *me, int pick)
     }
 }
 
+/* tl_scope_reschedule of an enclosing timeout / move-on scope: -EINVAL
+ * once it was cancelled (expired or tl_scope_cancel), else the new
+ * deadline counts from now. */
+static void op_reschedule(struct mtask *me, int pick, int d1)
+{
+    int n = 0;
+    for (struct ent *e = me->top; e; e = e->parent)
+        if (e->kind == K_TIMEOUT || e->kind == K_MOVE_ON) n++;
+    if (!n) return;
+    pick %= n;
+    for (struct ent *e = me->top; e; e = e->parent) {
+        if ((e->kind != K_TIMEOUT && e->kind != K_MOVE_ON) || pick-- != 0)
+            continue;
+        int64_t now = now_ticks();
+        int was = ent_cancelled(e, now);
+        int rc = tl_scope_reschedule(e->s, d1 ? (d1 - 1) / TICK : INFINITY);
+        LOG(me, "tl_scope_reschedule(%s, %d) -> %s", kind_name[e->kind],
+            d1 - 1, rcname(rc));
+        CHECK(me, rc == (was ? -EINVAL : 0), "tl_scope_reschedule of a "
+              "scope (cancelled=%d) returned %s", was, rcname(rc));
+        if (rc == 0) e->deadline = d1 ? now + d1 - 1 : INT64_MAX;
+        return;
+    }
+}
+
 /* tl_group_cancel of a group of mine or of the group I belong to. */
 static void op_group_cancel(struct mtask *me, int pick)
 {
@@ -1040,6 +1081,7 @@ static int exec_step(struct mtask *me, const struct step *st)
     case OP_SPAWN_JOIN: return op_spawn_join(me, st);
     case OP_SIBLING: return op_sibling(me, st);
     case OP_GROUP_CANCEL: op_group_cancel(me, st->a); return 0;
+    case OP_RESCHEDULE: op_reschedule(me, st->a, st->kind); return 0;
     }
     return 0;
 }
@@ -1333,7 +1375,7 @@ static void run_test(const char *test, const struct mix *m, int n,
  * yields, scope cancels and self-cancels. */
 static const struct mix scopes_mix = {
     .sleep = 6, .yield = 2, .scope = 6, .scope_cancel = 2, .cancel = 1,
-    .fail = 1, .max_depth = 5, .budget = 30};
+    .fail = 1, .reschedule = 2, .max_depth = 5, .budget = 30};
 
 /* Groups, gathers, joins and cancels between tasks, inside scopes. */
 static const struct mix tasks_mix = {
@@ -1345,7 +1387,7 @@ static const struct mix tasks_mix = {
 static const struct mix chaos_mix = {
     .sleep = 4, .yield = 2, .scope = 4, .scope_cancel = 3, .cancel = 4,
     .fail = 2, .group = 3, .gather = 2, .join = 2, .sibling = 2,
-    .group_cancel = 1, .max_depth = 4, .budget = 50};
+    .group_cancel = 1, .reschedule = 1, .max_depth = 4, .budget = 50};
 
 Test(core_property, nested_scopes_in_one_task, .timeout = 30)
 {

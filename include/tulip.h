@@ -295,7 +295,9 @@ typedef struct tl_call {
  * concurrent tasks and wait for all of them. statuses[i] (if statuses is
  * not NULL) receives call i's return value. A failure does not cancel the
  * others. Returns -ECANCELED if the gatherer was cancelled (the children
- * are cancelled too), else the first negative status in argument order,
+ * are cancelled too), else the first negative status in argument order
+ * (a child that someone else cancelled counts with its -ECANCELED, as a
+ * cancelled awaitable makes asyncio.gather raise CancelledError),
  * else 0 — always only after every child finished (asyncio returns at the
  * first error and leaves the rest running; C cannot, since the children
  * write the caller's memory). -ENOMEM if the tasks could not be made (none
@@ -385,7 +387,8 @@ typedef struct tl_scope {
 /* Close the scope. rc is the body's result. If this scope was cancelled
  * (deadline or tl_scope_cancel) and no enclosing unshielded scope (nor the
  * task) was cancelled too, an rc of -ECANCELED is absorbed: the result is
- * -ETIMEDOUT for a timeout scope, 0 for move-on and cancel scopes.
+ * -ETIMEDOUT for a timeout scope, 0 for the others (move-on, cancel
+ * scopes, and a shield cancelled with tl_scope_cancel).
  * Otherwise rc passes through unchanged (so an outer cancel wins over an
  * inner deadline). Never suspends. */
 TL_API int tl_scope_exit(tl_scope s, int rc);

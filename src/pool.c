@@ -465,13 +465,7 @@ static void thread_work(tl__job *j)
 int tl_to_thread_ex(tl_fn fn, void *arg, int *result, unsigned flags)
 {
     tl__task *self = tl__task_self("tl_to_thread");
-    if (!self) {
-        tl__loop *l = tl__self;
-        return l && l->fork_gen != atomic_load_explicit(&tl__fork_gen,
-                                                        memory_order_relaxed)
-                   ? TL_EFORK
-                   : TL_ENOTASK;
-    }
+    if (!self) return tl__not_task_error();
     if (!fn || (flags & ~TL_THREAD_ABANDON_ON_CANCEL)) return -EINVAL;
 
     if (!(flags & TL_THREAD_ABANDON_ON_CANCEL)) {

@@ -242,7 +242,7 @@ static int put_common(tl_queue *q, void *item, int64_t prio, int has_prio,
     tl__task *self = NULL;
     if (wait) {
         self = tl__task_self(what);
-        if (!self) return tl__waitq_notask();
+        if (!self) return tl__not_task_error();
     }
     CHECKQ(q, what);
     if (has_prio && q->_kind != TL_QUEUE_PRIORITY) {
@@ -309,7 +309,7 @@ static int get_common(tl_queue *q, void **out, int wait, const char *what,
     tl__task *self = NULL;
     if (wait) {
         self = tl__task_self(what);
-        if (!self) return tl__waitq_notask();
+        if (!self) return tl__not_task_error();
     }
     CHECKQ(q, what);
     if (!out) return -EINVAL;
@@ -363,7 +363,7 @@ int tl_queue_task_done(tl_queue *q)
 int tl_queue_join(tl_queue *q)
 {
     tl__task *self = tl__task_self("tl_queue_join");
-    if (!self) return tl__waitq_notask();
+    if (!self) return tl__not_task_error();
     CHECKQ(q, "tl_queue_join");
     int rc = tl__checkpoint(self, "tl_queue_join",
                             __builtin_return_address(0));

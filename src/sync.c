@@ -84,7 +84,7 @@ int tl_sem_destroy(tl_sem *s)
 int tl_sem_acquire(tl_sem *s)
 {
     tl__task *self = tl__task_self("tl_sem_acquire");
-    if (!self) return tl__waitq_notask();
+    if (!self) return tl__not_task_error();
     CHECK(s, TL__SEM_MAGIC, "tl_sem_acquire", "tl_sem");
     int rc = tl__checkpoint(self, "tl_sem_acquire",
                             __builtin_return_address(0));
@@ -199,7 +199,7 @@ int tl_lock_destroy(tl_lock *l)
 int tl_lock_acquire(tl_lock *l)
 {
     tl__task *self = tl__task_self("tl_lock_acquire");
-    if (!self) return tl__waitq_notask();
+    if (!self) return tl__not_task_error();
     CHECK(l, TL__LOCK_MAGIC, "tl_lock_acquire", "tl_lock");
     if (lock_owned_by(l, self)) {
         char label[48];
@@ -225,7 +225,7 @@ int tl_lock_acquire(tl_lock *l)
 int tl_lock_try_acquire(tl_lock *l)
 {
     tl__task *self = tl__task_self("tl_lock_try_acquire");
-    if (!self) return tl__waitq_notask();
+    if (!self) return tl__not_task_error();
     CHECK(l, TL__LOCK_MAGIC, "tl_lock_try_acquire", "tl_lock");
     if (l->_owner) return -EBUSY;
     lock_set_owner(l, self);
@@ -320,7 +320,7 @@ int tl_event_is_set(const tl_event *e)
 int tl_event_wait(tl_event *e)
 {
     tl__task *self = tl__task_self("tl_event_wait");
-    if (!self) return tl__waitq_notask();
+    if (!self) return tl__not_task_error();
     CHECK(e, TL__EVENT_MAGIC, "tl_event_wait", "tl_event");
     int rc = tl__checkpoint(self, "tl_event_wait",
                             __builtin_return_address(0));
@@ -407,7 +407,7 @@ static void cond_cancel(tl__task *t)
 int tl_cond_wait(tl_cond *c)
 {
     tl__task *self = tl__task_self("tl_cond_wait");
-    if (!self) return tl__waitq_notask();
+    if (!self) return tl__not_task_error();
     CHECK(c, TL__COND_MAGIC, "tl_cond_wait", "tl_cond");
     int rc = cond_check_held(c, self, "tl_cond_wait", "wait");
     if (rc < 0) return rc;
@@ -425,7 +425,7 @@ int tl_cond_wait(tl_cond *c)
 int tl_cond_wait_for(tl_cond *c, int (*pred)(void *arg), void *arg)
 {
     tl__task *self = tl__task_self("tl_cond_wait_for");
-    if (!self) return tl__waitq_notask();
+    if (!self) return tl__not_task_error();
     CHECK(c, TL__COND_MAGIC, "tl_cond_wait_for", "tl_cond");
     if (!pred) return -EINVAL;
     int rc = cond_check_held(c, self, "tl_cond_wait_for", "wait");
@@ -514,7 +514,7 @@ static void barrier_wake_all(tl_barrier *b, int result)
 int tl_barrier_wait(tl_barrier *b)
 {
     tl__task *self = tl__task_self("tl_barrier_wait");
-    if (!self) return tl__waitq_notask();
+    if (!self) return tl__not_task_error();
     CHECK(b, TL__BARRIER_MAGIC, "tl_barrier_wait", "tl_barrier");
     int rc = tl__checkpoint(self, "tl_barrier_wait",
                             __builtin_return_address(0));

@@ -92,14 +92,4 @@ static inline int tl__waitq_park(tl__waitq *q, tl__task *self, void *data,
     return rc;
 }
 
-/* The result for "not called from a task" (tl__task_self printed why). */
-static inline int tl__waitq_notask(void)
-{
-    tl__loop *l = tl__self;
-    if (l && l->fork_gen != atomic_load_explicit(&tl__fork_gen,
-                                                 memory_order_relaxed))
-        return TL_EFORK;
-    return TL_ENOTASK;
-}
-
 #endif

@@ -206,9 +206,15 @@ typedef struct tl__backend {
     /* Wait up to timeout_ns (-1: forever, 0: just look) for I/O and
      * wake-ups; dispatch what is ready. Returns events handled or -errno. */
     int (*poll)(tl__loop *l, int64_t timeout_ns);
-    /* Interrupt a poll from any thread (async-signal-safe). */
-    void (*wake)(tl__loop *l);
 } tl__backend;
+
+/* Wake-ups from other threads and signal handlers: the loop owns one
+ * eventfd (l->wake_fd) that every backend watches for readability.
+ * tl__loop_wake writes it with write(2) — any thread, async-signal-safe,
+ * and never through io_uring (punted to a worker: tens of µs); a backend
+ * that sees it readable calls tl__loop_wake_drain. */
+void tl__loop_wake(tl__loop *l);
+void tl__loop_wake_drain(tl__loop *l);
 
 extern const tl__backend tl__backend_epoll;
 #ifdef TL_HAVE_LIBURING
@@ -255,7 +261,8 @@ struct tl__loop {
 
     const tl__backend *backend;
     void *be;                /* backend state */
-    int wake_fd;             /* eventfd used by wake() (epoll) */
+    int wake_fd;             /* eventfd: tl__loop_wake, watched by the
+                                backend */
 
     tl__stack_pool *stacks;
     size_t stack_default;

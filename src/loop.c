@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +75,22 @@ static void install_fork_handler(void)
     pthread_atfork(NULL, NULL, on_fork_child);
 }
 
+/* ---- wake-ups ----------------------------------------------------------- */
+
+void tl__loop_wake(tl__loop *l)
+{
+    uint64_t one = 1;
+    ssize_t r = write(l->wake_fd, &one, sizeof one);
+    (void)r; /* EAGAIN: the counter is saturated, the loop wakes anyway */
+}
+
+void tl__loop_wake_drain(tl__loop *l)
+{
+    uint64_t v;
+    ssize_t r = read(l->wake_fd, &v, sizeof v);
+    (void)r; /* EAGAIN: an earlier drain took it already */
+}
+
 /* ---- cross-thread posts ------------------------------------------------- */
 
 int tl__loop_post(tl__loop *l, void (*fn)(tl__loop *, void *), void *arg)
@@ -87,7 +104,7 @@ int tl__loop_post(tl__loop *l, void (*fn)(tl__loop *, void *), void *arg)
     l->inbox = p;
     pthread_mutex_unlock(&l->inbox_lock);
     atomic_store_explicit(&l->inbox_pending, 1, memory_order_release);
-    l->backend->wake(l);
+    tl__loop_wake(l);
     return 0;
 }
 
@@ -351,6 +368,7 @@ static int choose_backend(tl__loop *l, const tl_config *cfg)
 static void loop_free(tl__loop *l)
 {
     if (l->backend) l->backend->close(l);
+    if (l->wake_fd >= 0) close(l->wake_fd);
     for (uint32_t c = 0; c < l->nchunks; c++) {
         for (uint32_t i = 0; i < TL__CHUNK; i++) free(l->chunks[c][i].fail_msg);
         free(l->chunks[c]);
@@ -390,7 +408,9 @@ static int loop_new(const tl_config *cfg, tl__loop **out)
     l->guard = cfg->guard;
     l->pool = cfg->pool;
     l->census = tl__census_new();
-    int rc = tl__stack_pool_new(&l->stacks, cfg->guard);
+    l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int rc = l->wake_fd < 0 ? -errno : 0;
+    if (rc == 0) rc = tl__stack_pool_new(&l->stacks, cfg->guard);
     if (rc == 0) rc = choose_backend(l, cfg);
     if (rc < 0) {
         loop_free(l);

@@ -21,7 +21,7 @@ static void on_sigint(int sig)
     tl__loop *l = sigint_loop;
     if (sigint_count++ == 0 && l) {
         l->sigint_pending = 1;
-        l->backend->wake(l); /* eventfd write: async-signal-safe */
+        tl__loop_wake(l); /* eventfd write: async-signal-safe */
     } else {
         signal(sig, SIG_DFL);
         raise(sig);

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,18 +23,9 @@ static int ep_open(tl__loop *l)
         free(s);
         return e;
     }
-    l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (l->wake_fd < 0) {
-        int e = -errno;
-        close(s->epfd);
-        free(s);
-        return e;
-    }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, l->wake_fd, &ev) < 0) {
         int e = -errno;
-        close(l->wake_fd);
-        l->wake_fd = -1;
         close(s->epfd);
         free(s);
         return e;
@@ -48,8 +38,6 @@ static void ep_close(tl__loop *l)
 {
     epoll_state *s = l->be;
     if (!s) return;
-    if (l->wake_fd >= 0) close(l->wake_fd);
-    l->wake_fd = -1;
     close(s->epfd);
     free(s);
     l->be = NULL;
@@ -88,20 +76,9 @@ static int ep_poll(tl__loop *l, int64_t timeout_ns)
     }
     if (n < 0) return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
-        if (evs[i].data.ptr == NULL) {
-            uint64_t v;
-            ssize_t r = read(l->wake_fd, &v, sizeof v);
-            (void)r; /* EAGAIN: another wake already drained it */
-        }
+        if (evs[i].data.ptr == NULL) tl__loop_wake_drain(l);
     }
     return n;
-}
-
-static void ep_wake(tl__loop *l)
-{
-    uint64_t one = 1;
-    ssize_t r = write(l->wake_fd, &one, sizeof one);
-    (void)r; /* EAGAIN: the counter is saturated, the loop wakes anyway */
 }
 
 const tl__backend tl__backend_epoll = {
@@ -109,5 +86,4 @@ const tl__backend tl__backend_epoll = {
     .open = ep_open,
     .close = ep_close,
     .poll = ep_poll,
-    .wake = ep_wake,
 };

@@ -26,7 +26,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 /* user_data of a request:
@@ -121,13 +120,6 @@ static int ur_open(tl__loop *l)
     }
     /* Optional: without it io_uring_enter looks the fd up each time. */
     (void)io_uring_register_ring_fd(&s->ring);
-    l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (l->wake_fd < 0) {
-        rc = -errno;
-        io_uring_queue_exit(&s->ring);
-        free(s);
-        return rc;
-    }
     s->wake_multishot = 1;
     l->be = s;
     /* Submitted now, so that a ring that cannot poll is found out here,
@@ -136,8 +128,6 @@ static int ur_open(tl__loop *l)
     if (rc == 0) rc = io_uring_submit(&s->ring);
     if (rc < 0) {
         l->be = NULL;
-        close(l->wake_fd);
-        l->wake_fd = -1;
         io_uring_queue_exit(&s->ring);
         free(s);
         return rc;
@@ -152,17 +142,8 @@ static void ur_close(tl__loop *l)
     /* Exiting the ring cancels the wake poll; the I/O layer makes sure no
      * operation of its own is still owed (l->inflight) before this. */
     io_uring_queue_exit(&s->ring);
-    if (l->wake_fd >= 0) close(l->wake_fd);
-    l->wake_fd = -1;
     free(s);
     l->be = NULL;
-}
-
-static void drain_wake(tl__loop *l)
-{
-    uint64_t v;
-    ssize_t r = read(l->wake_fd, &v, sizeof v);
-    (void)r; /* EAGAIN: another completion already drained it */
 }
 
 /* One completion. Returns 1 if it was an event for the loop. */
@@ -178,7 +159,7 @@ static int uring_dispatch(tl__loop *l, uring_state *s,
             return 0;
         }
         if (cqe->res < 0) return 0; /* e.g. -ECANCELED: armed again */
-        drain_wake(l);
+        tl__loop_wake_drain(l);
         return 1;
     }
     if (ud == UR_UD_IGNORE || ud == LIBURING_UDATA_TIMEOUT) return 0;
@@ -216,21 +197,11 @@ static int ur_poll(tl__loop *l, int64_t timeout_ns)
     return handled;
 }
 
-static void ur_wake(tl__loop *l)
-{
-    /* write(2), never an io_uring request: any thread, and the SIGINT
-     * handler, may call this (async-signal-safe). */
-    uint64_t one = 1;
-    ssize_t r = write(l->wake_fd, &one, sizeof one);
-    (void)r; /* EAGAIN: the counter is saturated, the loop wakes anyway */
-}
-
 const tl__backend tl__backend_io_uring = {
     .name = "io_uring",
     .open = ur_open,
     .close = ur_close,
     .poll = ur_poll,
-    .wake = ur_wake,
 };
 
 #endif /* TL_HAVE_LIBURING */

@@ -22,6 +22,23 @@ struct facts {
 static struct facts *F;
 static char out[65536];
 
+/* Run main_fn on the virtual clock in a tl_test_child; its tl_run status
+ * lands in F->rc[15], its output in `out`. */
+struct virtual_main {
+    tl_fn fn;
+};
+
+static void virtual_child(void *arg)
+{
+    F->rc[15] = run_virtual(((struct virtual_main *)arg)->fn, NULL);
+}
+
+static int child_run(tl_fn main_fn)
+{
+    struct virtual_main v = {main_fn};
+    return tl_test_child(virtual_child, &v, out, sizeof out);
+}
+
 /* Position of needle in out, or -1. */
 static long pos_of(const char *needle)
 {
@@ -84,16 +101,10 @@ static int unjoined_main(void *arg)
     return 0;
 }
 
-static void unjoined_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(unjoined_main, NULL);
-}
-
 Test(diag, failed_task_nobody_joined_is_reported, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(unjoined_child, NULL, out, sizeof out);
+    int st = child_run(unjoined_main);
     TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[0], 0);
@@ -145,16 +156,10 @@ static int detached_main(void *arg)
     return 0;
 }
 
-static void detached_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(detached_main, NULL);
-}
-
 Test(diag, detached_failure_is_reported_when_it_ends, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(detached_child, NULL, out, sizeof out);
+    int st = child_run(detached_main);
     TL_EXPECT_EXITED_OK(st, out);
     for (int i = 0; i <= 4; i++) cr_expect_eq(F->rc[i], 0, "rc[%d]", i);
     cr_expect_eq(F->rc[15], 0);
@@ -200,16 +205,10 @@ static int cancelled_main(void *arg)
     return 0;
 }
 
-static void cancelled_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(cancelled_main, NULL);
-}
-
 Test(diag, cancelled_tasks_are_not_reported, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(cancelled_child, NULL, out, sizeof out);
+    int st = child_run(cancelled_main);
     TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     TL_EXPECT_NOT_OUT(out, "victim");
@@ -319,16 +318,10 @@ static int ignored_main(void *arg)
     return 0;
 }
 
-static void ignored_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(ignored_main, NULL);
-}
-
 Test(diag, ignored_cancels_never_freeze_the_loop_and_are_named, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(ignored_child, NULL, out, sizeof out);
+    int st = child_run(ignored_main);
     TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     for (int i = 0; i <= 4; i++) cr_expect_eq(F->rc[i], 0, "rc[%d]", i);

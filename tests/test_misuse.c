@@ -28,6 +28,23 @@ struct facts {
 static struct facts *F;
 static char out[OUT_LEN];
 
+/* Run main_fn on the virtual clock in a tl_test_child; its tl_run status
+ * lands in F->rc[15], its output in `out`. */
+struct virtual_main {
+    tl_fn fn;
+};
+
+static void virtual_child(void *arg)
+{
+    F->rc[15] = run_virtual(((struct virtual_main *)arg)->fn, NULL);
+}
+
+static int child_run(tl_fn main_fn)
+{
+    struct virtual_main v = {main_fn};
+    return tl_test_child(virtual_child, &v, out, sizeof out);
+}
+
 static void facts_fini(void) { munmap(F, sizeof *F); }
 
 /* "FILE:LINE" of an enter site the child recorded. */
@@ -114,16 +131,10 @@ static int stale_main(void *arg)
     return 0;
 }
 
-static void stale_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(stale_main, NULL);
-}
-
 Test(misuse, stale_handle_is_refused, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(stale_child, NULL, out, sizeof out);
+    int st = child_run(stale_main);
     TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[0], 0);
@@ -158,16 +169,10 @@ static int self_join_main(void *arg)
     return 0;
 }
 
-static void self_join_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(self_join_main, NULL);
-}
-
 Test(misuse, joining_oneself_is_edeadlk, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(self_join_child, NULL, out, sizeof out);
+    int st = child_run(self_join_main);
     TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[0], -EDEADLK);
     cr_expect_eq(F->rc[1], 12345);
@@ -204,16 +209,10 @@ static int second_joiner_main(void *arg)
     return 0;
 }
 
-static void second_joiner_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(second_joiner_main, NULL);
-}
-
 Test(misuse, second_joiner_is_einval, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(second_joiner_child, NULL, out, sizeof out);
+    int st = child_run(second_joiner_main);
     TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->rc[1], 0);
@@ -242,16 +241,10 @@ static int detached_join_main(void *arg)
     return 0;
 }
 
-static void detached_join_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(detached_join_main, NULL);
-}
-
 Test(misuse, joining_a_detached_task_is_einval, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(detached_join_child, NULL, out, sizeof out);
+    int st = child_run(detached_join_main);
     TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->rc[1], 0);
@@ -362,16 +355,10 @@ static int nested_run_main(void *arg)
     return 5;
 }
 
-static void nested_run_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(nested_run_main, NULL);
-}
-
 Test(misuse, tl_run_inside_a_task_is_ebusy, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(nested_run_child, NULL, out, sizeof out);
+    int st = child_run(nested_run_main);
     TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[0], -EBUSY);
     cr_expect_eq(F->rc[1], 0);
@@ -433,16 +420,10 @@ static int group_out_of_order_main(void *arg)
     return 0;
 }
 
-static void group_out_of_order_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(group_out_of_order_main, NULL);
-}
-
 Test(misuse, closing_a_group_under_an_open_scope_aborts, .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(group_out_of_order_child, NULL, out, sizeof out);
+    int st = child_run(group_out_of_order_main);
     TL_EXPECT_ABORTED(st, out);
     cr_expect_eq(F->rc[0], 0);
     cr_expect_eq(F->reached, 1);
@@ -486,17 +467,11 @@ static int leaked_scope_main(void *arg)
     return 0;
 }
 
-static void leaked_scope_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(leaked_scope_main, NULL);
-}
-
 Test(misuse, returning_without_exiting_a_scope_aborts_at_next_suspend,
      .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(leaked_scope_child, NULL, out, sizeof out);
+    int st = child_run(leaked_scope_main);
     TL_EXPECT_ABORTED(st, out);
     cr_expect_eq(F->reached, 1);
     char want[1200];
@@ -528,12 +503,6 @@ static int sibling_depth_main(void *arg)
     return 0;
 }
 
-static void sibling_depth_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(sibling_depth_main, NULL);
-}
-
 Test(misuse, helper_that_leaks_a_scope_is_caught_at_the_callers_next_suspend,
      .timeout = 10)
 {
@@ -541,7 +510,7 @@ Test(misuse, helper_that_leaks_a_scope_is_caught_at_the_callers_next_suspend,
     cr_skip_test("frame records are read on x86-64 and AArch64 only");
 #endif
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(sibling_depth_child, NULL, out, sizeof out);
+    int st = child_run(sibling_depth_main);
     TL_EXPECT_ABORTED(st, out);
     cr_expect_eq(F->reached, 1);
     char want[1200];
@@ -660,17 +629,11 @@ static int lost_failure_main(void *arg)
     return 0;
 }
 
-static void lost_failure_child(void *arg)
-{
-    (void)arg;
-    F->rc[15] = run_virtual(lost_failure_main, NULL);
-}
-
 Test(misuse, task_returning_with_a_group_open_reports_lost_failures,
      .timeout = 10)
 {
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(lost_failure_child, NULL, out, sizeof out);
+    int st = child_run(lost_failure_main);
     TL_EXPECT_EXITED_OK(st, out);
     cr_expect_eq(F->rc[15], 0);
     cr_expect_eq(F->rc[3], -ECANCELED);

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "fiber.h"
-#include "stack.h"
+#include "core/fiber.h"
+#include "core/stack.h"
 
 static tl__fiber main_f, peer_f;
 static long iters;

@@ -26,8 +26,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "fiber.h"
-#include "stack.h"
+#include "core/fiber.h"
+#include "core/stack.h"
 
 typedef struct tl__loop tl__loop;
 typedef struct tl__task tl__task;

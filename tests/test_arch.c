@@ -17,8 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fiber.h"
-#include "stack.h"
+#include "core/fiber.h"
+#include "core/stack.h"
 #include "tiny.h"
 
 /* ---- helpers ----------------------------------------------------------- */

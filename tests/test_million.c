@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "helpers.h"
-#include "stack.h"
+#include "core/stack.h"
 
 /* Bounds: generous, but far below what a leak per task would cost. */
 #define RSS_PER_TASK_MAX (16 * 1024)

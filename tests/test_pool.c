@@ -15,7 +15,7 @@
 
 #include <tulip.h>
 
-#include "pool.h"
+#include "thread/pool.h"
 
 static void msleep(int ms)
 {

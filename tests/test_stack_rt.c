@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 
 #include "helpers.h"
-#include "stack.h"
+#include "core/stack.h"
 
 #define KiB 1024
 #define MiB (1024 * 1024)

@@ -1,7 +1,7 @@
 /* The epoll backend. For now it waits for timers and wake-ups (an eventfd
  * written by other threads and the SIGINT handler); fd readiness for the
  * I/O layer registers here too, once per fd, edge-triggered. */
-#include "../internal.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <stdatomic.h>

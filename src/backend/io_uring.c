@@ -20,7 +20,7 @@
  * Compiled only when CMake found liburing (TL_HAVE_LIBURING). */
 #ifdef TL_HAVE_LIBURING
 
-#include "../internal.h"
+#include "internal.h"
 
 #include <liburing.h>
 #include <poll.h>

@@ -17,8 +17,16 @@ install(EXPORT tulipTargets NAMESPACE tulip:: DESTINATION "${TULIP_CMAKE_DIR}")
 configure_package_config_file(cmake/tulipConfig.cmake.in
   "${CMAKE_BINARY_DIR}/tulipConfig.cmake"
   INSTALL_DESTINATION "${TULIP_CMAKE_DIR}")
+# find_package(tulip 0.1) accepts what may replace 0.1 without a change to
+# the program: the same major version, and before 1.0 the same minor
+# (README, "API stability").
+if(PROJECT_VERSION_MAJOR EQUAL 0)
+  set(_tl_compat SameMinorVersion)
+else()
+  set(_tl_compat SameMajorVersion)
+endif()
 write_basic_package_version_file("${CMAKE_BINARY_DIR}/tulipConfigVersion.cmake"
-  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
+  VERSION ${PROJECT_VERSION} COMPATIBILITY ${_tl_compat})
 install(FILES "${CMAKE_BINARY_DIR}/tulipConfig.cmake"
               "${CMAKE_BINARY_DIR}/tulipConfigVersion.cmake"
         DESTINATION "${TULIP_CMAKE_DIR}")

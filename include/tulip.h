@@ -48,10 +48,6 @@
 extern "C" {
 #endif
 
-#define TL_VERSION_MAJOR 0
-#define TL_VERSION_MINOR 1
-#define TL_VERSION_PATCH 0
-
 #if defined(__GNUC__)
 #define TL_API __attribute__((visibility("default")))
 #define TL_NODISCARD __attribute__((warn_unused_result))
@@ -463,11 +459,12 @@ TL_API void tl__with_end(struct tl__with *w);
 #endif
 
 /* Topic headers: coordination primitives, queues, threads, wait sets,
- * generators. Each is part of the one public API. */
+ * generators, the version. Each is part of the one public API. */
 #include "tulip/sync.h"
 #include "tulip/queue.h"
 #include "tulip/thread.h"
 #include "tulip/wait.h"
 #include "tulip/gen.h"
+#include "tulip/version.h"
 
 #endif /* TULIP_H */

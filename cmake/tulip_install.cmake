@@ -1,6 +1,7 @@
 # make install: libtulip.a, libtulip.so, include/tulip.h + include/tulip/*.h,
-# lib/pkgconfig/tulip.pc and lib/cmake/tulip/ (find_package(tulip) gives
-# tulip::tulip, the shared library, and tulip::tulip_static).
+# lib/pkgconfig/tulip.pc and tulip-static.pc, and lib/cmake/tulip/
+# (find_package(tulip) gives tulip::tulip, the shared library, and
+# tulip::tulip_static).
 include(CMakePackageConfigHelpers)
 
 set(TULIP_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/tulip")
@@ -31,22 +32,50 @@ install(FILES "${CMAKE_BINARY_DIR}/tulipConfig.cmake"
               "${CMAKE_BINARY_DIR}/tulipConfigVersion.cmake"
         DESTINATION "${TULIP_CMAKE_DIR}")
 
-# tulip.pc is written at install time so that its prefix is the one given
+# Two pkg-config files from the one template (cmake/tulip.pc.in), so their
+# Cflags never drift apart:
+#   tulip.pc         -ltulip: the shared library when it is installed (the
+#                    linker prefers it), else libtulip.a with --static;
+#   tulip-static.pc  libtulip.a by its path and everything it needs, for
+#                    `cc app.c $(pkg-config --cflags --libs tulip-static)`:
+#                    a program that needs no libtulip.so at run time.
+# They are written at install time so that their prefix is the one given
 # to `cmake --install --prefix P` (the install_consumer test uses that).
-set(TULIP_PC_LIBS_PRIVATE "-lpthread -lm")
-set(TULIP_PC_REQUIRES_PRIVATE "")
+set(_tl_pc_deps "-lpthread -lm")
+set(_tl_pc_static_requires "")
 if(TULIP_HAVE_LIBURING)
-  set(TULIP_PC_LIBS_PRIVATE "${TULIP_PC_LIBS_PRIVATE} -luring")
+  set(_tl_pc_deps "${_tl_pc_deps} -luring")
+  # liburing.pc comes with liburing's static library (the Debian package
+  # ships both), and it may know a -L this machine needs.
+  set(_tl_pc_static_requires "liburing")
 endif()
-configure_file(cmake/tulip.pc.in "${CMAKE_BINARY_DIR}/tulip.pc.template" @ONLY)
+set(_tl_pc_files "")
+foreach(_pc tulip tulip-static)
+  if(_pc STREQUAL "tulip")
+    set(TULIP_PC_NAME "tulip")
+    set(TULIP_PC_DESCRIPTION "asyncio-like runtime for C with stackful coroutines")
+    set(TULIP_PC_REQUIRES "")
+    set(TULIP_PC_LIBS "-L\${libdir} -ltulip")
+    set(TULIP_PC_LIBS_PRIVATE "${_tl_pc_deps}")
+  else()
+    set(TULIP_PC_NAME "tulip-static")
+    set(TULIP_PC_DESCRIPTION "tulip, linked statically (libtulip.a)")
+    set(TULIP_PC_REQUIRES "${_tl_pc_static_requires}")
+    string(REPLACE " -luring" "" _deps "${_tl_pc_deps}") # from Requires
+    set(TULIP_PC_LIBS "\${libdir}/libtulip.a ${_deps}")
+    set(TULIP_PC_LIBS_PRIVATE "")
+  endif()
+  configure_file(cmake/tulip.pc.in "${CMAKE_BINARY_DIR}/${_pc}.pc.template" @ONLY)
+  list(APPEND _tl_pc_files "${_pc}")
+endforeach()
 install(CODE "
-  set(_pc_in \"${CMAKE_BINARY_DIR}/tulip.pc.template\")
-  set(_pc_out \"${CMAKE_BINARY_DIR}/tulip.pc\")
-  file(READ \"\${_pc_in}\" _pc)
-  string(REPLACE \"%PREFIX%\" \"\${CMAKE_INSTALL_PREFIX}\" _pc \"\${_pc}\")
-  file(WRITE \"\${_pc_out}\" \"\${_pc}\")
-  file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig\"
-       TYPE FILE FILES \"\${_pc_out}\")
+  foreach(_pc ${_tl_pc_files})
+    file(READ \"${CMAKE_BINARY_DIR}/\${_pc}.pc.template\" _text)
+    string(REPLACE \"%PREFIX%\" \"\${CMAKE_INSTALL_PREFIX}\" _text \"\${_text}\")
+    file(WRITE \"${CMAKE_BINARY_DIR}/\${_pc}.pc\" \"\${_text}\")
+    file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig\"
+         TYPE FILE FILES \"${CMAKE_BINARY_DIR}/\${_pc}.pc\")
+  endforeach()
 ")
 
 # install_consumer: install into a scratch prefix and build tests/consumer

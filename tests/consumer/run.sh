@@ -1,9 +1,17 @@
 #!/bin/sh
 # The install_consumer test: install a tulip build tree into a scratch
-# prefix, then build main.c against it three ways and run each binary:
-#   1. find_package(tulip), tulip::tulip (shared, RPATH set by CMake)
+# prefix (outside the linker's and the loader's search paths, as a user's
+# $HOME/.local would be), then build main.c against it every way the
+# README tells, and run each binary:
+#   1. find_package(tulip) with CMAKE_PREFIX_PATH, tulip::tulip (shared,
+#      RPATH set by CMake)
 #   2. find_package(tulip), tulip::tulip_static
-#   3. cc main.c $(pkg-config --cflags --libs tulip), with an rpath
+#   3. cc main.c $(pkg-config --cflags --libs tulip) with -Wl,-rpath
+#   4. the same without an rpath, run with LD_LIBRARY_PATH
+#   5. cc main.c $(pkg-config --cflags --libs tulip-static): no libtulip.so
+#      needed at run time
+#   6. cc -static ... $(pkg-config --static ... tulip-static): no shared
+#      library at all
 # usage: run.sh BUILD_DIR WORK_DIR LIBDIR CC CMAKE
 set -eu
 build=$1 work=$2 libdir=$3 cc=$4 cmake=${5:-cmake}
@@ -15,7 +23,8 @@ mkdir -p "$work"
 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1 || {
     cat "$work/install.log"; echo "install_consumer: install failed"; exit 1; }
 
-for f in include/tulip.h "$libdir/libtulip.a" "$libdir/pkgconfig/tulip.pc" \
+for f in include/tulip.h include/tulip/version.h "$libdir/libtulip.a" \
+         "$libdir/pkgconfig/tulip.pc" "$libdir/pkgconfig/tulip-static.pc" \
          "$libdir/cmake/tulip/tulipConfig.cmake" \
          "$libdir/cmake/tulip/tulipConfigVersion.cmake"; do
     [ -e "$prefix/$f" ] || { echo "install_consumer: $f not installed"; exit 1; }
@@ -23,11 +32,16 @@ done
 ls "$prefix/$libdir"/libtulip.so.* >/dev/null 2>&1 ||
     { echo "install_consumer: versioned libtulip.so not installed"; exit 1; }
 
-check() { # name binary
-    out=$("$2") || { echo "install_consumer: $1: exit status $?"; exit 1; }
+check() { # name binary [env assignments...]
+    name=$1 bin=$2
+    shift 2
+    out=$(env "$@" "$bin") || { echo "install_consumer: $name: exit status $?"; exit 1; }
     [ "$out" = "tulip consumer ok" ] ||
         { echo "install_consumer: $1: printed '$out'"; exit 1; }
-    echo "install_consumer: $1: ok"
+    echo "install_consumer: $name: ok"
+}
+needs_libtulip_so() { # binary
+    readelf -d "$1" | grep -q 'NEEDED.*libtulip\.so'
 }
 
 for kind in shared static; do
@@ -47,3 +61,33 @@ flags=$(pkg-config --cflags --libs tulip)
 "$cc" -o "$work/consumer-pc" "$here/main.c" $flags -Wl,-rpath,"$prefix/$libdir" ||
     { echo "install_consumer: pkg-config build failed (flags: $flags)"; exit 1; }
 check "pkg-config" "$work/consumer-pc"
+needs_libtulip_so "$work/consumer-pc" ||
+    { echo "install_consumer: pkg-config: libtulip.so is not NEEDED"; exit 1; }
+
+version=$("$work/consumer-pc" --version)
+[ "$version" = "$(pkg-config --modversion tulip)" ] ||
+    { echo "install_consumer: tl_version_string() '$version' but tulip.pc says $(pkg-config --modversion tulip)"; exit 1; }
+
+# shellcheck disable=SC2086
+"$cc" -o "$work/consumer-ldpath" "$here/main.c" $flags ||
+    { echo "install_consumer: pkg-config build without rpath failed"; exit 1; }
+check "LD_LIBRARY_PATH" "$work/consumer-ldpath" LD_LIBRARY_PATH="$prefix/$libdir"
+LD_LIBRARY_PATH="$prefix/$libdir" ldd "$work/consumer-ldpath" | grep -q "$prefix/$libdir/libtulip.so" ||
+    { echo "install_consumer: LD_LIBRARY_PATH: libtulip.so not taken from the prefix"; exit 1; }
+
+flags=$(pkg-config --cflags --libs tulip-static)
+# shellcheck disable=SC2086
+"$cc" -o "$work/consumer-static-pc" "$here/main.c" $flags ||
+    { echo "install_consumer: tulip-static build failed (flags: $flags)"; exit 1; }
+check "pkg-config tulip-static" "$work/consumer-static-pc"
+! needs_libtulip_so "$work/consumer-static-pc" ||
+    { echo "install_consumer: tulip-static: the binary still needs libtulip.so"; exit 1; }
+
+flags=$(pkg-config --static --cflags --libs tulip-static)
+# shellcheck disable=SC2086
+"$cc" -static -o "$work/consumer-all-static" "$here/main.c" $flags ||
+    { echo "install_consumer: cc -static build failed (flags: $flags)"; exit 1; }
+check "cc -static" "$work/consumer-all-static"
+readelf -d "$work/consumer-all-static" | grep -q NEEDED &&
+    { echo "install_consumer: cc -static: the binary needs shared libraries"; exit 1; }
+echo "install_consumer: all ok"

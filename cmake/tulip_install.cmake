@@ -1,5 +1,6 @@
 # make install: libtulip.a, libtulip.so, include/tulip.h + include/tulip/*.h,
-# lib/pkgconfig/tulip.pc and tulip-static.pc, and lib/cmake/tulip/
+# share/man/man3/*.3 and man7/tulip.7, lib/pkgconfig/tulip.pc and
+# tulip-static.pc, and lib/cmake/tulip/
 # (find_package(tulip) gives tulip::tulip, the shared library, and
 # tulip::tulip_static).
 include(CMakePackageConfigHelpers)
@@ -13,6 +14,9 @@ install(TARGETS ${_tl_installed} EXPORT tulipTargets
   INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(DIRECTORY include/ DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
   FILES_MATCHING PATTERN "*.h")
+# Man pages, generated from the header comments by tools/gendocs.sh and
+# committed (so building needs no Python): `man tl_spawn`, `man tulip`.
+install(DIRECTORY man/ DESTINATION "${CMAKE_INSTALL_MANDIR}")
 install(EXPORT tulipTargets NAMESPACE tulip:: DESTINATION "${TULIP_CMAKE_DIR}")
 
 configure_package_config_file(cmake/tulipConfig.cmake.in
@@ -85,7 +89,8 @@ if(TULIP_BUILD_TESTS AND TULIP_BUILD_SHARED AND NOT TULIP_SANITIZE
   add_test(NAME install_consumer
     COMMAND sh "${CMAKE_CURRENT_SOURCE_DIR}/tests/consumer/run.sh"
             "${CMAKE_BINARY_DIR}" "${CMAKE_BINARY_DIR}/consumer"
-            "${CMAKE_INSTALL_LIBDIR}" "${CMAKE_C_COMPILER}" "${CMAKE_COMMAND}")
+            "${CMAKE_INSTALL_LIBDIR}" "${CMAKE_C_COMPILER}" "${CMAKE_COMMAND}"
+            "${CMAKE_INSTALL_MANDIR}")
   set_tests_properties(install_consumer PROPERTIES
     TIMEOUT 300 LABELS "install" RUN_SERIAL ON)
 endif()

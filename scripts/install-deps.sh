@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="build-essential cmake ninja-build pkg-config git python3
-libcriterion-dev liburing-dev valgrind
+libcriterion-dev liburing-dev valgrind man-db
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 
 missing=""

@@ -12,9 +12,11 @@
 #      needed at run time
 #   6. cc -static ... $(pkg-config --static ... tulip-static): no shared
 #      library at all
-# usage: run.sh BUILD_DIR WORK_DIR LIBDIR CC CMAKE
+# and checks the man pages: installed, and `man -M <prefix>/share/man
+# tl_spawn` shows the page (when man is installed; else only the files).
+# usage: run.sh BUILD_DIR WORK_DIR LIBDIR CC CMAKE MANDIR
 set -eu
-build=$1 work=$2 libdir=$3 cc=$4 cmake=${5:-cmake}
+build=$1 work=$2 libdir=$3 cc=$4 cmake=${5:-cmake} mandir=${6:-share/man}
 here=$(cd "$(dirname "$0")" && pwd)
 prefix=$work/prefix
 
@@ -26,7 +28,9 @@ mkdir -p "$work"
 for f in include/tulip.h include/tulip/version.h "$libdir/libtulip.a" \
          "$libdir/pkgconfig/tulip.pc" "$libdir/pkgconfig/tulip-static.pc" \
          "$libdir/cmake/tulip/tulipConfig.cmake" \
-         "$libdir/cmake/tulip/tulipConfigVersion.cmake"; do
+         "$libdir/cmake/tulip/tulipConfigVersion.cmake" \
+         "$mandir/man3/tl_spawn.3" "$mandir/man3/tl_spawn_ex.3" \
+         "$mandir/man7/tulip.7"; do
     [ -e "$prefix/$f" ] || { echo "install_consumer: $f not installed"; exit 1; }
 done
 ls "$prefix/$libdir"/libtulip.so.* >/dev/null 2>&1 ||
@@ -90,4 +94,24 @@ flags=$(pkg-config --static --cflags --libs tulip-static)
 check "cc -static" "$work/consumer-all-static"
 readelf -d "$work/consumer-all-static" | grep -q NEEDED &&
     { echo "install_consumer: cc -static: the binary needs shared libraries"; exit 1; }
+
+# man tl_spawn: the page itself, a second name of it (a .so page), tulip(7).
+if command -v man >/dev/null 2>&1; then
+    for page in "3 tl_spawn" "3 tl_spawn_ex" "7 tulip"; do
+        # shellcheck disable=SC2086 # "section name"
+        out=$(MANPAGER=cat MANWIDTH=100 man -M "$prefix/$mandir" $page 2>&1) ||
+            { echo "$out"; echo "install_consumer: man $page failed"; exit 1; }
+        case $page in
+        *tl_spawn*) want="int tl_spawn_ex(tl_task" ;;
+        *) want="asyncio for C" ;;
+        esac
+        case $out in
+        *"$want"*) echo "install_consumer: man $page: ok" ;;
+        *) echo "$out" | head -20
+           echo "install_consumer: man $page: no '$want' in the page"; exit 1 ;;
+        esac
+    done
+else
+    echo "install_consumer: man is not installed: the pages' files were checked"
+fi
 echo "install_consumer: all ok"

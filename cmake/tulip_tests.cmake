@@ -168,3 +168,45 @@ endforeach()
 if(_tl_skipped_tests)
   message(STATUS "tulip: Criterion tests not built here: ${_tl_skipped_tests}")
 endif()
+
+# The guide's programs (tests/guide/*.c): docs/guide.md shows them (the
+# regions between their "guide:" markers; tools/gendocs.sh copies them in
+# and --check fails when the guide is stale), and each is built here with
+# only the public header, as a user's program is, and run as a test on
+# every backend: it must exit 0. A program with a <name>.sh beside it is
+# run by that script (given the program's path) instead.
+file(GLOB _tl_guide CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/tests/guide/*.c")
+list(SORT _tl_guide)
+foreach(_src IN LISTS _tl_guide)
+  get_filename_component(_name "${_src}" NAME_WE)
+  set(_script "${CMAKE_CURRENT_SOURCE_DIR}/tests/guide/${_name}.sh")
+  add_executable(guide_${_name} "${_src}")
+  target_link_libraries(guide_${_name} PRIVATE tulip Threads::Threads m)
+  set_target_properties(guide_${_name} PROPERTIES
+    OUTPUT_NAME ${_name} RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/tests/guide")
+  if(EXISTS "${_script}" AND CMAKE_CROSSCOMPILING)
+    continue() # the script would run the program without the emulator
+  endif()
+  foreach(_backend IN LISTS TULIP_TEST_BACKENDS)
+    set(_t "guide_${_name}@${_backend}")
+    set(_cmd guide_${_name}) # a target name: the emulator runs it when cross
+    if(EXISTS "${_script}")
+      set(_cmd bash "${_script}" $<TARGET_FILE:guide_${_name}>)
+    endif()
+    if(TULIP_SANITIZE)
+      if(NOT EXISTS "${_script}")
+        set(_cmd $<TARGET_FILE:guide_${_name}>)
+      endif()
+      set(_cmd sh "${CMAKE_CURRENT_SOURCE_DIR}/cmake/sanitizer-run.sh"
+               "${CMAKE_BINARY_DIR}/sanitizer-logs/${_t}" ${_cmd})
+    endif()
+    add_test(NAME "${_t}" COMMAND ${_cmd})
+    set(_e "TULIP_BACKEND=${_backend}")
+    if(NOT TULIP_TEST_BLOCKING_MS STREQUAL "")
+      list(APPEND _e "TULIP_BLOCKING_MS=${TULIP_TEST_BLOCKING_MS}")
+    endif()
+    set_tests_properties("${_t}" PROPERTIES
+      ENVIRONMENT "${_e}" TIMEOUT 120 LABELS "guide;plain;${_backend}"
+      SKIP_RETURN_CODE 77)
+  endforeach()
+endforeach()

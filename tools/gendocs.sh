@@ -3,10 +3,12 @@
 # (section 3, one page per entry, and tulip(7); installed by make install)
 # from the public headers: include/tulip.h, then include/tulip/*.h in the
 # order tulip.h includes them (any others after, by name). Both are
-# committed, so a build needs no Python; CI runs --check.
+# committed, so a build needs no Python; CI runs --check. It also copies
+# the code blocks of docs/guide.md from the programs in tests/guide/ that
+# the build compiles and runs (see "the guide's snippets" below).
 #
-#   tools/gendocs.sh           rewrite docs/api.md and man/
-#   tools/gendocs.sh --check   exit 1 (with a diff) if either is stale
+#   tools/gendocs.sh           rewrite docs/api.md, man/ and the guide's code
+#   tools/gendocs.sh --check   exit 1 (with a diff) if any of them is stale
 #   tools/gendocs.sh --stdout  print the reference instead of writing it
 #
 # How the headers are read:
@@ -29,6 +31,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-write}
 out=$root/docs/api.md
+guide=$root/docs/guide.md
 
 gen() {
     python3 - "$root" "$@" <<'PY'
@@ -481,8 +484,80 @@ def man_main(outdir):
         with open(os.path.join(d, name), "w") as f:
             f.write("\n".join(lines) + "\n")
 
+# ---- the guide's snippets -----------------------------------------------
+# docs/guide.md shows code from files the build compiles and runs
+# (tests/guide/*.c): a line
+#     <!-- snippet: tests/guide/retry.c retry -->
+# before a fenced block makes the block the region of that file between
+# "/* guide: retry */" and "/* guide: end */" (no region name: the whole
+# file). Every ```c block must have one, so no C in the guide goes
+# untested.
+
+def region(rel, name, errors, where):
+    path = os.path.join(root, rel)
+    if not os.path.exists(path):
+        errors.append("%s: no such file %s" % (where, rel))
+        return []
+    lines = open(path).read().rstrip("\n").split("\n")
+    if name is None:
+        return lines
+    start = "/* guide: %s */" % name
+    try:
+        b = [l.strip() for l in lines].index(start)
+    except ValueError:
+        errors.append("%s: no region '%s' in %s" % (where, name, rel))
+        return []
+    body = []
+    for l in lines[b + 1:]:
+        if l.strip() == "/* guide: end */":
+            break
+        body.append(l)
+    else:
+        errors.append("%s: region '%s' of %s has no '/* guide: end */'" % (where, name, rel))
+    while body and not body[0].strip():
+        body.pop(0)
+    while body and not body[-1].strip():
+        body.pop()
+    ind = min((len(l) - len(l.lstrip()) for l in body if l.strip()), default=0)
+    return [l[ind:] for l in body]
+
+def guide_main():
+    path = os.path.join(root, "docs", "guide.md")
+    lines = open(path).read().rstrip("\n").split("\n")
+    out, errors, i, marked = [], [], 0, False
+    while i < len(lines):
+        l = lines[i]
+        m = re.match(r"<!--\s*snippet:\s*(\S+)(?:\s+(\S+))?\s*-->\s*$", l)
+        if m:
+            out.append(l)
+            i += 1
+            if i >= len(lines) or not lines[i].startswith("```"):
+                errors.append("docs/guide.md:%d: a snippet marker must be "
+                              "followed by a ``` block" % i)
+                continue
+            out.append(lines[i])
+            i += 1
+            while i < len(lines) and lines[i].strip() != "```":
+                i += 1
+            i += 1
+            out.extend(region(m.group(1), m.group(2), errors,
+                              "docs/guide.md:%d" % (i + 1)))
+            out.append("```")
+            continue
+        if l.strip() in ("```c", "```C"):
+            errors.append("docs/guide.md:%d: a C block without a snippet "
+                          "marker (put the code in tests/guide/)" % (i + 1))
+        out.append(l)
+        i += 1
+    if errors:
+        sys.stderr.write("\n".join("gendocs: " + e for e in errors) + "\n")
+        sys.exit(1)
+    sys.stdout.write("\n".join(out) + "\n")
+
 if len(sys.argv) > 3 and sys.argv[2] == "man":
     man_main(sys.argv[3])
+elif len(sys.argv) > 2 and sys.argv[2] == "guide":
+    guide_main()
 else:
     main()
 PY
@@ -504,6 +579,9 @@ write)
     rm -rf "$root/man"
     mv "$root/man.tmp" "$root/man"
     echo "gendocs: wrote man/ ($(find "$root/man" -type f | wc -l) pages)"
+    gen guide >"$guide.tmp" && mv "$guide.tmp" "$guide" ||
+        { rm -f "$guide.tmp"; exit 1; }
+    echo "gendocs: wrote the snippets of docs/guide.md"
     ;;
 --stdout)
     gen
@@ -524,7 +602,14 @@ write)
         echo "gendocs: man/ is stale; run tools/gendocs.sh and commit it" >&2
         rc=1
     fi
-    [ $rc -eq 0 ] && echo "gendocs: docs/api.md and man/ are up to date"
+    if ! gen guide >"$tmp/guide.md"; then
+        rc=1
+    elif ! diff -u "$guide" "$tmp/guide.md" >/dev/null 2>&1; then
+        diff -u "$guide" "$tmp/guide.md" | head -n 40
+        echo "gendocs: docs/guide.md's snippets are stale against tests/guide/; run tools/gendocs.sh and commit it" >&2
+        rc=1
+    fi
+    [ $rc -eq 0 ] && echo "gendocs: docs/api.md, man/ and docs/guide.md are up to date"
     exit $rc
     ;;
 *)

@@ -12,6 +12,8 @@
 #      needed at run time
 #   6. cc -static ... $(pkg-config --static ... tulip-static): no shared
 #      library at all
+#   7. the guide's out-of-tree hello world (tests/guide/CMakeLists.txt and
+#      hello.c, shown in docs/guide.md), as its reader builds it
 # and checks the man pages: installed, and `man -M <prefix>/share/man
 # tl_spawn` shows the page (when man is installed; else only the files).
 # usage: run.sh BUILD_DIR WORK_DIR LIBDIR CC CMAKE MANDIR
@@ -94,6 +96,15 @@ flags=$(pkg-config --static --cflags --libs tulip-static)
 check "cc -static" "$work/consumer-all-static"
 readelf -d "$work/consumer-all-static" | grep -q NEEDED &&
     { echo "install_consumer: cc -static: the binary needs shared libraries"; exit 1; }
+
+"$cmake" -S "$here/../guide" -B "$work/guide" -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_PREFIX_PATH="$prefix" >"$work/guide.log" 2>&1 &&
+"$cmake" --build "$work/guide" >>"$work/guide.log" 2>&1 || {
+    cat "$work/guide.log"; echo "install_consumer: the guide's hello world did not build"; exit 1; }
+out=$("$work/guide/hello") || { echo "install_consumer: guide hello: exit status $?"; exit 1; }
+[ "$out" = "hello, world
+hello, tulip" ] || { echo "install_consumer: guide hello printed '$out'"; exit 1; }
+echo "install_consumer: the guide's hello world: ok"
 
 # man tl_spawn: the page itself, a second name of it (a .so page), tulip(7).
 if command -v man >/dev/null 2>&1; then

@@ -1,10 +1,20 @@
 #!/bin/sh
-# Peers for the comparison benchmarks in bench/ (not needed by CI):
-# libuv for the C comparison, Python (asyncio) and Go for the others.
+# Peers and tools for the comparison benchmarks (tools/bench.sh; not needed
+# by CI), all from Debian:
+#   python3            asyncio peer
+#   golang-go          Go peer
+#   libuv1-dev         libuv peer (C, callbacks)
+#   librust-tokio-dev  Tokio's source, built offline by cargo from the
+#                      Debian registry directory it installs (no crate
+#                      download); cargo + rustc when no cargo is on PATH
+#   nodejs             Node peer (plain JS, no npm packages), if no node
+#   gnuplot-nox        the PNG chart
 # Like install-deps.sh: installs only what is missing, as root or via sudo.
 set -eu
 
-PACKAGES="python3 libuv1-dev golang-go"
+PACKAGES="python3 libuv1-dev golang-go librust-tokio-dev gnuplot-nox"
+command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
+command -v cargo >/dev/null 2>&1 || PACKAGES="$PACKAGES cargo rustc"
 
 missing=""
 for p in $PACKAGES; do

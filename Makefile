@@ -12,13 +12,19 @@
 #   make test-<cfg>   one stage of the matrix (release asan tsan ucontext aarch64)
 #   make demo         release build, then the seed tour (tools/demo.sh)
 #   make install      install the release build into PREFIX (/usr/local)
-#   make bench        build and run every bench program
+#   make bench        tulip beside its peers (tools/bench.sh): a progress
+#                     line, then one table and build/bench/bench.png;
+#                     REPS=3 runs of each figure, QUICK=1 small N (smoke
+#                     check), BENCH_ARGS for more (see tools/bench.sh -h)
 #   make clean        remove build/
 SHELL := /bin/bash
 CMAKE ?= cmake
 CTEST ?= ctest
 JOBS ?= 2
 PREFIX ?= /usr/local
+REPS ?= 3
+QUICK ?=
+BENCH_ARGS ?=
 # Guard strategy the qemu-aarch64 tests must see the stack probe choose
 # (exported to the tests as TULIP_EXPECT_GUARD; empty: not checked).
 TULIP_EXPECT_GUARD ?= mprotect
@@ -108,14 +114,9 @@ demo: build-release
 install: build-release
 	$(CMAKE) --install build/release --prefix "$(PREFIX)"
 
-bench: build-bench
-	@rc=0; found=0; \
-	for b in build/bench/bench/*; do \
-	  [ -f "$$b" ] && [ -x "$$b" ] || continue; found=1; \
-	  echo "=== $$b ==="; "$$b" || { echo "$$b: exit status $$?"; rc=1; }; \
-	done; \
-	[ $$found -eq 1 ] || echo "no bench programs in bench/"; \
-	exit $$rc
+# tools/bench.sh builds build/bench itself (make build-bench) and the peers.
+bench:
+	tools/bench.sh --reps $(REPS) $(if $(filter 1,$(QUICK)),--quick) $(BENCH_ARGS)
 
 clean:
 	rm -rf build

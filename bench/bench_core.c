@@ -1,20 +1,26 @@
-/* Core benchmark: what the scheduler costs, through the public API only.
- * One line per figure, "key: value unit  (what)", which tools/bench.sh
- * reads to put tulip beside its peers (bench/peers/ print the same keys):
+/* tulip's side of the comparison benchmarks (tools/bench.sh runs it next to
+ * the programs in bench/peers/, which implement the same scenarios, each in
+ * its own runtime's idiomatic code):
  *
- *   yield1          tl_yield round trip, 1 task                  ns/yield
- *   yield10k        tl_yield round trip, 10,000 tasks            ns/yield
- *   spawn_join      tl_spawn + run + tl_join, one at a time      ns/task
- *   spawn_join100   the same in batches of 100 (spawn 100, join 100)
- *   sleepers_wall   N tasks each tl_sleep(0.01) on the real clock: spawn
- *                   them all and run them to completion          s
- *   sleepers_rss    resident memory per sleeping task, from
- *                   /proc/self/statm at the peak                 KiB/task
+ *   bench_core spawn N     N tasks spawned into a group, all existing before
+ *                          any runs (a spawned task runs only when the
+ *                          spawner suspends), then wait for all   ns/task
+ *   bench_core pingpong N  two tasks bouncing a message through two 1-slot
+ *                          queues, N round trips                ns/switch
+ *   bench_core yield N     a lone task calling tl_yield N times  ns/yield
+ *   bench_core sleep N     N tasks each tl_sleep(1.0), all asleep at once:
+ *                          wall time from the first spawn to the last
+ *                          wake-up (s) and resident bytes per sleeping
+ *                          task, read once every task is asleep  B/task
+ *   bench_core sem N       N tasks through a 100-permit semaphore, each
+ *                          holding it for tl_sleep(0.001): wall   s
  *
- * Usage: bench_core [sleepers]   (default 1,000,000). Every part has a
- * fixed amount of work, and an alarm ends a run that takes over 10 min.
- * Timing uses the loop's clock (tl_now: CLOCK_MONOTONIC).
+ * Each run prints "key: value unit" lines (the keys tools/bench.sh reads)
+ * and exits 1 on any failure. Every scenario uses tulip's defaults (stack
+ * size, guard, backend); tools/bench.sh runs each in a fresh process so
+ * every stack is fresh. An alarm ends a run that takes over 10 minutes.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +28,7 @@
 
 #include <tulip.h>
 
-static long sleepers = 1000000;
+static long n;
 
 static double rss_bytes(void)
 {
@@ -34,127 +40,209 @@ static double rss_bytes(void)
     return (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
-/* ---- yield -------------------------------------------------------------- */
-
-static long yields_each;
-
-static int yielder(void *arg)
+static int fail(const char *what, int rc)
 {
-    (void)arg;
-    for (long i = 0; i < yields_each; i++)
-        if (tl_yield() < 0) return -1;
-    return 0;
+    fprintf(stderr, "bench_core: %s: %s\n", what, tl_strerror(rc));
+    return 1;
 }
 
-static int bench_yield(long ntasks, long total, const char *key)
-{
-    yields_each = total / ntasks;
-    tl_group g;
-    int rc = tl_group_enter(&g);
-    if (rc < 0) return rc;
-    double t0 = tl_now();
-    for (long i = 0; i < ntasks && rc == 0; i++)
-        rc = tl_group_spawn(g, yielder, NULL);
-    rc = tl_group_wait(g, rc, NULL);
-    double t1 = tl_now();
-    if (rc < 0) return rc;
-    printf("%s: %.1f ns/yield  (tl_yield round trip, %ld task%s)\n", key,
-           (t1 - t0) * 1e9 / (double)(yields_each * ntasks), ntasks,
-           ntasks == 1 ? "" : "s");
-    return 0;
-}
+/* ---- spawn: N live tasks, then wait for all ----------------------------- */
 
-/* ---- spawn + join ------------------------------------------------------- */
+static long ran;
 
 static int nothing(void *arg)
 {
     (void)arg;
+    ran++;
     return 0;
 }
 
-static int bench_spawn_join(long n, long batch, const char *key)
+static int run_spawn(void)
 {
-    tl_task t[100];
-    if (batch > 100) batch = 100;
+    tl_group g;
+    int rc = tl_group_enter(&g);
+    if (rc < 0) return fail("tl_group_enter", rc);
     double t0 = tl_now();
-    for (long done = 0; done < n; done += batch) {
-        for (long i = 0; i < batch; i++)
-            if (tl_spawn(&t[i], nothing, NULL) < 0) return -1;
-        for (long i = 0; i < batch; i++) {
-            int st;
-            if (tl_join(t[i], &st) < 0) return -1;
-        }
+    for (long i = 0; i < n && rc == 0; i++)
+        rc = tl_group_spawn(g, nothing, NULL);
+    long before = ran; /* 0: none ran while the others were spawned */
+    rc = tl_group_wait(g, rc, NULL);
+    double t1 = tl_now();
+    if (rc < 0) return fail("spawn", rc);
+    if (before != 0 || ran != n) {
+        fprintf(stderr, "bench_core: spawn: %ld ran early, %ld of %ld ran\n",
+                before, ran, n);
+        return 1;
+    }
+    printf("spawn: %.1f ns/task\n", (t1 - t0) * 1e9 / (double)n);
+    return 0;
+}
+
+/* ---- ping-pong through 1-slot queues ------------------------------------ */
+
+static tl_queue ping, pong;
+
+static int ponger(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < n; i++) {
+        void *msg;
+        int rc = tl_queue_get(&ping, &msg);
+        if (rc == 0) rc = tl_queue_put(&pong, msg);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+static int run_pingpong(void)
+{
+    if (tl_queue_init(&ping, TL_QUEUE_FIFO, 1) < 0 ||
+        tl_queue_init(&pong, TL_QUEUE_FIFO, 1) < 0)
+        return fail("tl_queue_init", -EINVAL);
+    tl_task t;
+    int rc = tl_spawn(&t, ponger, NULL);
+    if (rc < 0) return fail("tl_spawn", rc);
+    double t0 = tl_now();
+    for (long i = 0; i < n && rc == 0; i++) {
+        void *msg;
+        rc = tl_queue_put(&ping, &ping);
+        if (rc == 0) rc = tl_queue_get(&pong, &msg);
     }
     double t1 = tl_now();
-    printf("%s: %.1f ns/task  (tl_spawn + run + tl_join, %s)\n", key,
-           (t1 - t0) * 1e9 / (double)n,
-           batch == 1 ? "one at a time" : "in batches of 100");
+    int st = 0;
+    int jrc = tl_join(t, &st);
+    if (rc < 0 || jrc < 0 || st < 0)
+        return fail("pingpong", rc < 0 ? rc : jrc < 0 ? jrc : st);
+    tl_queue_destroy(&ping);
+    tl_queue_destroy(&pong);
+    /* A round trip is two switches: to the ponger and back. */
+    printf("pingpong: %.1f ns/switch\n", (t1 - t0) * 1e9 / (2.0 * (double)n));
     return 0;
 }
 
-/* ---- a million sleepers ------------------------------------------------- */
+/* ---- a lone task's yield ------------------------------------------------ */
 
-static double peak_rss;
+static int run_yield(void)
+{
+    double t0 = tl_now();
+    for (long i = 0; i < n; i++) {
+        int rc = tl_yield();
+        if (rc < 0) return fail("tl_yield", rc);
+    }
+    double t1 = tl_now();
+    printf("yield: %.1f ns/yield\n", (t1 - t0) * 1e9 / (double)n);
+    return 0;
+}
+
+/* ---- N tasks asleep at once --------------------------------------------- */
+
+static long started, woke;
 
 static int sleeper(void *arg)
 {
     (void)arg;
-    return tl_sleep(0.01);
+    started++;
+    int rc = tl_sleep(1.0);
+    if (rc == 0) woke++;
+    return rc;
 }
 
-/* Spawned after every sleeper: when it runs, all of them have started and
- * sit in tl_sleep with their stacks touched. */
-static int probe(void *arg)
-{
-    (void)arg;
-    peak_rss = rss_bytes();
-    return 0;
-}
-
-static int bench_sleepers(void)
+static int run_sleep(void)
 {
     double base = rss_bytes();
     tl_group g;
     int rc = tl_group_enter(&g);
-    if (rc < 0) return rc;
+    if (rc < 0) return fail("tl_group_enter", rc);
     double t0 = tl_now();
-    for (long i = 0; i < sleepers && rc == 0; i++)
+    for (long i = 0; i < n && rc == 0; i++)
         rc = tl_group_spawn(g, sleeper, NULL);
-    if (rc == 0) rc = tl_group_spawn(g, probe, NULL);
+    /* One yield runs every sleeper up to its tl_sleep (FIFO); the loop
+     * covers a scheduler that needs more. */
+    while (rc == 0 && started < n) rc = tl_yield();
+    double peak = rss_bytes();
     rc = tl_group_wait(g, rc, NULL);
     double t1 = tl_now();
-    if (rc < 0) {
-        fprintf(stderr, "bench_core: sleepers: %s\n", tl_strerror(rc));
-        return rc;
+    if (rc < 0) return fail("sleep", rc);
+    if (woke != n) {
+        fprintf(stderr, "bench_core: sleep: %ld of %ld woke\n", woke, n);
+        return 1;
     }
-    printf("sleepers_wall: %.2f s  (%ld tasks each sleeping 10 ms: spawn "
-           "and run to completion)\n", t1 - t0, sleepers);
-    printf("sleepers_rss: %.2f KiB/task  (resident memory per sleeping "
-           "task, /proc/self/statm)\n",
-           (peak_rss - base) / 1024.0 / (double)sleepers);
+    printf("sleep_wall: %.3f s\n", t1 - t0);
+    printf("sleep_rss: %.0f B/task\n", (peak - base) / (double)n);
     return 0;
 }
+
+/* ---- N tasks through a 100-permit semaphore ----------------------------- */
+
+static tl_sem sem;
+static long held;
+
+static int holder(void *arg)
+{
+    (void)arg;
+    int rc;
+    TL_WITH_SEM(&sem, &rc) {
+        rc = tl_sleep(0.001);
+        if (rc == 0) held++;
+    }
+    return rc;
+}
+
+static int run_sem(void)
+{
+    int rc = tl_sem_init(&sem, 100);
+    if (rc < 0) return fail("tl_sem_init", rc);
+    tl_group g;
+    rc = tl_group_enter(&g);
+    if (rc < 0) return fail("tl_group_enter", rc);
+    double t0 = tl_now();
+    for (long i = 0; i < n && rc == 0; i++)
+        rc = tl_group_spawn(g, holder, NULL);
+    rc = tl_group_wait(g, rc, NULL);
+    double t1 = tl_now();
+    if (rc < 0) return fail("sem", rc);
+    if (held != n) {
+        fprintf(stderr, "bench_core: sem: %ld of %ld held it\n", held, n);
+        return 1;
+    }
+    tl_sem_destroy(&sem);
+    printf("sem_wall: %.3f s\n", t1 - t0);
+    return 0;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    int (*run)(void);
+} scenarios[] = {
+    {"spawn", run_spawn}, {"pingpong", run_pingpong}, {"yield", run_yield},
+    {"sleep", run_sleep}, {"sem", run_sem},
+};
+static int chosen = -1;
 
 static int main_task(void *arg)
 {
     (void)arg;
-    if (bench_yield(1, 2000000, "yield1") < 0) return 1;
-    if (bench_yield(10000, 4000000, "yield10k") < 0) return 1;
-    if (bench_spawn_join(1000000, 1, "spawn_join") < 0) return 1;
-    if (bench_spawn_join(1000000, 100, "spawn_join100") < 0) return 1;
-    if (bench_sleepers() < 0) return 1;
-    return 0;
+    return scenarios[chosen].run();
 }
 
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc > 1) sleepers = atol(argv[1]);
-    if (sleepers < 1) sleepers = 1;
-    alarm(600); /* bounded: a stuck run dies instead of hanging CI */
+    if (argc == 3) {
+        for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+            if (strcmp(argv[1], scenarios[i].name) == 0) chosen = (int)i;
+        n = atol(argv[2]);
+    }
+    if (chosen < 0 || n < 1) {
+        fprintf(stderr, "usage: bench_core spawn|pingpong|yield|sleep|sem N\n");
+        return 2;
+    }
+    alarm(600); /* bounded: a stuck run dies instead of hanging */
     int rc = tl_run(main_task, NULL);
     if (rc != 0) {
-        fprintf(stderr, "bench_core: failed (%d)\n", rc);
+        fprintf(stderr, "bench_core: %s failed (%d)\n", argv[1], rc);
         return 1;
     }
     return 0;

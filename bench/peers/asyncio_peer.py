@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Python asyncio peer of bench/bench_core.c: the same figures, same keys.
+"""Python asyncio peer of bench/bench_core.c: the same scenarios and keys.
 
-    yield1 / yield10k   await asyncio.sleep(0) round trip, 1 / 10,000 tasks
-    spawn_join          create_task + await it, one at a time
-    spawn_join100       create_task x100, then await each
-    sleepers_wall       N tasks each `await asyncio.sleep(0.01)`: create
-                        them all and run them to completion
-    sleepers_rss        resident memory per sleeping task (/proc/self/statm,
-                        read by a task created after all the sleepers)
-
-usage: asyncio_peer.py [sleepers]   (default 1,000,000)
-Counts are smaller than tulip's (Python is slower); figures are per
-operation, so they compare directly.
+    asyncio_peer.py spawn N     N tasks created in an asyncio.TaskGroup (a
+                                created task runs only when the creator
+                                awaits, so all exist before any runs),
+                                then the group waits for all    ns/task
+    asyncio_peer.py pingpong N  two tasks bouncing a message through two
+                                asyncio.Queue(maxsize=1), N round trips
+                                                              ns/switch
+    asyncio_peer.py yield N     a lone task awaiting asyncio.sleep(0)
+                                                               ns/yield
+    asyncio_peer.py sleep N     N tasks each awaiting asyncio.sleep(1),
+                                all asleep at once: wall s; resident
+                                B/task once every one has started
+    asyncio_peer.py sem N       N tasks through asyncio.Semaphore(100),
+                                each holding it for asyncio.sleep(0.001):
+                                wall s
 """
 import asyncio
 import os
@@ -26,69 +30,104 @@ def rss_bytes():
         return int(f.read().split()[1]) * PAGE
 
 
-async def yielder(n):
+def check(got, n, what):
+    if got != n:
+        print(f"asyncio_peer: {what}: {got} of {n}", file=sys.stderr)
+        sys.exit(1)
+
+
+async def spawn(n):
+    ran = 0
+
+    async def nothing():
+        nonlocal ran
+        ran += 1
+
+    t0 = time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(nothing())
+    t1 = time.perf_counter()
+    check(ran, n, "spawn: ran")
+    print(f"spawn: {(t1 - t0) * 1e9 / n:.1f} ns/task")
+
+
+async def pingpong(n):
+    ping = asyncio.Queue(maxsize=1)
+    pong = asyncio.Queue(maxsize=1)
+
+    async def ponger():
+        for _ in range(n):
+            await pong.put(await ping.get())
+
+    task = asyncio.create_task(ponger())
+    t0 = time.perf_counter()
+    for i in range(n):
+        await ping.put(i)
+        await pong.get()
+    t1 = time.perf_counter()
+    await task
+    print(f"pingpong: {(t1 - t0) * 1e9 / (2 * n):.1f} ns/switch")
+
+
+async def yield_(n):
+    t0 = time.perf_counter()
     for _ in range(n):
         await asyncio.sleep(0)
-
-
-async def bench_yield(ntasks, total, key):
-    each = total // ntasks
-    t0 = time.perf_counter()
-    await asyncio.gather(*(yielder(each) for _ in range(ntasks)))
     t1 = time.perf_counter()
-    print(f"{key}: {(t1 - t0) * 1e9 / (each * ntasks):.1f} ns/yield  "
-          f"(asyncio.sleep(0) round trip, {ntasks} task{'s' if ntasks > 1 else ''})")
+    print(f"yield: {(t1 - t0) * 1e9 / n:.1f} ns/yield")
 
 
-async def nothing():
-    return 0
+async def sleep(n):
+    started = woke = 0
 
+    async def sleeper():
+        nonlocal started, woke
+        started += 1
+        await asyncio.sleep(1)
+        woke += 1
 
-async def bench_spawn_join(n, batch, key):
-    t0 = time.perf_counter()
-    for _ in range(0, n, batch):
-        tasks = [asyncio.create_task(nothing()) for _ in range(batch)]
-        for t in tasks:
-            await t
-    t1 = time.perf_counter()
-    how = "one at a time" if batch == 1 else "in batches of 100"
-    print(f"{key}: {(t1 - t0) * 1e9 / n:.1f} ns/task  "
-          f"(create_task + run + await, {how})")
-
-
-peak = 0
-
-
-async def sleeper():
-    await asyncio.sleep(0.01)
-
-
-async def probe():
-    global peak
-    peak = rss_bytes()
-
-
-async def bench_sleepers(n):
     base = rss_bytes()
     t0 = time.perf_counter()
-    tasks = [asyncio.create_task(sleeper()) for _ in range(n)]
-    tasks.append(asyncio.create_task(probe()))
-    await asyncio.gather(*tasks)
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(sleeper())
+        while started < n:
+            await asyncio.sleep(0)
+        peak = rss_bytes()
     t1 = time.perf_counter()
-    print(f"sleepers_wall: {t1 - t0:.2f} s  ({n} tasks each sleeping 10 ms: "
-          f"create and run to completion)")
-    print(f"sleepers_rss: {(peak - base) / 1024 / n:.2f} KiB/task  "
-          f"(resident memory per sleeping task, /proc/self/statm)")
+    check(woke, n, "sleep: woke")
+    print(f"sleep_wall: {t1 - t0:.3f} s")
+    print(f"sleep_rss: {(peak - base) / n:.0f} B/task")
 
 
-async def main(n):
-    await bench_yield(1, 200_000, "yield1")
-    await bench_yield(10_000, 400_000, "yield10k")
-    await bench_spawn_join(100_000, 1, "spawn_join")
-    await bench_spawn_join(100_000, 100, "spawn_join100")
-    await bench_sleepers(n)
+async def sem(n):
+    permits = asyncio.Semaphore(100)
+    held = 0
 
+    async def holder():
+        nonlocal held
+        async with permits:
+            await asyncio.sleep(0.001)
+            held += 1
+
+    t0 = time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(holder())
+    t1 = time.perf_counter()
+    check(held, n, "sem: held")
+    print(f"sem_wall: {t1 - t0:.3f} s")
+
+
+SCENARIOS = {"spawn": spawn, "pingpong": pingpong, "yield": yield_,
+             "sleep": sleep, "sem": sem}
 
 if __name__ == "__main__":
     sys.stdout.reconfigure(line_buffering=True)
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000))
+    if len(sys.argv) != 3 or sys.argv[1] not in SCENARIOS \
+            or not sys.argv[2].isdigit() or int(sys.argv[2]) < 1:
+        print("usage: asyncio_peer.py spawn|pingpong|yield|sleep|sem N",
+              file=sys.stderr)
+        sys.exit(2)
+    asyncio.run(SCENARIOS[sys.argv[1]](int(sys.argv[2])))

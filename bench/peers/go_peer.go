@@ -1,17 +1,22 @@
-// Go peer of bench/bench_core.c: the same figures, same keys.
+// Go peer of bench/bench_core.c: the same scenarios and keys, in plain Go.
 //
-//	yield1 / yield10k  runtime.Gosched() round trip, 1 / 10,000 goroutines
-//	spawn_join         go f(); wait on a channel, one at a time
-//	spawn_join100      100 goroutines, then wait for the 100
-//	sleepers_wall      N goroutines each time.Sleep(10 ms): start them all
-//	                   and wait for all of them
-//	sleepers_rss       resident memory per goroutine (/proc/self/statm), with
-//	                   N goroutines parked on a channel at once (see
-//	                   benchParked: 10 ms sleepers never all coexist in Go)
+//	go_peer spawn N     N goroutines that all exist before any runs (each
+//	                    first waits on a start channel that is closed once
+//	                    all are made: with two threads the runtime would
+//	                    otherwise run them while main still spawns), then
+//	                    a sync.WaitGroup waits for all            ns/task
+//	go_peer pingpong N  two goroutines bouncing a message through two
+//	                    1-slot channels, N round trips          ns/switch
+//	go_peer yield N     a lone goroutine calling runtime.Gosched  ns/yield
+//	go_peer sleep N     N goroutines each time.Sleep(1 s), all asleep at
+//	                    once: wall s; resident B/task once every one has
+//	                    started (a WaitGroup counts them in)
+//	go_peer sem N       N goroutines through a 100-slot buffered channel
+//	                    (Go's semaphore idiom), each holding a slot for
+//	                    time.Sleep(1 ms): wall s
 //
-// usage: go_peer [sleepers]   (default 1,000,000)
-// Runs with GOMAXPROCS=1 (one thread runs goroutines, like one tulip
-// loop) unless GOMAXPROCS is set in the environment.
+// GOMAXPROCS comes from the environment (tools/bench.sh sets 2: the
+// machine's two cores); the program prints the value it ran with.
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,104 +40,122 @@ func rssBytes() float64 {
 	return pages * float64(os.Getpagesize())
 }
 
-func benchYield(ntasks, total int, key string) {
-	each := total / ntasks
+func spawn(n int) {
 	var wg sync.WaitGroup
+	var ran int64
+	start := make(chan struct{})
 	t0 := time.Now()
-	for i := 0; i < ntasks; i++ {
-		wg.Add(1)
+	wg.Add(n)
+	for i := 0; i < n; i++ {
 		go func() {
-			for j := 0; j < each; j++ {
-				runtime.Gosched()
-			}
+			<-start
+			atomic.AddInt64(&ran, 1)
+			wg.Done()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	d := time.Since(t0)
+	if ran != int64(n) {
+		fmt.Fprintf(os.Stderr, "go_peer: spawn: %d of %d ran\n", ran, n)
+		os.Exit(1)
+	}
+	fmt.Printf("spawn: %.1f ns/task\n", float64(d.Nanoseconds())/float64(n))
+}
+
+func pingpong(n int) {
+	ping := make(chan int, 1)
+	pong := make(chan int, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			pong <- <-ping
+		}
+	}()
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		ping <- i
+		<-pong
+	}
+	d := time.Since(t0)
+	fmt.Printf("pingpong: %.1f ns/switch\n", float64(d.Nanoseconds())/(2*float64(n)))
+}
+
+func yield(n int) {
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		runtime.Gosched()
+	}
+	d := time.Since(t0)
+	fmt.Printf("yield: %.1f ns/yield\n", float64(d.Nanoseconds())/float64(n))
+}
+
+func sleep(n int) {
+	runtime.GC()
+	base := rssBytes()
+	var started, done sync.WaitGroup
+	var woke int64
+	started.Add(n)
+	done.Add(n)
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		go func() {
+			started.Done()
+			time.Sleep(time.Second)
+			atomic.AddInt64(&woke, 1)
+			done.Done()
+		}()
+	}
+	started.Wait()
+	peak := rssBytes()
+	done.Wait()
+	d := time.Since(t0)
+	if woke != int64(n) {
+		fmt.Fprintf(os.Stderr, "go_peer: sleep: %d of %d woke\n", woke, n)
+		os.Exit(1)
+	}
+	fmt.Printf("sleep_wall: %.3f s\n", d.Seconds())
+	fmt.Printf("sleep_rss: %.0f B/task\n", (peak-base)/float64(n))
+}
+
+func sem(n int) {
+	slots := make(chan struct{}, 100)
+	var wg sync.WaitGroup
+	var held int64
+	wg.Add(n)
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		go func() {
+			slots <- struct{}{}
+			time.Sleep(time.Millisecond)
+			atomic.AddInt64(&held, 1)
+			<-slots
 			wg.Done()
 		}()
 	}
 	wg.Wait()
 	d := time.Since(t0)
-	s := "s"
-	if ntasks == 1 {
-		s = ""
+	if held != int64(n) {
+		fmt.Fprintf(os.Stderr, "go_peer: sem: %d of %d held it\n", held, n)
+		os.Exit(1)
 	}
-	fmt.Printf("%s: %.1f ns/yield  (runtime.Gosched round trip, %d goroutine%s)\n",
-		key, float64(d.Nanoseconds())/float64(each*ntasks), ntasks, s)
-}
-
-func benchSpawnJoin(n, batch int, key string) {
-	done := make(chan int, batch)
-	t0 := time.Now()
-	for k := 0; k < n; k += batch {
-		for i := 0; i < batch; i++ {
-			go func() { done <- 0 }()
-		}
-		for i := 0; i < batch; i++ {
-			<-done
-		}
-	}
-	d := time.Since(t0)
-	how := "one at a time"
-	if batch > 1 {
-		how = "in batches of 100"
-	}
-	fmt.Printf("%s: %.1f ns/task  (go + run + channel receive, %s)\n",
-		key, float64(d.Nanoseconds())/float64(n), how)
-}
-
-func benchSleepers(n int) {
-	var finished sync.WaitGroup
-	finished.Add(n)
-	t0 := time.Now()
-	for i := 0; i < n; i++ {
-		go func() {
-			time.Sleep(10 * time.Millisecond)
-			finished.Done()
-		}()
-	}
-	finished.Wait()
-	d := time.Since(t0)
-	fmt.Printf("sleepers_wall: %.2f s  (%d goroutines each sleeping 10 ms: start and run to completion)\n",
-		d.Seconds(), n)
-}
-
-// With 10 ms sleeps the early goroutines finish (and their stacks are
-// reused) while main is still starting the rest, so the memory figure
-// comes from goroutines that all block until every one has started.
-func benchParked(n int) {
-	runtime.GC()
-	base := rssBytes()
-	var started, finished sync.WaitGroup
-	gate := make(chan struct{})
-	started.Add(n)
-	finished.Add(n)
-	for i := 0; i < n; i++ {
-		go func() {
-			started.Done()
-			<-gate
-			finished.Done()
-		}()
-	}
-	started.Wait()
-	peak := rssBytes()
-	close(gate)
-	finished.Wait()
-	fmt.Printf("sleepers_rss: %.2f KiB/task  (resident memory per parked goroutine, all %d alive at once, /proc/self/statm)\n",
-		(peak-base)/1024/float64(n), n)
+	fmt.Printf("sem_wall: %.3f s\n", d.Seconds())
 }
 
 func main() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
+	scenarios := map[string]func(int){
+		"spawn": spawn, "pingpong": pingpong, "yield": yield,
+		"sleep": sleep, "sem": sem,
 	}
-	n := 1000000
-	if len(os.Args) > 1 {
-		if v, err := strconv.Atoi(os.Args[1]); err == nil && v > 0 {
-			n = v
-		}
+	var run func(int)
+	n := 0
+	if len(os.Args) == 3 {
+		run = scenarios[os.Args[1]]
+		n, _ = strconv.Atoi(os.Args[2])
 	}
-	benchYield(1, 2000000, "yield1")
-	benchYield(10000, 4000000, "yield10k")
-	benchSpawnJoin(1000000, 1, "spawn_join")
-	benchSpawnJoin(1000000, 100, "spawn_join100")
-	benchSleepers(n)
-	benchParked(n)
+	if run == nil || n < 1 {
+		fmt.Fprintln(os.Stderr, "usage: go_peer spawn|pingpong|yield|sleep|sem N")
+		os.Exit(2)
+	}
+	fmt.Printf("threads: %d GOMAXPROCS\n", runtime.GOMAXPROCS(0))
+	run(n)
 }

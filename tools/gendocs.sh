@@ -359,6 +359,8 @@ def main():
 
 def roff_escape(line):
     line = line.replace("\\", "\\e").replace("-", "\\-")
+    # Non-ASCII as groff's \[uXXXX], so the pages need no input encoding.
+    line = "".join(c if ord(c) < 128 else "\\[u%04X]" % ord(c) for c in line)
     if line.startswith(".") or line.startswith("'"):
         line = "\\&" + line
     return line

@@ -142,6 +142,10 @@ typedef struct tl_config {
     int guard;           /* enum tl_guard; $TULIP_GUARD overrides AUTO */
     int no_sigint;       /* non-zero: never install the Ctrl-C handler */
     struct tl_pool *pool; /* thread pool to share, or NULL for a lazy own */
+    int dump_signal;     /* a signal (SIGQUIT, SIGUSR1...) that makes the
+                            loop write tl_dump to stderr, like Go's
+                            SIGQUIT; 0: $TULIP_DUMP_SIGNAL ("SIGUSR1",
+                            "QUIT", "10"), else none; -1: none */
 } tl_config;
 
 /* asyncio.run: make a loop on this thread, run main(arg) as the first task
@@ -180,6 +184,32 @@ TL_API void tl_loop_unref(tl_loop *loop);
  * `arg` until fn is done with it. Never suspends; callable from any
  * thread, including the loop's own. */
 TL_API int tl_loop_call(tl_loop *loop, tl_fn fn, void *arg);
+
+/* The task dump: asyncio.all_tasks() with print_stack, Go's SIGQUIT
+ * dump. Writes to `out` a header (loop id, backend, clock, task count by
+ * state, thread-pool jobs in flight) and then every task of this thread's
+ * loop: name and slot, state, what it waits on (a sleep until t, a lock
+ * and its holder, a queue, a join of which task, a pool job, ...) and
+ * for how long (on the loop clock, to within an iteration), its open
+ * scopes innermost first with their deadlines, its task group, and a
+ * backtrace (innermost first) of its stack. Each frame reads
+ * "#i 0xADDR in sym+0xN (module+0xOFF)": `addr2line -f -e module 0xOFF`
+ * gives the file and line (the offset is that of the call instruction);
+ * sym is known only for exported symbols (link with -rdynamic to see
+ * your own). Backtraces need unwind tables (the default on x86-64 and
+ * AArch64) and the assembly context switch (the ucontext build prints
+ * none). The same dump goes to stderr on the signal tl_config.dump_signal
+ * names, in the deadlock report of the virtual clock, and when tasks are
+ * still running 5 s into tl_run's teardown. Returns the number of tasks
+ * written (finished tasks not yet joined included), TL_ENOTASK when this
+ * thread runs no loop, -EINVAL if out is NULL. Call it from a task or
+ * from the loop's thread (not from a signal handler: use dump_signal).
+ * Never suspends. */
+TL_API int tl_dump(FILE *out);
+
+/* len(asyncio.all_tasks()): how many tasks of this thread's loop have not
+ * finished (the running one included); 0 outside a loop. Never suspends. */
+TL_API size_t tl_task_count(void);
 
 /* ======================================================================
  * Tasks

@@ -137,6 +137,14 @@ struct tl__task {
 
     tl__cancel_fn on_cancel; /* while WAITING; NULL = uncancellable */
     const char *wait_what;   /* what it waits on (diagnostics) */
+    /* Optional detail for the task dump (src/core/dump.c): what exactly
+     * the wait is on (the lock's owner, the pool job...). Set before
+     * tl__park by the waiting call, cleared when the task wakes. Writes
+     * at most len bytes (NUL included) into buf; runs on the loop's
+     * thread while the task is suspended. The I/O layer fills it too
+     * ("read on fd 7"). */
+    void (*wait_describe)(const tl__task *t, char *buf, size_t len);
+    int64_t wait_since;      /* loop tick (l->tick_ns) when it parked */
     tl__link wait_link;      /* for wait queues of primitives */
     void *wait_data;         /* per-primitive payload of the wait */
 
@@ -283,6 +291,17 @@ struct tl__loop {
     int closing;             /* tl_run is tearing down: new tasks start
                                 cancelled */
     int deadlock_reported;
+    int64_t tick_ns;         /* loop clock at a recent iteration (every
+                                iteration that polls or has timers, else
+                                every 64th): wait_since's source, so that
+                                parking reads no clock (invariant 9) */
+    unsigned tick_skips;
+    int dump_signal;         /* signal that asks for a dump, 0 none */
+    _Atomic int dump_pending; /* set by that signal's handler (any
+                                 thread), cleared by the loop before it
+                                 writes the dump */
+    int64_t stall_since;     /* virtual clock: nothing ready, nothing
+                                moving since (real ns), or 0 */
     unsigned handoffs;       /* direct handoffs this iteration (capped) */
     int fp_round;            /* rounding mode at start (debug check) */
     size_t nostack;          /* tasks that could not get a stack */
@@ -441,6 +460,23 @@ void tl__loop_drain_inbox(tl__loop *l);
 /* Misuse and diagnostics (src/diag.c): one line on stderr, prefixed
  * "tulip: ". */
 void tl__diag(const char *fmt, ...) TL_PRINTF(1, 2);
+/* A code address as addr2line takes it: "sym+0x1f (module+0x11f2)" or
+ * "module+0x11f2" where no symbol covers it; the offset is relative to
+ * the module's load bias (addr2line -e module 0x11f2). `ret` non-zero:
+ * pc is a return address, so the call instruction (pc - 1) is looked up.
+ * Returns buf. */
+const char *tl__symbolize(const void *pc, int ret, char *buf, size_t len);
+
+/* The task dump (src/core/dump.c). Writes the dump of loop l to out;
+ * every line starts with `prefix`. Returns the number of tasks. */
+size_t tl__dump(tl__loop *l, FILE *out, const char *prefix);
+/* The dump as tulip diagnostics: one write(2) of the whole text to
+ * stderr, every line prefixed "tulip: ". */
+void tl__dump_diag(tl__loop *l);
+/* The dump signal: install the handler for l (cfg: enum in tl_config,
+ * else $TULIP_DUMP_SIGNAL), and undo it at tl_run's end. */
+void tl__dump_signal_install(tl__loop *l, int cfg_signal);
+void tl__dump_signal_remove(tl__loop *l);
 _Noreturn void tl__fatal(const char *fmt, ...) TL_PRINTF(1, 2);
 
 /* tl_run's end: detach the tl_loop handle (src/call.c). */

@@ -37,4 +37,16 @@ void tl__context_make(tl__context *ctx, void *stack_lo, size_t size,
  * later switch resumes *from. */
 void tl__context_switch(tl__context *from, tl__context *to);
 
+#if !defined(TL_CONTEXT_UCONTEXT)
+/* Run fn(arg) on the stack of the suspended context *ctx, below its saved
+ * registers, with unwind info that names the suspended context as fn's
+ * caller: an unwinder started in fn walks the suspended stack (the task
+ * dump's backtraces). tl__context_peek_ret is the return address of that
+ * call, where such a walk crosses into the suspended frames. The ucontext
+ * build has no such function (its dump prints no backtraces). */
+#define TL_CONTEXT_HAVE_PEEK 1
+void tl__context_peek(const tl__context *ctx, void (*fn)(void *), void *arg);
+extern const char tl__context_peek_ret[];
+#endif
+
 #endif

@@ -104,7 +104,59 @@ tl__context_make:
     .cfi_endproc
     .size   tl__context_make, .-tl__context_make
 
+/* void tl__context_peek(const tl__context *ctx, void (*fn)(void *), void *arg)
+ *   x0 = ctx, x1 = fn, x2 = arg
+ * Run fn(arg) on the stack of the suspended context *ctx, below its saved
+ * frame, with unwind info that makes the suspended context this frame's
+ * caller (see switch_x86_64.S). */
+    .globl  tl__context_peek
+    .hidden tl__context_peek
+    .type   tl__context_peek, %function
+    .p2align 4
+tl__context_peek:
+    .cfi_startproc
+    stp     x29, x30, [sp, #-32]!
+    .cfi_adjust_cfa_offset 32
+    .cfi_rel_offset x29, 0
+    .cfi_rel_offset x30, 8
+    str     x19, [sp, #16]
+    .cfi_rel_offset x19, 16
+    mov     x19, sp             /* our own stack, restored below */
+    .cfi_remember_state
+    ldr     x9, [x0]            /* the suspended context's saved frame */
+    mov     sp, x9
+    .cfi_def_cfa sp, 160
+    .cfi_offset x19, -160
+    .cfi_offset x20, -152
+    .cfi_offset x21, -144
+    .cfi_offset x22, -136
+    .cfi_offset x23, -128
+    .cfi_offset x24, -120
+    .cfi_offset x25, -112
+    .cfi_offset x26, -104
+    .cfi_offset x27, -96
+    .cfi_offset x28, -88
+    .cfi_offset x29, -80
+    .cfi_offset x30, -72
+    mov     x0, x2
+    blr     x1
+    .globl  tl__context_peek_ret
+    .hidden tl__context_peek_ret
+tl__context_peek_ret:           /* the return address unwinders see */
+    mov     sp, x19
+    .cfi_restore_state
+    ldr     x19, [sp, #16]
+    ldp     x29, x30, [sp], #32
+    .cfi_adjust_cfa_offset -32
+    .cfi_restore x19
+    .cfi_restore x29
+    .cfi_restore x30
+    ret
+    .cfi_endproc
+    .size   tl__context_peek, .-tl__context_peek
+
 #endif
+
 
 /* Always present, even when the file assembles to nothing: without it the
  * linker would assume this object needs an executable stack. */

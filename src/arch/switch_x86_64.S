@@ -125,7 +125,53 @@ tl__context_make:
     .cfi_endproc
     .size   tl__context_make, .-tl__context_make
 
+/* void tl__context_peek(const tl__context *ctx, void (*fn)(void *), void *arg)
+ *   rdi = ctx, rsi = fn, rdx = arg
+ * Run fn(arg) on the stack of the suspended context *ctx, just below its
+ * saved frame, and come back. The unwind info of the call site says that
+ * this frame's caller is the suspended context (the same rules as inside
+ * tl__context_switch once it has pushed), so an unwinder started in fn
+ * walks the suspended task's frames: that is how the task dump gets a
+ * backtrace of a task that is not running (src/core/dump.c). The space
+ * below a suspended context's saved frame is free: it is suspended inside
+ * a call, and tl__context_switch uses no red zone. */
+    .globl  tl__context_peek
+    .hidden tl__context_peek
+    .type   tl__context_peek, @function
+    .p2align 4
+tl__context_peek:
+    .cfi_startproc
+    pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset rbx, 0
+    movq    %rsp, %rbx          /* our own stack, restored below */
+    .cfi_remember_state
+    movq    (%rdi), %rsp        /* the suspended context's saved frame */
+    .cfi_def_cfa rsp, 56
+    .cfi_offset r15, -56
+    .cfi_offset r14, -48
+    .cfi_offset r13, -40
+    .cfi_offset r12, -32
+    .cfi_offset rbx, -24
+    .cfi_offset rbp, -16
+    subq    $8, %rsp            /* 16-byte alignment for the call */
+    .cfi_adjust_cfa_offset 8
+    movq    %rdx, %rdi
+    callq   *%rsi
+    .globl  tl__context_peek_ret
+    .hidden tl__context_peek_ret
+tl__context_peek_ret:           /* the return address unwinders see */
+    movq    %rbx, %rsp
+    .cfi_restore_state
+    popq    %rbx
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore rbx
+    ret
+    .cfi_endproc
+    .size   tl__context_peek, .-tl__context_peek
+
 #endif
+
 
 /* Always present, even when the file assembles to nothing: without it the
  * linker would assume this object needs an executable stack. */

@@ -267,16 +267,60 @@ static void report_deadlock(tl__loop *l)
 {
     if (l->deadlock_reported) return;
     l->deadlock_reported = 1;
-    tl__diag("loop #%u: every task is waiting and nothing can wake them "
-             "(no timers, no I/O, no thread-pool jobs):", (unsigned)l->id);
-    for (uint32_t s = 0; s < l->nslots; s++) {
-        tl__task *t = tl__slot_task(l, s);
-        char label[48];
-        if (t->state == TL__T_WAITING)
-            tl__diag("  task %s waits in %s",
-                     tl__task_label(t, label, sizeof label),
-                     t->wait_what ? t->wait_what : "?");
+    tl__diag("loop #%u: deadlock: every task is waiting and nothing can "
+             "wake them (no timers, no I/O, no thread-pool jobs); the tasks "
+             "and what each waits on:", (unsigned)l->id);
+    tl__dump_diag(l);
+    tl__diag("loop #%u: each task above waits for another one of them (or "
+             "for something no task will ever do): cancel one of them or "
+             "add a deadline (tl_timeout_enter)", (unsigned)l->id);
+}
+
+/* Virtual clock: time moves only when nothing is in flight, so a
+ * thread-pool job (or another thread) that waits for something a virtual
+ * timer drives never finishes, and the loop waits for it for ever. Say so
+ * once per stall, after TL__STALL_NS of real time with nothing ready,
+ * jobs in flight, timers pending and nothing moving. */
+static int64_t stall_ns(void)
+{
+    /* $TULIP_VIRTUAL_STALL_MS (for tests), else 5 s; loops of several
+     * threads may race to compute it: same value, atomic store. */
+    static _Atomic int64_t cached;
+    int64_t ns = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!ns) {
+        const char *e = getenv("TULIP_VIRTUAL_STALL_MS");
+        long long ms = e && *e ? strtoll(e, NULL, 10) : 5000;
+        ns = (ms > 0 ? ms : 5000) * (int64_t)1000000;
+        atomic_store_explicit(&cached, ns, memory_order_relaxed);
     }
+    return ns;
+}
+#define TL__STALL_NS stall_ns()
+static void report_virtual_stall(tl__loop *l, int64_t next)
+{
+    tl__diag("loop #%u: virtual clock stalled for %.1f s: no task is "
+             "ready and %d thread-pool job(s) are in flight, so the clock "
+             "will not jump to the next timer (%.3f s); if a job waits for "
+             "something only a timer of this loop brings about, this never "
+             "ends. The tasks:", (unsigned)l->id,
+             (double)TL__STALL_NS / 1e9, l->inflight, (double)next / 1e9);
+    tl__dump_diag(l);
+    tl__diag("loop #%u: what you can do: do not make a pool job wait on the "
+             "loop (give it what it needs before submitting, or hand the "
+             "waiting back to a task with tl_loop_call), or run this code "
+             "on the real clock (tl_config.virtual_clock = 0)",
+             (unsigned)l->id);
+}
+
+/* Work the loop does between polls for a signal-requested dump. */
+static void dump_if_asked(tl__loop *l)
+{
+    if (!atomic_load_explicit(&l->dump_pending, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&l->dump_pending, 0, memory_order_relaxed);
+    tl__diag("loop #%u: task dump (signal %d):", (unsigned)l->id,
+             l->dump_signal);
+    tl__dump_diag(l);
 }
 
 /* Ask the kernel only when it can have news for us: when the loop is about
@@ -293,6 +337,7 @@ static bool must_poll(const tl__loop *l)
 static void poll_once(tl__loop *l)
 {
     int64_t next = tl__timer_next(l);
+    bool polled = must_poll(l);
     if (l->virtual_clock) {
         /* Time may jump only when no task is ready, a look at the kernel
          * finds nothing and nothing is in flight; otherwise a wait_for test
@@ -300,9 +345,23 @@ static void poll_once(tl__loop *l)
         int64_t timeout = l->runq_head ? 0 : (l->inflight > 0 ? -1 : 0);
         if (!l->runq_head && l->inflight == 0 && next == INT64_MAX)
             timeout = -1, report_deadlock(l);
-        if (must_poll(l)) l->backend->poll(l, timeout);
+        /* Jobs in flight and a timer waiting: wait in slices, to notice
+         * a stall (report_virtual_stall). */
+        bool stall = !l->runq_head && l->inflight > 0 && next != INT64_MAX;
+        if (stall && l->stall_since >= 0) {
+            int64_t real = tl__clock_ns();
+            if (l->stall_since == 0) l->stall_since = real;
+            if (real - l->stall_since >= TL__STALL_NS) {
+                report_virtual_stall(l, next);
+                l->stall_since = -1; /* once per stall */
+            } else {
+                timeout = l->stall_since + TL__STALL_NS - real;
+            }
+        }
+        if (polled) l->backend->poll(l, timeout);
         if (l->sigint_pending) tl__sigint_dispatch(l);
         tl__loop_drain_inbox(l);
+        if (l->runq_head || !stall) l->stall_since = 0; /* moved */
         if (!l->runq_head && l->inflight == 0 && next != INT64_MAX &&
             next > l->vnow)
             l->vnow = next;
@@ -316,11 +375,18 @@ static void poll_once(tl__loop *l)
                 if (timeout < 0) timeout = 0;
             }
         }
-        if (must_poll(l)) l->backend->poll(l, timeout);
+        if (polled) l->backend->poll(l, timeout);
         if (l->sigint_pending) tl__sigint_dispatch(l);
         tl__loop_drain_inbox(l);
     }
-    if (l->timers.count) tl__timer_run(l, tl__loop_now(l));
+    dump_if_asked(l);
+    /* The tick parked tasks stamp (wait_since): read the clock when this
+     * iteration needs it anyway, else every 64th, so a loop of yielding
+     * tasks reads no clock per switch (invariant 9). */
+    if (l->timers.count || polled || (++l->tick_skips & 63) == 0) {
+        l->tick_ns = tl__loop_now(l);
+        if (l->timers.count) tl__timer_run(l, l->tick_ns);
+    }
 }
 
 /* ---- loop lifetime ------------------------------------------------------ */
@@ -437,16 +503,11 @@ static void teardown(tl__loop *l)
         if (l->live == 0) break;
         if (!named && tl__clock_ns() - start > 5 * (int64_t)1000000000) {
             named = 1;
-            tl__diag("tl_run: %zu task(s) still running 5 s into teardown:",
-                     l->live);
-            for (uint32_t s = 0; s < l->nslots; s++) {
-                tl__task *t = tl__slot_task(l, s);
-                char label[48];
-                if (t->state != TL__T_FREE && t->state != TL__T_DONE)
-                    tl__diag("  task %s %s %s", tl__task_label(t, label,
-                             sizeof label), t->wait_what ? "waits in"
-                             : "is", t->wait_what ? t->wait_what : "ready");
-            }
+            tl__diag("tl_run: %zu task(s) still running 5 s into teardown "
+                     "(main returned and every task was cancelled; these "
+                     "ignore it or wait in a call that cannot be "
+                     "cancelled):", l->live);
+            tl__dump_diag(l);
         }
         poll_once(l);
     }
@@ -482,6 +543,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
     tl__stack_thread_init();
     tl__stack_report_install();
     if (!cfg.no_sigint) tl__sigint_install(l);
+    tl__dump_signal_install(l, cfg.dump_signal);
     tl__watchdog_register(l);
     if (tl__pool_loop_open) tl__pool_loop_open(l);
 
@@ -512,6 +574,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
     tl__loop_drain_inbox(l); /* free calls posted before the handle closed */
     tl__watchdog_unregister(l);
     tl__sigint_restore(l);
+    tl__dump_signal_remove(l);
     tl__stack_thread_fini();
     tl__fiber_fini_thread(&l->sched);
     tl__self = outer;

@@ -444,6 +444,7 @@ int tl__park(tl__task *t, tl__cancel_fn on_cancel, const char *what)
     t->state = TL__T_WAITING;
     t->on_cancel = on_cancel;
     t->wait_what = what;
+    t->wait_since = t->loop->tick_ns;
     /* A cancel that is already in force must not be slept through. */
     if (on_cancel && tl__task_cancelled(t)) {
         t->on_cancel = NULL;
@@ -451,6 +452,7 @@ int tl__park(tl__task *t, tl__cancel_fn on_cancel, const char *what)
     }
     suspend(t);
     t->wait_what = NULL;
+    t->wait_describe = NULL;
     return t->wake_result;
 }
 
@@ -528,7 +530,9 @@ int tl__handoff(tl__task *self, tl__cancel_fn on_cancel, const char *what,
     self->state = TL__T_WAITING;
     self->on_cancel = on_cancel;
     self->wait_what = what;
+    self->wait_since = l->tick_ns;
     switch_to_task(self, to);
     self->wait_what = NULL;
+    self->wait_describe = NULL;
     return self->wake_result;
 }

@@ -196,6 +196,19 @@ int tl_lock_destroy(tl_lock *l)
     return 0;
 }
 
+/* The task dump's detail for a task waiting in tl_lock_acquire. */
+static void lock_describe(const tl__task *t, char *buf, size_t len)
+{
+    const tl_lock *l = t->wait_data;
+    const tl__task *o = l ? l->_owner : NULL;
+    char label[48];
+    if (o && o->gen == l->_owner_gen)
+        snprintf(buf, len, "lock %p held by task %s (slot %u)", (void *)l,
+                 tl__task_label(o, label, sizeof label), (unsigned)o->slot);
+    else
+        snprintf(buf, len, "lock %p", (void *)l);
+}
+
 int tl_lock_acquire(tl_lock *l)
 {
     tl__task *self = tl__task_self("tl_lock_acquire");
@@ -217,6 +230,7 @@ int tl_lock_acquire(tl_lock *l)
     }
     rc = tl__waitq_check_loop(&l->_waiters, "tl_lock_acquire");
     if (rc < 0) return rc;
+    self->wait_describe = lock_describe;
     /* Woken with 0 by a release: we are the owner already. */
     return tl__waitq_park(&l->_waiters, self, l, tl__waitq_cancel,
                           "tl_lock_acquire");

@@ -416,6 +416,17 @@ static void job_cancel(tl__task *t)
     tl__wake(t, -ECANCELED);
 }
 
+/* The task dump's detail for a task waiting for its job. The state is
+ * the pool lock's, read without it: a stale word in a dump is harmless. */
+static void job_describe(const tl__task *t, char *buf, size_t len)
+{
+    const tl__job *j = t->wait_data;
+    int state = j ? __atomic_load_n(&j->state, __ATOMIC_RELAXED) : 0;
+    snprintf(buf, len, "thread-pool job %s", state == JOB_QUEUED
+             ? "queued (no worker free yet)" : state == JOB_RUNNING
+             ? "running on a worker thread" : "done, result on its way");
+}
+
 static int run_job(tl__task *self, tl__job *j, int mode, const char *what)
 {
     j->waiter = NULL;
@@ -429,6 +440,7 @@ static int run_job(tl__task *self, tl__job *j, int mode, const char *what)
     }
     j->waiter = self;
     self->wait_data = j;
+    self->wait_describe = job_describe;
     rc = tl__park(self, job_cancel, what);
     self->wait_data = NULL;
     return rc;

@@ -17,6 +17,9 @@ install(DIRECTORY include/ DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
 # Man pages, generated from the header comments by tools/gendocs.sh and
 # committed (so building needs no Python): `man tl_spawn`, `man tulip`.
 install(DIRECTORY man/ DESTINATION "${CMAKE_INSTALL_MANDIR}")
+# The gdb script that lists tasks of a core file or a stopped process:
+# (gdb) source <prefix>/share/tulip/tulip-gdb.py, then tulip-tasks.
+install(FILES tools/tulip-gdb.py DESTINATION "${CMAKE_INSTALL_DATADIR}/tulip")
 install(EXPORT tulipTargets NAMESPACE tulip:: DESTINATION "${TULIP_CMAKE_DIR}")
 
 configure_package_config_file(cmake/tulipConfig.cmake.in

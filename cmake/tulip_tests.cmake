@@ -105,6 +105,9 @@ foreach(_src IN LISTS _tl_tests)
   add_executable(${_name} "${_src}")
   target_link_libraries(${_name} PRIVATE tulip tulip_internal Threads::Threads)
   target_include_directories(${_name} PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}/tests")
+  # For tests that run a tool of the source tree (test_gdb: tools/).
+  target_compile_definitions(${_name} PRIVATE
+    TULIP_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
   # Tests scale their big counts down where every instruction is slow.
   if(TULIP_SANITIZE)
     target_compile_definitions(${_name} PRIVATE TULIP_TEST_SANITIZED=1)

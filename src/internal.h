@@ -317,7 +317,14 @@ struct tl__loop {
     int64_t wd_since_ns;
     int wd_reported;
     pthread_t thread;
+    struct tl__loop *reg_next; /* tl__loop_registry link (its lock) */
 };
+
+/* Every loop between tl_run's start and end, newest first: what a
+ * debugger walks to list tasks (tools/tulip-gdb.py), since a core file or
+ * a stopped process has no running code to ask. Guarded by a mutex in
+ * src/core/loop.c; a debugger reads it with the process stopped. */
+extern tl__loop *tl__loop_registry;
 
 /* Make t the running task. The watchdog reads these with relaxed loads;
  * no clock is read on the switch path (invariant 9). */

@@ -23,6 +23,27 @@
 #include <unistd.h>
 
 __thread tl__loop *tl__self;
+__attribute__((used)) tl__loop *tl__loop_registry;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void registry_add(tl__loop *l)
+{
+    pthread_mutex_lock(&registry_lock);
+    l->reg_next = tl__loop_registry;
+    tl__loop_registry = l;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_remove(tl__loop *l)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (tl__loop **p = &tl__loop_registry; *p; p = &(*p)->reg_next)
+        if (*p == l) {
+            *p = l->reg_next;
+            break;
+        }
+    pthread_mutex_unlock(&registry_lock);
+}
 _Atomic unsigned tl__fork_gen;
 static _Atomic uint32_t next_loop_id = 1;
 
@@ -66,6 +87,10 @@ static void on_fork_child(void)
     /* Every loop inherited by this child is dead: its epoll set and rings
      * belong to the parent. Tasks notice at their next tulip call. */
     atomic_fetch_add_explicit(&tl__fork_gen, 1, memory_order_relaxed);
+    /* Another thread may have held the registry lock at the fork; the
+     * inherited loops are dead here anyway. */
+    pthread_mutex_init(&registry_lock, NULL);
+    tl__loop_registry = NULL;
     tl__sigint_atfork_child();
 }
 
@@ -539,6 +564,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
     int rc = loop_new(&cfg, &l);
     if (rc < 0) return rc;
     tl__self = l;
+    registry_add(l);
     tl__fiber_init_thread(&l->sched);
     tl__stack_thread_init();
     tl__stack_report_install();
@@ -578,6 +604,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
     tl__stack_thread_fini();
     tl__fiber_fini_thread(&l->sched);
     tl__self = outer;
+    registry_remove(l);
     loop_free(l);
     return rc;
 }

@@ -32,7 +32,7 @@ for f in include/tulip.h include/tulip/version.h "$libdir/libtulip.a" \
          "$libdir/cmake/tulip/tulipConfig.cmake" \
          "$libdir/cmake/tulip/tulipConfigVersion.cmake" \
          "$mandir/man3/tl_spawn.3" "$mandir/man3/tl_spawn_ex.3" \
-         "$mandir/man7/tulip.7"; do
+         "$mandir/man7/tulip.7" share/tulip/tulip-gdb.py; do
     [ -e "$prefix/$f" ] || { echo "install_consumer: $f not installed"; exit 1; }
 done
 ls "$prefix/$libdir"/libtulip.so.* >/dev/null 2>&1 ||

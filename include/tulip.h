@@ -489,12 +489,13 @@ TL_API void tl__with_end(struct tl__with *w);
 #endif
 
 /* Topic headers: coordination primitives, queues, threads, wait sets,
- * generators, the version. Each is part of the one public API. */
+ * generators, the version, I/O. Each is part of the one public API. */
 #include "tulip/sync.h"
 #include "tulip/queue.h"
 #include "tulip/thread.h"
 #include "tulip/wait.h"
 #include "tulip/gen.h"
 #include "tulip/version.h"
+#include "tulip/io.h"
 
 #endif /* TULIP_H */

@@ -25,6 +25,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "core/fiber.h"
 #include "core/stack.h"
@@ -158,6 +160,8 @@ struct tl__task {
     tl__timer timer;         /* tl_sleep */
     int saved_errno;         /* invariant 10 */
     uint32_t ignored_cancels;
+    uint32_t io_streak;      /* I/O calls that completed without parking
+                                in a row (src/io/op.c yields after a few) */
     size_t stack_size;       /* requested; 0 = loop default */
 
     int fail_code;           /* code of the latest tl_fail, 0 if none */
@@ -203,6 +207,127 @@ struct tl__rec {
     size_t nerrors, errors_cap;
 };
 
+/* ---- I/O records shared by the I/O layer and the backends (src/io/) -- *
+ *
+ *   tl__fd   one per file descriptor tulip has seen, in a table indexed by
+ *            the fd number (l->io->fds); its generation is bumped when
+ *            tulip forgets the fd (tl_close, tl_fd_forget), so an event
+ *            tagged with an older generation is dropped, never applied to
+ *            whatever now has that number;
+ *   tl__op   one kernel request of the completion backend (io_uring), in a
+ *            table of slots (l->io->ops); runtime memory that lives until
+ *            the request's own completion arrived, also after a cancel
+ *            (invariant 1); its user_data is slot + generation.
+ *
+ * The backends call up into the I/O layer through exactly two entry
+ * points, tl__fd_event (readiness, epoll) and tl__op_complete (a
+ * completion, io_uring); everything else goes down through tl__backend. */
+
+/* Readiness bits (the public TL_READABLE / TL_WRITABLE are the first two). */
+#define TL__EV_IN 0x1u
+#define TL__EV_OUT 0x2u
+#define TL__EV_ERR 0x4u /* error or hang-up: both directions may proceed */
+
+enum { TL__DIR_R = 0, TL__DIR_W = 1 };
+
+typedef struct tl__fd {
+    int fd;
+    uint32_t gen;          /* >= 1; bumped when tulip forgets the fd */
+    uint8_t live;          /* tulip knows this fd */
+    uint8_t registered;    /* epoll: in the epoll set */
+    uint8_t ready;         /* TL__EV_* edges seen and not yet consumed: an
+                              edge that came with no waiter is kept here */
+    uint8_t is_sock;       /* 0 unknown, 1 a socket, 2 a pipe or FIFO,
+                              3 anything else (src/io/ops.c) */
+    uint32_t mode;         /* epoll: the events currently registered */
+    tl__task *waiter[2];   /* the task using each direction (parked for
+                              readiness, or owning an op): one at a time */
+    tl__link ops;          /* io_uring: this fd's ops in the kernel */
+    struct tl_fd_watch *watch; /* the persistent watcher, or NULL */
+} tl__fd;
+
+/* Tags: epoll_event.data.u64 of a record is gen << 32 | fd (0 is the
+ * wake eventfd: generations start at 1); an op's user_data is
+ * gen << 32 | slot << 2 | 2 (0 and 1 are the backend's own). */
+static inline uint64_t tl__fd_tag(const tl__fd *r)
+{
+    return (uint64_t)r->gen << 32 | (uint32_t)r->fd;
+}
+
+enum tl__op_kind {
+    TL__OP_POLL = 1, /* poll_mask; level-triggered one-shot */
+    TL__OP_READ,     /* buf, len, off (-1: the file position) */
+    TL__OP_WRITE,
+    TL__OP_READV,    /* msg.msg_iov / msg_iovlen, off */
+    TL__OP_WRITEV,
+    TL__OP_RECV,     /* buf, len, flags */
+    TL__OP_SEND,
+    TL__OP_RECVMSG,  /* msgp, flags */
+    TL__OP_SENDMSG,
+    TL__OP_ACCEPT,   /* addr, addrlen, flags */
+    TL__OP_CONNECT,  /* addr, alen */
+    TL__OP_SHUTDOWN, /* flags = how */
+};
+
+enum tl__op_state {
+    TL__OPS_FREE = 0,
+    TL__OPS_PENDING,    /* waiting for room in the submission queue */
+    TL__OPS_SUBMITTED,  /* in the SQ or in the kernel */
+    TL__OPS_CANCELLING, /* a cancel was asked for; its completion follows */
+};
+
+typedef struct tl__op tl__op;
+struct tl__op {
+    uint32_t slot, gen;     /* user_data: see tl__op_ud */
+    uint8_t kind;           /* enum tl__op_kind */
+    uint8_t state;          /* enum tl__op_state */
+    uint8_t orphan;         /* nobody waits: free it at its completion */
+    uint8_t closed;         /* its fd was closed through tulip */
+    uint8_t cancel_pending; /* the cancel request waits for an SQE */
+    uint8_t counted;        /* counted in l->inflight */
+    uint8_t abandon;        /* touches only runtime memory: a cancelled
+                               owner leaves at once, the op becomes an
+                               orphan (fd waits, runtime-owned buffers) */
+    uint8_t cancel_asked;   /* the owner was cancelled; waits for the
+                               op's own completion (invariant 1) */
+    uint8_t dirs;           /* record slots it holds: 1 << TL__DIR_* */
+    int fd;
+    tl__fd *rec;            /* its record (records never move) */
+    uint32_t fd_gen;        /* the record's generation at submit */
+    tl__task *owner;        /* parked on it, or NULL */
+    /* Called with the completion; the default (NULL) wakes the owner. */
+    void (*done)(tl__loop *l, tl__op *op, int res, unsigned flags);
+    void *data;             /* done's own (a watcher) */
+    tl__link fd_link;       /* in its record's ops */
+    tl__link pend_link;     /* in the backend's pending list (and the
+                               I/O layer's free list while FREE) */
+    /* Arguments. Caller memory (buf, iov, addr) lives as long as the op:
+     * its owner waits for the completion (invariant 1). */
+    void *buf;
+    size_t len;
+    int64_t off;
+    int flags;
+    unsigned poll_mask;
+    struct msghdr *msgp;    /* RECVMSG/SENDMSG: &msg or the caller's */
+    void *addr;
+    socklen_t *addrlen;
+    socklen_t alen;
+    struct msghdr msg;      /* runtime-owned header (recvfrom, sendto,
+                               readv on sockets) */
+    struct iovec iov;
+    int res;                /* the completion's result */
+};
+
+static inline uint64_t tl__op_ud(const tl__op *op)
+{
+    return (uint64_t)op->gen << 32 | (uint64_t)op->slot << 2 | 2u;
+}
+
+/* Entry points the backends call (src/io/fd.c, src/io/op.c). On the
+ * scheduler's stack, from the backend's poll. */
+void tl__fd_event(tl__loop *l, uint64_t tag, unsigned ev);
+void tl__op_complete(tl__loop *l, uint64_t ud, int res, unsigned flags);
+
 /* ---- backend (src/backend/) ------------------------------------------- */
 
 typedef struct tl__backend {
@@ -212,8 +337,32 @@ typedef struct tl__backend {
     int (*open)(tl__loop *l);
     void (*close)(tl__loop *l);
     /* Wait up to timeout_ns (-1: forever, 0: just look) for I/O and
-     * wake-ups; dispatch what is ready. Returns events handled or -errno. */
+     * wake-ups; submit what is queued first, in the same system call where
+     * the kernel allows; dispatch what is ready (tl__fd_event,
+     * tl__op_complete). Returns events handled or -errno. An unexpected
+     * error of the kernel wait is handled inside: fall back, or abort
+     * loudly; never returned to be spun on. */
     int (*poll)(tl__loop *l, int64_t timeout_ns);
+
+    /* 1: operations are kernel requests (submit/cancel); 0: readiness
+     * (fd_ctl), the I/O layer makes the system calls itself. */
+    int completion;
+    /* Readiness backends: put r's fd in the kernel's set with `events`
+     * (TL__EV_IN|OUT), edge-triggered if `edge`, else level-triggered;
+     * events 0 takes it out. 0 or -errno. */
+    int (*fd_ctl)(tl__loop *l, tl__fd *r, unsigned events, int edge);
+    /* Completion backends: queue op (an SQE now, or on the pending list
+     * when the submission queue is full: back-pressure, never an error);
+     * it reaches the kernel at the next poll. */
+    void (*submit)(tl__loop *l, tl__op *op);
+    /* Ask the kernel to cancel op (already submitted); the op's own
+     * completion follows. A cancel that finds the SQ full is kept on the
+     * pending list. An op still on the pending list is taken off it and
+     * 1 returned (the kernel never saw it); else 0. */
+    int (*cancel)(tl__loop *l, tl__op *op);
+    /* Hand what is queued to the kernel now (tl_close: before close(2),
+     * so no queued request can meet a reused fd number). */
+    void (*flush)(tl__loop *l);
 } tl__backend;
 
 /* Wake-ups from other threads and signal handlers: the loop owns one
@@ -266,6 +415,15 @@ struct tl__loop {
     int io_waiters;          /* tasks waiting on fds registered with the
                                 backend; while > 0 the kernel is polled
                                 every iteration (see must_poll) */
+    int io_watchers;         /* active fd watchers (tl_fd_watch): like
+                                io_waiters, the kernel is polled every
+                                iteration while > 0 */
+    int io_queued;           /* requests prepared for the kernel and not
+                                yet submitted (io_uring SQEs, pending
+                                cancels): the next iteration polls */
+    uint64_t io_batch;       /* bumped by each backend poll: a watcher
+                                made during a batch ignores its events */
+    struct tl__io *io;       /* the I/O layer's tables (src/io/), lazy */
 
     const tl__backend *backend;
     void *be;                /* backend state */
@@ -505,6 +663,14 @@ struct tl__census *tl__census_new(void); /* NULL unless TULIP_STACK_CENSUS */
 void tl__census_note(struct tl__census *c, const tl__task *t);
 void tl__census_print(tl__loop *l);
 void tl__census_free(tl__loop *l);
+
+/* The I/O layer (src/io/). tl__io_owed: kernel requests not yet
+ * completed. tl__io_loop_close: after teardown, wait (bounded, naming
+ * what is left) until the kernel owes nothing, then free the tables; a
+ * request still owed after the bound keeps its memory (leaked rather
+ * than freed under the kernel). */
+size_t tl__io_owed(const tl__loop *l);
+void tl__io_loop_close(tl__loop *l);
 
 /* Watchdog (src/watchdog.c). */
 void tl__watchdog_register(tl__loop *l);

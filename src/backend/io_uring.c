@@ -1,21 +1,39 @@
-/* The io_uring backend (liburing). For now it waits for timers and
- * wake-ups, like epoll.c; the I/O layer will submit its requests here and
- * get their completions back through uring_dispatch.
+/* The io_uring backend (liburing): a completion backend. The I/O layer
+ * hands it operations (tl__op: read, send, accept, poll, ...); each becomes
+ * one SQE, and all SQEs prepared during an iteration reach the kernel with
+ * the one io_uring_enter that also waits (io_uring_submit_and_wait_timeout):
+ * batching is io_uring's whole advantage here (one entry per submit costs
+ * 360-480 ns, 32 per submit 75 each).
  *
- * Rules (DESIGN.md, "What things cost"):
+ * Rules (DESIGN.md, "What things cost" and "The I/O layer"):
  * - the ring is made with SINGLE_ISSUER | DEFER_TASKRUN (only the loop's
  *   thread submits, and completions are posted when the loop asks for them,
  *   not by interrupting it), with fewer flags on older kernels that say
- *   -EINVAL; its fd is registered (io_uring_register_ring_fd), so
- *   io_uring_enter skips the fd lookup;
+ *   -EINVAL; its CQ is 16 times the SQ (IORING_SETUP_CQSIZE: multishot
+ *   requests post many completions per submission) and its fd is
+ *   registered (io_uring_register_ring_fd), so io_uring_enter skips the
+ *   fd lookup;
+ * - user_data: 0 a request whose completion tells nothing (cancel
+ *   requests: invariant 1 waits for the cancelled op's own completion),
+ *   1 the wake poll, LIBURING_UDATA_TIMEOUT liburing's own, else an op's
+ *   slot + generation (tl__op_ud), checked by tl__op_complete, so a
+ *   completion for an op slot that was reused is dropped;
+ * - back-pressure: an op or cancel that finds the SQ full (after one
+ *   flush) waits on the pending list, in order, and is prepared at the
+ *   next poll; -EBUSY / -EAGAIN from io_uring_enter (CQ overflow, no
+ *   memory for requests) mean "reap, then try again", never an error for
+ *   a task; a CQ that overflowed (IORING_FEAT_NODROP keeps the completions
+ *   in the kernel) is flushed with io_uring_get_events and reaped again;
  * - wake-ups: other threads and the SIGINT handler write l->wake_fd (an
  *   eventfd) with write(2), exactly as with epoll. The eventfd is never
  *   written THROUGH the ring (io_uring punts that to a worker thread: tens
- *   of microseconds). The ring watches it with one multishot POLL_ADD, armed
- *   again when a completion comes without IORING_CQE_F_MORE, and the loop
- *   drains it with read(2);
- * - waiting is io_uring_submit_and_wait_timeout: whatever was prepared is
- *   submitted by the same system call that waits.
+ *   of microseconds). The ring watches it with one multishot POLL_ADD,
+ *   armed again when a completion comes without IORING_CQE_F_MORE, and the
+ *   loop drains it with read(2);
+ * - any other error of io_uring_enter (EPERM from a seccomp profile added
+ *   after the ring was made, EBADF, EFAULT) aborts with the errno named:
+ *   operations are in the kernel, so there is no falling back to epoll
+ *   midway, and spinning on the error would hide it.
  *
  * Compiled only when CMake found liburing (TL_HAVE_LIBURING). */
 #ifdef TL_HAVE_LIBURING
@@ -28,37 +46,17 @@
 #include <string.h>
 #include <unistd.h>
 
-/* user_data of a request:
- *   UR_UD_IGNORE   a request whose own completion tells nothing (the
- *                  cancel requests of the I/O layer: invariant 1 waits for
- *                  the cancelled operation's own completion, not these);
- *   UR_UD_WAKE     the multishot poll on l->wake_fd;
- *   LIBURING_UDATA_TIMEOUT  liburing's own timeout on kernels without
- *                  IORING_FEAT_EXT_ARG (skipped);
- *   anything else  the address of a tl__uring_op. */
 #define UR_UD_IGNORE 0u
 #define UR_UD_WAKE 1u
-
-/* One request of the (future) I/O layer: it embeds this struct in its own
- * operation record, sets done, and passes the struct's address as the
- * request's user_data; uring_dispatch calls done with the completion.
- * The op must stay alive until its completion arrives (also after a
- * cancel: invariant 1), and l->inflight counts it until then.
- * done() must never hand the kernel's -ECANCELED to a task: a cancelled
- * request completes with -ECANCELED (or -EINTR, or even succeeds when the
- * cancel came too late); the waiting task is woken with the status its own
- * cancellation dictates (see the cancel hook in src/time.c), and a result
- * that raced the cancel is kept, not lost. */
-typedef struct tl__uring_op tl__uring_op;
-struct tl__uring_op {
-    void (*done)(tl__loop *l, tl__uring_op *op, int res, unsigned cqe_flags);
-};
 
 typedef struct uring_state {
     struct io_uring ring;
     unsigned setup_flags;  /* what the kernel accepted */
     int wake_armed;        /* the wake poll is in the kernel (or queued) */
     int wake_multishot;    /* 0 after the kernel refused multishot poll */
+    tl__link pending;      /* ops (or their cancels) waiting for an SQE */
+    unsigned busy_rounds;  /* back-pressure polls in a row with no
+                              completion (a stuck ring is reported) */
 } uring_state;
 
 /* Setup flags, best first; a kernel that does not know one says -EINVAL.
@@ -70,18 +68,18 @@ static const unsigned setup_tries[] = {
     0,
 };
 
-/* Entries: room for a burst of I/O requests; the CQ gets twice that. */
+/* Entries: room for a burst of I/O requests; the CQ gets 16 times that
+ * (multishot accept/recv post many completions per request). */
 #define UR_ENTRIES 256
+#define UR_CQ_ENTRIES (16 * UR_ENTRIES)
 
-/* An SQE, submitting what is queued when the SQ is full. NULL only if the
- * ring is broken. */
+/* An SQE, submitting what is queued when the SQ is full. NULL when the
+ * kernel cannot take more right now (back-pressure). */
 static struct io_uring_sqe *ur_sqe(uring_state *s)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    if (!sqe) {
-        io_uring_submit(&s->ring);
+    if (!sqe && io_uring_submit(&s->ring) >= 0)
         sqe = io_uring_get_sqe(&s->ring);
-    }
     return sqe;
 }
 
@@ -96,6 +94,7 @@ static int arm_wake(tl__loop *l, uring_state *s)
         io_uring_prep_poll_add(sqe, l->wake_fd, POLLIN);
     io_uring_sqe_set_data64(sqe, UR_UD_WAKE);
     s->wake_armed = 1;
+    l->io_queued = 1;
     return 0;
 }
 
@@ -103,11 +102,13 @@ static int ur_open(tl__loop *l)
 {
     uring_state *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
+    tl__list_init(&s->pending);
     int rc = -EINVAL;
     for (size_t i = 0; i < sizeof setup_tries / sizeof setup_tries[0]; i++) {
         struct io_uring_params p;
         memset(&p, 0, sizeof p);
-        p.flags = setup_tries[i];
+        p.flags = setup_tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        p.cq_entries = UR_CQ_ENTRIES;
         rc = io_uring_queue_init_params(UR_ENTRIES, &s->ring, &p);
         if (rc != -EINVAL) {
             s->setup_flags = setup_tries[i];
@@ -132,6 +133,7 @@ static int ur_open(tl__loop *l)
         free(s);
         return rc;
     }
+    l->io_queued = 0;
     return 0;
 }
 
@@ -139,11 +141,132 @@ static void ur_close(tl__loop *l)
 {
     uring_state *s = l->be;
     if (!s) return;
-    /* Exiting the ring cancels the wake poll; the I/O layer makes sure no
-     * operation of its own is still owed (l->inflight) before this. */
+    /* Exiting the ring cancels the wake poll; tl__io_loop_close made sure
+     * no operation of the I/O layer is still owed before this. */
     io_uring_queue_exit(&s->ring);
     free(s);
     l->be = NULL;
+}
+
+static unsigned rw_len(size_t len)
+{
+    /* The kernel moves at most 0x7ffff000 bytes per read/write anyway. */
+    return len > 0x7ffff000u ? 0x7ffff000u : (unsigned)len;
+}
+
+static void prep_op(struct io_uring_sqe *sqe, tl__op *op)
+{
+    switch (op->kind) {
+    case TL__OP_POLL:
+        io_uring_prep_poll_add(sqe, op->fd, op->poll_mask);
+        break;
+    case TL__OP_READ:
+        io_uring_prep_read(sqe, op->fd, op->buf, rw_len(op->len),
+                           (uint64_t)op->off);
+        break;
+    case TL__OP_WRITE:
+        io_uring_prep_write(sqe, op->fd, op->buf, rw_len(op->len),
+                            (uint64_t)op->off);
+        break;
+    case TL__OP_READV:
+        io_uring_prep_readv(sqe, op->fd, op->msg.msg_iov,
+                            (unsigned)op->msg.msg_iovlen, (uint64_t)op->off);
+        break;
+    case TL__OP_WRITEV:
+        io_uring_prep_writev(sqe, op->fd, op->msg.msg_iov,
+                             (unsigned)op->msg.msg_iovlen, (uint64_t)op->off);
+        break;
+    case TL__OP_RECV:
+        io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+        break;
+    case TL__OP_SEND:
+        io_uring_prep_send(sqe, op->fd, op->buf, op->len,
+                           op->flags | MSG_NOSIGNAL);
+        break;
+    case TL__OP_RECVMSG:
+        io_uring_prep_recvmsg(sqe, op->fd, op->msgp, (unsigned)op->flags);
+        break;
+    case TL__OP_SENDMSG:
+        io_uring_prep_sendmsg(sqe, op->fd, op->msgp,
+                              (unsigned)op->flags | MSG_NOSIGNAL);
+        break;
+    case TL__OP_ACCEPT:
+        io_uring_prep_accept(sqe, op->fd, op->addr, op->addrlen, op->flags);
+        break;
+    case TL__OP_CONNECT:
+        io_uring_prep_connect(sqe, op->fd, op->addr, op->alen);
+        break;
+    case TL__OP_SHUTDOWN:
+        io_uring_prep_shutdown(sqe, op->fd, op->flags);
+        break;
+    default:
+        tl__fatal("io_uring: unknown operation kind %d", op->kind);
+    }
+    io_uring_sqe_set_data64(sqe, tl__op_ud(op));
+}
+
+static void prep_cancel(struct io_uring_sqe *sqe, tl__op *op)
+{
+    io_uring_prep_cancel64(sqe, tl__op_ud(op), 0);
+    io_uring_sqe_set_data64(sqe, UR_UD_IGNORE);
+}
+
+static void ur_submit(tl__loop *l, tl__op *op)
+{
+    uring_state *s = l->be;
+    l->io_queued = 1;
+    struct io_uring_sqe *sqe = tl__list_empty(&s->pending) ? ur_sqe(s) : NULL;
+    if (!sqe) { /* keep the order: behind what already waits */
+        op->state = TL__OPS_PENDING;
+        tl__list_push(&s->pending, &op->pend_link);
+        return;
+    }
+    prep_op(sqe, op);
+    op->state = TL__OPS_SUBMITTED;
+}
+
+static int ur_cancel(tl__loop *l, tl__op *op)
+{
+    uring_state *s = l->be;
+    if (op->state == TL__OPS_PENDING) { /* the kernel never saw it */
+        tl__list_remove(&op->pend_link);
+        return 1;
+    }
+    op->state = TL__OPS_CANCELLING;
+    l->io_queued = 1;
+    struct io_uring_sqe *sqe = tl__list_empty(&s->pending) ? ur_sqe(s) : NULL;
+    if (!sqe) {
+        op->cancel_pending = 1;
+        tl__list_push(&s->pending, &op->pend_link);
+        return 0;
+    }
+    prep_cancel(sqe, op);
+    return 0;
+}
+
+static void ur_flush(tl__loop *l)
+{
+    uring_state *s = l->be;
+    if (io_uring_sq_ready(&s->ring)) (void)io_uring_submit(&s->ring);
+}
+
+/* Move what waits on the pending list into the SQ while there is room. */
+static void flush_pending(uring_state *s)
+{
+    tl__link *n;
+    while (!tl__list_empty(&s->pending)) {
+        struct io_uring_sqe *sqe = ur_sqe(s);
+        if (!sqe) return;
+        n = tl__list_pop(&s->pending);
+        tl__op *op = tl__container_of(n, tl__op, pend_link);
+        if (op->cancel_pending) {
+            op->cancel_pending = 0;
+            prep_cancel(sqe, op);
+        } else {
+            prep_op(sqe, op);
+            op->state = TL__OPS_SUBMITTED;
+        }
+    }
 }
 
 /* One completion. Returns 1 if it was an event for the loop. */
@@ -163,17 +286,41 @@ static int uring_dispatch(tl__loop *l, uring_state *s,
         return 1;
     }
     if (ud == UR_UD_IGNORE || ud == LIBURING_UDATA_TIMEOUT) return 0;
-    /* An I/O request (none yet): its owner decides what the task sees,
-     * and never passes the kernel's -ECANCELED on (see tl__uring_op). */
-    tl__uring_op *op = (tl__uring_op *)(uintptr_t)ud;
-    op->done(l, op, cqe->res, cqe->flags);
-    return 1;
+    if ((ud & 3u) == 2u) {
+        tl__op_complete(l, ud, cqe->res, cqe->flags);
+        return 1;
+    }
+    return 0;
+}
+
+static unsigned reap(tl__loop *l, uring_state *s, int *handled)
+{
+    unsigned total = 0;
+    for (int round = 0; round < 8; round++) {
+        unsigned head, seen = 0;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(&s->ring, head, cqe) {
+            seen++;
+            *handled += uring_dispatch(l, s, cqe);
+        }
+        io_uring_cq_advance(&s->ring, seen);
+        total += seen;
+        /* Completions the CQ had no room for wait in the kernel
+         * (IORING_FEAT_NODROP): have them posted, reap again. */
+        if (!io_uring_cq_has_overflow(&s->ring) && seen == 0) break;
+        if (io_uring_cq_has_overflow(&s->ring))
+            (void)io_uring_get_events(&s->ring);
+        else if (seen == 0)
+            break;
+    }
+    return total;
 }
 
 static int ur_poll(tl__loop *l, int64_t timeout_ns)
 {
     uring_state *s = l->be;
-    if (!s->wake_armed) arm_wake(l, s);
+    flush_pending(s);
+    if (!s->wake_armed) (void)arm_wake(l, s);
     struct __kernel_timespec ts, *tsp = NULL;
     if (timeout_ns >= 0) {
         ts.tv_sec = timeout_ns / 1000000000;
@@ -182,19 +329,34 @@ static int ur_poll(tl__loop *l, int64_t timeout_ns)
     }
     struct io_uring_cqe *first = NULL;
     /* >= 0 (possibly the number submitted), -ETIME (the timeout passed),
-     * -EINTR (a signal: the SIGINT handler's flag is read by the loop), or
-     * a real error such as -EBUSY (CQ overflow: reap below, then retry). */
+     * -EINTR (a signal: the SIGINT handler's flag is read by the loop),
+     * -EBUSY / -EAGAIN (back-pressure: reap, retry next time), or a real
+     * error. */
     int rc = io_uring_submit_and_wait_timeout(&s->ring, &first, 1, tsp, NULL);
+    l->io_batch++;
     int handled = 0;
-    unsigned head, seen = 0;
-    struct io_uring_cqe *cqe;
-    io_uring_for_each_cqe(&s->ring, head, cqe) {
-        seen++;
-        handled += uring_dispatch(l, s, cqe);
+    unsigned seen = reap(l, s, &handled);
+    l->io_queued = io_uring_sq_ready(&s->ring) > 0 ||
+                   !tl__list_empty(&s->pending);
+    if (rc >= 0 || rc == -ETIME || rc == -EINTR) {
+        s->busy_rounds = 0;
+        return handled;
     }
-    io_uring_cq_advance(&s->ring, seen);
-    if (rc < 0 && rc != -ETIME && rc != -EINTR && seen == 0) return rc;
-    return handled;
+    if (rc == -EBUSY || rc == -EAGAIN) {
+        if (seen) {
+            s->busy_rounds = 0;
+        } else if (++s->busy_rounds >= 10000) {
+            tl__fatal("io_uring_enter keeps saying %s with nothing to reap "
+                      "(%u times); the ring is stuck", tl_errname(rc),
+                      s->busy_rounds);
+        } else {
+            l->io_queued = 1; /* the next iteration tries again */
+        }
+        return handled;
+    }
+    tl__fatal("io_uring_enter failed: %s (%s); operations are in the "
+              "kernel, so the loop cannot go on (TULIP_BACKEND=epoll "
+              "avoids io_uring)", tl_errname(rc), strerror(-rc));
 }
 
 const tl__backend tl__backend_io_uring = {
@@ -202,6 +364,10 @@ const tl__backend tl__backend_io_uring = {
     .open = ur_open,
     .close = ur_close,
     .poll = ur_poll,
+    .completion = 1,
+    .submit = ur_submit,
+    .cancel = ur_cancel,
+    .flush = ur_flush,
 };
 
 #endif /* TL_HAVE_LIBURING */

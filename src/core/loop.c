@@ -349,14 +349,18 @@ static void dump_if_asked(tl__loop *l)
 }
 
 /* Ask the kernel only when it can have news for us: when the loop is about
- * to wait, or while tasks wait on file descriptors (io_waiters), so that
- * ready tasks never starve I/O. Otherwise every wake-up we could get
+ * to wait, while tasks wait on file descriptors or kernel requests
+ * (io_waiters) or watchers are active (io_watchers), so that ready
+ * tasks never starve I/O, or when requests
+ * were prepared and not yet submitted (io_queued: an io_uring SQE, a
+ * cancel on the pending list). Otherwise every wake-up we could get
  * arrives through flags read without a syscall (inbox_pending,
  * sigint_pending) and timers, so a lone yielding task costs two switches,
  * not a system call per iteration. */
 static bool must_poll(const tl__loop *l)
 {
-    return !l->runq_head || l->io_waiters > 0;
+    return !l->runq_head || l->io_waiters > 0 || l->io_watchers > 0 ||
+           l->io_queued;
 }
 
 static void poll_once(tl__loop *l)
@@ -366,10 +370,17 @@ static void poll_once(tl__loop *l)
     if (l->virtual_clock) {
         /* Time may jump only when no task is ready, a look at the kernel
          * finds nothing and nothing is in flight; otherwise a wait_for test
-         * becomes a lottery. */
+         * becomes a lottery. In flight means owed regardless of any peer
+         * (pool jobs, cancelled kernel requests): a task waiting for a
+         * socket peer does not hold the clock, so a deadline around it
+         * still fires once nothing else can run. */
         int64_t timeout = l->runq_head ? 0 : (l->inflight > 0 ? -1 : 0);
-        if (!l->runq_head && l->inflight == 0 && next == INT64_MAX)
-            timeout = -1, report_deadlock(l);
+        if (!l->runq_head && l->inflight == 0 && next == INT64_MAX) {
+            timeout = -1;
+            /* Tasks waiting on fds wait for a peer (maybe outside this
+             * process): not a deadlock. */
+            if (l->io_waiters == 0 && l->io_watchers == 0) report_deadlock(l);
+        }
         /* Jobs in flight and a timer waiting: wait in slices, to notice
          * a stall (report_virtual_stall). */
         bool stall = !l->runq_head && l->inflight > 0 && next != INT64_MAX;
@@ -593,6 +604,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
         tl__loop_handle_close(l); /* tl_loop_call now says -ESHUTDOWN */
         teardown(l);
     }
+    tl__io_loop_close(l); /* every task is done: wait out the kernel */
     if (l->census) tl__census_print(l);
     if (tl__pool_loop_close) tl__pool_loop_close(l);
     tl__loop_handle_close(l);

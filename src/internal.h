@@ -577,6 +577,11 @@ int tl__handoff(tl__task *self, tl__cancel_fn on_cancel, const char *what,
 
 /* Is t cancelled at its current scope depth? */
 bool tl__task_cancelled(const tl__task *t);
+/* Fire the deadlines of t's visible scopes (innermost out to the first
+ * shield) that have passed on the loop clock but whose timers have not run
+ * yet (the task ran past them without suspending). Reads the clock only
+ * when such a scope has a deadline. Returns tl__task_cancelled(t). */
+bool tl__scope_expire(tl__task *t);
 /* tl_cancel's core: mark, propagate into its groups, abort its wait. */
 void tl__task_cancel(tl__task *t);
 /* A cancel became effective somewhere in t's scope stack: abort its wait

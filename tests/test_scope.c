@@ -992,3 +992,72 @@ Test(scope, deadline_inside_group_body_spares_children, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_timeout_in_group, NULL), 0);
 }
+
+/* ---- a deadline that passed while the task ran --------------------------- */
+
+/* The task runs past its deadline without suspending, so the deadline's
+ * timer has not fired yet: the next checkpoint must still see it (real
+ * clock). Two scopes: one asked first with tl_cancelled(), one met first
+ * by a suspending call. */
+static void spin_until(double loop_time)
+{
+    while (tl_now() <= loop_time) {}
+}
+
+static int main_deadline_passed_while_running(void *arg)
+{
+    (void)arg;
+    tl_scope s = tl_timeout_enter(0.005);
+    spin_until(tl_scope_deadline(s));
+    cr_expect_neq(tl_cancelled(), 0, "tl_cancelled() missed the deadline");
+    int rc = tl_yield();
+    cr_expect_eq(rc, -ECANCELED);
+    cr_expect_eq(tl_scope_exit(s, rc), -ETIMEDOUT);
+
+    s = tl_move_on_enter(0.005);
+    spin_until(tl_scope_deadline(s));
+    rc = tl_sleep(10.0); /* must not sleep */
+    cr_expect_eq(rc, -ECANCELED);
+    cr_expect_eq(tl_scope_exit(s, rc), 0);
+
+    /* Behind a shield the outer deadline stays outside. */
+    s = tl_timeout_enter(0.005);
+    tl_scope sh = tl_shield_enter();
+    spin_until(tl_scope_deadline(s));
+    cr_expect_eq(tl_yield(), 0);
+    cr_expect_eq(tl_scope_exit(sh, 0), 0);
+    rc = tl_yield();
+    cr_expect_eq(rc, -ECANCELED);
+    cr_expect_eq(tl_scope_exit(s, rc), -ETIMEDOUT);
+    cr_expect_eq(tl_yield(), 0);
+    return 0;
+}
+
+Test(scope, deadline_passed_while_running_seen_at_next_checkpoint,
+     .timeout = 10)
+{
+    cr_assert_eq(tl_run(main_deadline_passed_while_running, NULL), 0);
+}
+
+/* On the virtual clock time does not move while a task runs, however
+ * long it runs in real time: the check must read the loop's clock. */
+static int main_virtual_deadline_waits_for_time(void *arg)
+{
+    (void)arg;
+    tl_scope s = tl_timeout_enter(0.001);
+    double start = tl_test_now_s();
+    while (tl_test_now_s() < start + 0.02) {}
+    cr_expect_eq(tl_cancelled(), 0);
+    cr_expect_eq(tl_yield(), 0);
+    cr_expect_eq(tl_now(), 0.0);
+    int rc = tl_sleep(1.0);
+    cr_expect_eq(rc, -ECANCELED);
+    cr_expect_eq(tl_now(), 0.001);
+    cr_expect_eq(tl_scope_exit(s, rc), -ETIMEDOUT);
+    return 0;
+}
+
+Test(scope, virtual_deadline_ignores_real_time_spent_running, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_virtual_deadline_waits_for_time, NULL), 0);
+}

@@ -157,6 +157,18 @@ static void deadline_fire(tl__loop *l, tl__timer *tm)
     cancel_record(tl__container_of(tm, tl__rec, timer));
 }
 
+bool tl__scope_expire(tl__task *t)
+{
+    int64_t now = -1; /* read lazily: most scopes have no deadline */
+    for (tl__rec *r = t->scope_top; r; r = r->parent) {
+        if (r->kind == TL__R_SHIELD) break;
+        if (r->cancelled || r->timer.index == TL__TIMER_IDLE) continue;
+        if (now < 0) now = tl__loop_now(t->loop);
+        if (r->deadline <= now) cancel_record(r); /* fire it early */
+    }
+    return tl__task_cancelled(t);
+}
+
 static int arm_deadline(tl__rec *r, int64_t deadline)
 {
     tl__loop *l = r->owner->loop;

@@ -387,7 +387,8 @@ int tl_task_done(tl_task h)
 int tl_cancelled(void)
 {
     tl__loop *l = tl__self;
-    return l && l->current && tl__task_cancelled(l->current);
+    if (!l || !l->current) return 0;
+    return tl__task_cancelled(l->current) || tl__scope_expire(l->current);
 }
 
 /* ---- suspension --------------------------------------------------------- */
@@ -499,7 +500,9 @@ static void report_ignored(tl__task *t, const char *what, void *site)
 int tl__checkpoint(tl__task *t, const char *what, void *site)
 {
     if (!t->scope_top && !t->cancel_requested) return 0; /* fast path */
-    if (!tl__task_cancelled(t)) return 0;
+    /* A deadline that passed while the task ran (no suspension since, so
+     * its timer has not fired yet) counts now, not one call later. */
+    if (!tl__task_cancelled(t) && !tl__scope_expire(t)) return 0;
     /* Invariant 2a: a -ECANCELED return always yields once, so a task
      * that ignores it burns its own slice but never freezes the loop. */
     if (++t->ignored_cancels >= TL__IGNORED_CANCEL_LIMIT &&

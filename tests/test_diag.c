@@ -343,6 +343,68 @@ Test(diag, ignored_cancels_never_freeze_the_loop_and_are_named, .timeout = 10)
     TL_EXPECT_NOT_OUT(out, "'worker'");
 }
 
+/* Correct code that meets many cancels in sequence — a loop of timeouts,
+ * each one handled by leaving its scope — is not "ignoring" them. Every
+ * scope here is expired on entry, so each first call is cancelled at its
+ * checkpoint: the count the warning uses must restart at each handled
+ * cancel. Also for a group whose own cancel (tl_group_cancel) is handled. */
+static int handled_timeouts_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2500; i++) {
+        int rc;
+        TL_WITH_TIMEOUT(0.0, &rc) { rc = tl_sleep(1.0); }
+        if (rc == -ETIMEDOUT) F->count[0]++;
+        tl_scope s = tl_move_on_enter(0.0);
+        rc = tl_yield();
+        if (tl_scope_exit(s, rc) == 0 && rc == -ECANCELED) F->count[1]++;
+        tl_group g;
+        if (tl_group_enter(&g) < 0) return -ENOMEM;
+        (void)tl_group_cancel(g);
+        rc = tl_yield();
+        if (tl_group_wait(g, rc, NULL) == 0 && rc == -ECANCELED)
+            F->count[2]++;
+    }
+    return 0;
+}
+
+Test(diag, handled_cancels_in_sequence_are_not_ignored_cancels, .timeout = 10)
+{
+    F = tl_test_shared_page(sizeof *F);
+    int st = child_run(handled_timeouts_main);
+    TL_EXPECT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[15], 0);
+    cr_expect_eq(F->count[0], 2500);
+    cr_expect_eq(F->count[1], 2500);
+    cr_expect_eq(F->count[2], 2500);
+    TL_EXPECT_NOT_OUT(out, "ignored -ECANCELED");
+}
+
+/* A task that keeps calling inside a scope that stays cancelled is still
+ * named, even though it also opens and leaves (uncancelled) inner
+ * scopes. */
+static int ignorer_in_scope_main(void *arg)
+{
+    (void)arg;
+    tl_scope s = tl_timeout_enter(0.0);
+    for (int i = 0; i < 1200; i++) {
+        tl_scope in = tl_move_on_enter(100.0);
+        int rc = tl_sleep(1.0); /* ignored */
+        (void)tl_scope_exit(in, rc);
+    }
+    (void)tl_scope_exit(s, -ECANCELED);
+    return 0;
+}
+
+Test(diag, ignored_cancels_inside_inner_scopes_are_named, .timeout = 10)
+{
+    F = tl_test_shared_page(sizeof *F);
+    int st = child_run(ignorer_in_scope_main);
+    TL_EXPECT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[15], 0);
+    TL_EXPECT_OUT(out, "task 'main' ignored -ECANCELED 1000 times");
+}
+
 /* ---- the watchdog (invariant 9) ------------------------------------------ */
 
 /* The child's stderr goes into a private non-blocking pipe that the stuck

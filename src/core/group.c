@@ -189,6 +189,8 @@ int tl_group_wait(tl_group g, int body_rc, tl_errors *errs)
     int waited = r->nchildren > 0;
     tl__group_drain(self, r);
     tl__rec_pop(self, r, "tl_group_wait");
+    /* As tl_scope_exit: the group's own cancel was handled here. */
+    if (r->cancelled && !tl__task_cancelled(self)) self->ignored_cancels = 0;
 
     int verdict = 0;
     if (r->nerrors)

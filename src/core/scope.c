@@ -253,6 +253,10 @@ int tl_scope_exit(tl_scope s, int rc)
     if (!r) return s.rec ? -ESRCH : rc;
     tl__task *self = r->owner;
     tl__rec_pop(self, r, "tl_scope_exit");
+    /* The task handled this scope's cancel and left it: the cancels it met
+     * inside were not ignored (the count is for a task that keeps calling
+     * while a cancel stays in force, invariant 2a). */
+    if (r->cancelled && !tl__task_cancelled(self)) self->ignored_cancels = 0;
     int verdict = rc;
     if (r->cancelled && rc == -ECANCELED && !tl__task_cancelled(self))
         verdict = r->kind == TL__R_TIMEOUT ? -ETIMEDOUT : 0;

@@ -32,6 +32,14 @@
  * warn_unused_result, which a plain (void) cast does not silence: write
  * `(void)!tl_sleep(1)` where ignoring it is really meant).
  *
+ * Time. Durations and deadlines are doubles in seconds; deadlines are on
+ * tl_now()'s clock (the loop's, starting at 0). One rule for every time
+ * argument (tl_sleep, tl_sleep_until, the deadline scopes and their
+ * reschedule, tl_wait_for, tl_waitset_next, tl_wait): NaN is refused with
+ * -EINVAL and a diagnostic, before anything else happens; a duration <= 0
+ * (or -INFINITY) and a deadline already past mean "now" (no wait); and
+ * +INFINITY — or anything beyond about 292 years — means "forever".
+ *
  * Threads. One loop per thread; tasks never migrate. Unless a function says
  * otherwise, call it only from a task (or, where noted, from the thread
  * that runs the loop).
@@ -284,10 +292,12 @@ TL_API int tl_cancelled(void);
  * ====================================================================== */
 
 /* asyncio.sleep(seconds): 0 when the time has passed, -ECANCELED.
- * Negative or NaN is treated as 0 (like sleep(0): yields). SUSPENDS. */
+ * <= 0 is sleep(0): yields once; INFINITY sleeps until cancelled; NaN:
+ * -EINVAL (see "Time" above). SUSPENDS. */
 TL_API TL_NODISCARD int tl_sleep(double seconds);
 
-/* Sleep until the loop clock reads `when` (tl_now's scale). SUSPENDS. */
+/* Sleep until the loop clock reads `when` (tl_now's scale); a time
+ * already past yields once. 0, -ECANCELED, -EINVAL (NaN). SUSPENDS. */
 TL_API TL_NODISCARD int tl_sleep_until(double when);
 
 /* asyncio.sleep(0): let every other ready task run once. 0 or
@@ -392,7 +402,16 @@ typedef struct tl_scope {
 
 /* asyncio.timeout(seconds) / Trio's fail_after: when the deadline passes,
  * suspending calls inside return -ECANCELED, and tl_scope_exit turns that
- * into -ETIMEDOUT. +INFINITY means no deadline (reschedule later). */
+ * into -ETIMEDOUT. +INFINITY means no deadline (reschedule later); <= 0
+ * means cancelled from the first suspending call on. A deadline that
+ * passes while the task runs without suspending counts at its next
+ * suspending call (and in tl_cancelled()).
+ *
+ * If an enter fails — NaN time (-EINVAL), -ENOMEM, TL_ENOTASK — it
+ * returns a handle whose rec is NULL; tl_scope_exit(s, rc) then returns
+ * that error instead of rc (the code between ran without the scope), and
+ * the TL_WITH_* macros skip their body and store it in *rc. Never
+ * suspends. */
 #define tl_timeout_enter(seconds) \
     tl__scope_enter(1, (seconds), 0, __FILE__, __LINE__, __builtin_frame_address(0))
 /* Deadline at an absolute tl_now() time. */
@@ -419,8 +438,8 @@ typedef struct tl_scope {
  * inner deadline). Never suspends. */
 TL_API int tl_scope_exit(tl_scope s, int rc);
 
-/* Move the deadline to `seconds` from now (INFINITY: none). 0, -ESRCH,
- * -EINVAL (not a deadline scope, or already expired). */
+/* Move the deadline to `seconds` from now (INFINITY: none; <= 0: now).
+ * 0, -ESRCH, -EINVAL (not a deadline scope, already expired, or NaN). */
 TL_API int tl_scope_reschedule(tl_scope s, double seconds);
 TL_API int tl_scope_reschedule_at(tl_scope s, double when);
 /* The deadline (INFINITY if none), or NaN for a stale handle. */
@@ -432,8 +451,9 @@ TL_API int tl_scope_cancel(tl_scope s);
 TL_API int tl_scope_cancel_called(tl_scope s);
 
 /* asyncio.wait_for(call, seconds): run call.fn(call.arg) in the running
- * task inside a timeout scope. Returns its result, or -ETIMEDOUT.
- * SUSPENDS (as much as the call does). */
+ * task inside a timeout scope. Returns its result, or -ETIMEDOUT;
+ * -EINVAL (fn NULL, or seconds NaN: the call does not run). SUSPENDS (as
+ * much as the call does). */
 TL_API TL_NODISCARD int tl_wait_for(tl_call call, double seconds);
 
 /* Block macros: `async with asyncio.timeout(5):` in C.

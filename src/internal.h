@@ -518,6 +518,15 @@ int64_t tl__clock_ns(void);
 /* The loop clock in ns (virtual or real since the loop began). */
 int64_t tl__loop_now(const tl__loop *l);
 int64_t tl__seconds_to_ns(double s);
+/* "Forever" on the loop clock (no timer is armed for it). */
+#define TL__FOREVER (INT64_MAX / 2)
+/* The one rule for time arguments (tulip.h, Model: "Time"), src/time.c:
+ * NaN -> -EINVAL (with a diagnostic naming `what`); a duration <= 0 or a
+ * deadline already past -> now; +INFINITY (or past ~292 years) ->
+ * TL__FOREVER. *out: the deadline in ns on l's clock. 0 or -EINVAL. */
+int tl__time_after(const tl__loop *l, double seconds, const char *what,
+                   int64_t *out);
+int tl__time_at(double when, const char *what, int64_t *out);
 
 /* The running task, or NULL after printing the "outside a task" misuse
  * diagnostic naming `what` (invariant 8). Also refuses a loop inherited

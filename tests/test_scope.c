@@ -130,10 +130,63 @@ Test(scope, negative_timeout_is_zero, .timeout = 10)
     cr_assert_eq(run_virtual(main_timeout_zero, &z), 0);
 }
 
-Test(scope, nan_timeout_is_zero, .timeout = 10)
+Test(scope, minus_infinity_timeout_is_zero, .timeout = 10)
 {
-    struct zero_case z = {NAN};
+    struct zero_case z = {-INFINITY};
     cr_assert_eq(run_virtual(main_timeout_zero, &z), 0);
+}
+
+/* The rule for every time argument: NaN is -EINVAL, never "now". */
+static int nan_body(void *arg)
+{
+    (*(int *)arg)++;
+    return 7;
+}
+
+static int main_nan_scopes(void *arg)
+{
+    (void)arg;
+    tl_scope s = tl_timeout_enter(NAN);
+    cr_expect_null(s.rec);
+    cr_expect_eq(tl_cancelled(), 0);
+    cr_expect_eq(tl_yield(), 0); /* no scope was opened */
+    cr_expect_eq(tl_scope_exit(s, 0), -EINVAL);
+    s = tl_move_on_enter(NAN);
+    cr_expect_null(s.rec);
+    cr_expect_eq(tl_scope_exit(s, 3), -EINVAL);
+    s = tl_timeout_at_enter(NAN);
+    cr_expect_eq(tl_scope_exit(s, 0), -EINVAL);
+
+    int ran = 0, rc = 1;
+    TL_WITH_TIMEOUT(NAN, &rc) { ran++; }
+    cr_expect_eq(rc, -EINVAL);
+    TL_WITH_MOVE_ON(NAN, &rc) { ran++; }
+    cr_expect_eq(rc, -EINVAL);
+    cr_expect_eq(tl_wait_for(TL_CALL(nan_body, &ran), NAN), -EINVAL);
+    cr_expect_eq(ran, 0, "a body ran under a NaN deadline");
+
+    s = tl_timeout_enter(5.0);
+    cr_expect_eq(tl_scope_reschedule(s, NAN), -EINVAL);
+    cr_expect_eq(tl_scope_reschedule_at(s, NAN), -EINVAL);
+    cr_expect_eq(tl_scope_deadline(s), 5.0); /* unchanged */
+    cr_expect_eq(tl_scope_cancel_called(s), 0);
+    cr_expect_eq(tl_scope_reschedule(s, -1.0), 0); /* negative: now */
+    cr_expect_neq(tl_scope_cancel_called(s), 0);
+    cr_expect_eq(tl_scope_exit(s, tl_yield()), -ETIMEDOUT);
+
+    s = tl_timeout_enter(5.0);
+    cr_expect_eq(tl_scope_reschedule_at(s, INFINITY), 0);
+    cr_expect(isinf(tl_scope_deadline(s)));
+    cr_expect_eq(tl_sleep(100.0), 0);
+    cr_expect_eq(tl_scope_exit(s, 0), 0);
+    cr_expect_eq(tl_wait_for(TL_CALL(nan_body, &ran), -INFINITY), 7);
+    cr_expect_eq(ran, 1);
+    return 0;
+}
+
+Test(scope, nan_times_are_refused, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_nan_scopes, NULL), 0);
 }
 
 static int main_timeout_infinite(void *arg)

@@ -216,10 +216,55 @@ Test(time, minus_infinity_sleep_yields, .timeout = 10)
     cr_assert_eq(run_virtual(main_zero_sleep, &z), 0);
 }
 
-Test(time, nan_sleep_yields, .timeout = 10)
+/* NaN is -EINVAL for every time argument (tulip.h, "Time"): no yield,
+ * no sleep. */
+static int main_nan_sleep(void *arg)
 {
-    struct zero_case z = {NAN, 0};
-    cr_assert_eq(run_virtual(main_zero_sleep, &z), 0);
+    (void)arg;
+    struct trace tr = {.n = 0};
+    tl_task t;
+    cr_expect_eq(tl_spawn(&t, other_marks, &tr), 0);
+    mark(&tr, 'A');
+    cr_expect_eq(tl_sleep(NAN), -EINVAL);
+    cr_expect_eq(tl_sleep(-NAN), -EINVAL);
+    cr_expect_eq(tl_sleep_until(NAN), -EINVAL);
+    mark(&tr, 'C');
+    cr_expect_str_eq(tr.s, "AC"); /* nothing yielded */
+    cr_expect_eq(tl_join(t, NULL), 0);
+    cr_expect_eq(tl_now(), 0.0);
+    return 0;
+}
+
+Test(time, nan_sleep_is_einval, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_nan_sleep, NULL), 0);
+}
+
+/* +INFINITY is forever: only a cancel ends it. */
+static int sleep_forever(void *arg)
+{
+    return *(int *)arg ? tl_sleep_until(INFINITY) : tl_sleep(INFINITY);
+}
+
+static int main_infinite_sleep(void *arg)
+{
+    (void)arg;
+    for (int until = 0; until < 2; until++) {
+        tl_task t;
+        cr_expect_eq(tl_spawn(&t, sleep_forever, &until), 0);
+        cr_expect_eq(tl_sleep(1e6), 0);
+        cr_expect_eq(tl_task_done(t), 0);
+        cr_expect_eq(tl_cancel(t), 0);
+        int st = 1;
+        cr_expect_eq(tl_join(t, &st), 0);
+        cr_expect_eq(st, -ECANCELED);
+    }
+    return 0;
+}
+
+Test(time, infinite_sleep_lasts_until_cancelled, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_infinite_sleep, NULL), 0);
 }
 
 Test(time, sleep_until_past_yields, .timeout = 10)
@@ -234,9 +279,9 @@ Test(time, sleep_until_now_yields, .timeout = 10)
     cr_assert_eq(run_virtual(main_zero_sleep, &z), 0);
 }
 
-Test(time, sleep_until_nan_yields, .timeout = 10)
+Test(time, sleep_until_minus_infinity_yields, .timeout = 10)
 {
-    struct zero_case z = {NAN, 1};
+    struct zero_case z = {-INFINITY, 1};
     cr_assert_eq(run_virtual(main_zero_sleep, &z), 0);
 }
 

@@ -536,3 +536,42 @@ Test(wait, misuse, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_wait_misuse, NULL), 0);
 }
+
+/* ---- time arguments ----------------------------------------------------------- */
+
+/* NaN is -EINVAL (nothing waited, the set unchanged); a negative timeout
+ * or a past deadline only looks. */
+static int main_nan_timeouts(void *arg)
+{
+    (void)arg;
+    struct fetch f = {0.5, 5, 0, 0};
+    tl_waitset *ws;
+    cr_expect_eq(tl_waitset_new(&ws), 0);
+    cr_expect_eq(tl_waitset_add_call(ws, TL_CALL(fetch, &f), &f), 0);
+    tl_waitset_item it;
+    cr_expect_eq(tl_waitset_next(ws, NAN, &it), -EINVAL);
+    cr_expect_eq(tl_waitset_next_until(ws, NAN, &it), -EINVAL);
+    cr_expect_eq(tl_waitset_next(ws, -1.0, &it), -ETIMEDOUT);
+    cr_expect_eq(tl_waitset_next(ws, -INFINITY, &it), -ETIMEDOUT);
+    cr_expect_eq(tl_waitset_next_until(ws, -INFINITY, &it), -ETIMEDOUT);
+    cr_expect_eq(tl_now(), 0.0);
+    cr_expect_eq(tl_waitset_count(ws), 1u);
+
+    tl_task t;
+    cr_expect_eq(tl_spawn(&t, quick, (void *)1), 0);
+    cr_expect_eq(tl_wait(1, &t, TL_WAIT_ALL_COMPLETED, NAN, NULL), -EINVAL);
+    cr_expect_eq(tl_wait(1, &t, TL_WAIT_ALL_COMPLETED, -2.0, NULL), 0);
+    cr_expect_eq(tl_wait(1, &t, TL_WAIT_ALL_COMPLETED, INFINITY, NULL), 1);
+    cr_expect_eq(tl_join(t, NULL), 0);
+
+    cr_expect_eq(tl_waitset_next(ws, INFINITY, &it), 0);
+    cr_expect_eq(it.status, 5);
+    cr_expect(near(tl_now(), 0.5));
+    cr_expect_eq(tl_waitset_close(ws), 0);
+    return 0;
+}
+
+Test(waitset, nan_timeouts_are_refused, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_nan_timeouts, NULL), 0);
+}

@@ -70,10 +70,10 @@ TL_API int tl_waitset_add_task(tl_waitset *ws, tl_task t, void *tag);
  * suspends. */
 TL_API int tl_waitset_add_call(tl_waitset *ws, tl_call call, void *tag);
 
-/* Wait up to `timeout` seconds (INFINITY: no limit; <= 0 or NaN: do not
- * wait) for the next member to finish, and yield it: *out receives its
- * tag, status, name and message, and the set joins it. Members are yielded
- * in the order they finished. Returns
+/* Wait up to `timeout` seconds (INFINITY: no limit; <= 0: do not wait;
+ * NaN: -EINVAL) for the next member to finish, and yield it: *out
+ * receives its tag, status, name and message, and the set joins it.
+ * Members are yielded in the order they finished. Returns
  *   0            *out filled;
  *   TL_EOF       the set is empty: every member was yielded;
  *   -ETIMEDOUT   nothing finished in time (the set is unchanged: call
@@ -81,7 +81,8 @@ TL_API int tl_waitset_add_call(tl_waitset *ws, tl_call call, void *tag);
  *   -ECANCELED   the caller was cancelled (the set is unchanged; its
  *                members keep running: close the set to stop the calls);
  *   -EBUSY       another task is inside tl_waitset_next on this set;
- *   -EINVAL      ws or out NULL; -EXDEV another loop's set.
+ *   -EINVAL      ws or out NULL, or the time NaN; -EXDEV another loop's
+ *                set.
  * SUSPENDS. */
 TL_API TL_NODISCARD int tl_waitset_next(tl_waitset *ws, double timeout,
                                         tl_waitset_item *out);
@@ -121,16 +122,17 @@ enum tl_wait_mode {
 };
 
 /* asyncio.wait(tasks, timeout, return_when=mode): wait until `mode` is
- * satisfied or `timeout` seconds passed (INFINITY: no limit; <= 0 or NaN:
- * just look). done_flags (may be NULL) receives n flags: 1 for a task
- * that finished (the "done" set), 0 for one still running ("pending").
+ * satisfied or `timeout` seconds passed (INFINITY: no limit; <= 0: just
+ * look; NaN: -EINVAL). done_flags (may be NULL) receives n flags: 1 for a
+ * task that finished (the "done" set), 0 for one still running
+ * ("pending").
  * Finished tasks stay joinable: tl_wait neither joins nor cancels; join
  * them (their status is then at hand at once) or detach them. The same
  * task may appear twice. Returns the number of finished tasks (so 0 after
  * a timeout with none done, n when all finished); -ECANCELED if the caller
  * was cancelled (done_flags is still filled); -EINVAL (bad mode, tasks
- * NULL with n > 0), -ESRCH / -EXDEV a bad handle (nothing waited),
- * -ENOMEM, TL_ENOTASK. SUSPENDS. */
+ * NULL with n > 0, timeout NaN), -ESRCH / -EXDEV a bad handle (nothing
+ * waited), -ENOMEM, TL_ENOTASK. SUSPENDS. */
 TL_API TL_NODISCARD int tl_wait(size_t n, const tl_task *tasks, int mode,
                                 double timeout, int *done_flags);
 

@@ -185,33 +185,49 @@ static int arm_deadline(tl__rec *r, int64_t deadline)
     return tl__timer_arm(l, &r->timer, deadline);
 }
 
-static int64_t deadline_from(const tl__loop *l, double t, int absolute)
+static int deadline_from(const tl__loop *l, double t, int absolute,
+                         const char *what, int64_t *out)
 {
-    if (isnan(t)) return tl__loop_now(l);
-    if (isinf(t) && t > 0) return INT64_MAX / 2;
-    if (absolute) {
-        if (t <= 0) return 0;
-        return tl__seconds_to_ns(t);
-    }
-    int64_t d = tl__seconds_to_ns(t);
-    if (d >= INT64_MAX / 2) return INT64_MAX / 2;
-    return tl__loop_now(l) + d;
+    return absolute ? tl__time_at(t, what, out)
+                    : tl__time_after(l, t, what, out);
+}
+
+/* A failed enter: the zero record with the reason in gen, so that
+ * tl_scope_exit (and the block macros) can hand it back. */
+static tl_scope failed_scope(int err)
+{
+    return (tl_scope){.rec = NULL, .gen = (uint64_t)-(int64_t)err};
+}
+
+static int failed_scope_error(tl_scope s)
+{
+    return s.gen ? (int)-(int64_t)s.gen : 0;
 }
 
 tl_scope tl__scope_enter(int kind, double t, int absolute, const char *file,
                          int line, void *frame)
 {
     tl__task *self = tl__task_self("tl_scope_enter");
-    if (!self) return (tl_scope){0};
-    if (kind < TL__R_TIMEOUT || kind > TL__R_CANCEL) return (tl_scope){0};
+    if (!self) return failed_scope(tl__not_task_error());
+    if (kind < TL__R_TIMEOUT || kind > TL__R_CANCEL)
+        return failed_scope(-EINVAL);
+    int64_t deadline = TL__FOREVER;
+    if (kind == TL__R_TIMEOUT || kind == TL__R_MOVE_ON) {
+        int rc = deadline_from(self->loop, t, absolute,
+                               kind == TL__R_TIMEOUT ? "tl_timeout_enter"
+                                                     : "tl_move_on_enter",
+                               &deadline);
+        if (rc < 0) return failed_scope(rc);
+    }
     tl__rec *r = tl__rec_alloc(self->loop, self, kind, file, line, frame);
-    if (!r) return (tl_scope){0};
+    if (!r) return failed_scope(-ENOMEM);
     tl__rec_push(self, r);
     if (kind == TL__R_TIMEOUT || kind == TL__R_MOVE_ON) {
-        if (arm_deadline(r, deadline_from(self->loop, t, absolute)) < 0) {
+        int rc = arm_deadline(r, deadline);
+        if (rc < 0) {
             tl__rec_pop(self, r, "tl_scope_enter");
             tl__rec_free(self->loop, r);
-            return (tl_scope){0};
+            return failed_scope(rc);
         }
     }
     return (tl_scope){.rec = r, .gen = r->gen};
@@ -249,6 +265,8 @@ static tl__rec *scope_of(tl_scope s, const char *what, int owner_only)
 
 int tl_scope_exit(tl_scope s, int rc)
 {
+    /* The enter failed (and said why): its error is the scope's result. */
+    if (!s.rec && failed_scope_error(s)) return failed_scope_error(s);
     tl__rec *r = scope_of(s, "tl_scope_exit", 1);
     if (!r) return s.rec ? -ESRCH : rc;
     tl__task *self = r->owner;
@@ -278,7 +296,10 @@ int tl_scope_reschedule_at(tl_scope s, double when)
     if (!r) return -ESRCH;
     if (r->kind != TL__R_TIMEOUT && r->kind != TL__R_MOVE_ON) return -EINVAL;
     if (r->cancelled) return -EINVAL; /* asyncio: reschedule after expiry */
-    return arm_deadline(r, deadline_from(r->owner->loop, when, 1));
+    int64_t deadline;
+    int rc = deadline_from(r->owner->loop, when, 1, "tl_scope_reschedule_at",
+                           &deadline);
+    return rc < 0 ? rc : arm_deadline(r, deadline);
 }
 
 int tl_scope_reschedule(tl_scope s, double seconds)
@@ -287,7 +308,10 @@ int tl_scope_reschedule(tl_scope s, double seconds)
     if (!r) return -ESRCH;
     if (r->kind != TL__R_TIMEOUT && r->kind != TL__R_MOVE_ON) return -EINVAL;
     if (r->cancelled) return -EINVAL;
-    return arm_deadline(r, deadline_from(r->owner->loop, seconds, 0));
+    int64_t deadline;
+    int rc = deadline_from(r->owner->loop, seconds, 0, "tl_scope_reschedule",
+                           &deadline);
+    return rc < 0 ? rc : arm_deadline(r, deadline);
 }
 
 double tl_scope_deadline(tl_scope s)
@@ -315,12 +339,11 @@ int tl_scope_cancel_called(tl_scope s)
 int tl_wait_for(tl_call call, double seconds)
 {
     if (!call.fn) return -EINVAL;
+    int64_t unused;
+    if (isnan(seconds)) return tl__time_at(seconds, "tl_wait_for", &unused);
     tl_scope s = tl__scope_enter(TL__R_TIMEOUT, seconds, 0, "tl_wait_for", 0,
                                  __builtin_frame_address(0));
-    if (!s.rec) {
-        int e = tl__not_task_error();
-        return e ? e : -ENOMEM;
-    }
+    if (!s.rec) return failed_scope_error(s); /* the call never ran */
     return tl_scope_exit(s, call.fn(call.arg));
 }
 
@@ -343,9 +366,8 @@ struct tl__with tl__with_begin(int kind, double t, int *rcp, tl_group *g,
         return w;
     }
     w.scope = tl__scope_enter(kind, t, 0, file, line, frame);
-    if (!w.scope.rec) {
-        int e = tl__not_task_error();
-        if (rcp) *rcp = e ? e : -ENOMEM;
+    if (!w.scope.rec) { /* the body does not run */
+        if (rcp) *rcp = failed_scope_error(w.scope);
         return w;
     }
     w.once = 1;

@@ -5,6 +5,33 @@
 
 #include <math.h>
 
+/* ---- the rule for time arguments ---------------------------------------- */
+
+static int nan_refused(const char *what)
+{
+    tl__diag("%s: the time is NaN (a duration or deadline must be a number; "
+             "INFINITY means forever)", what);
+    return -EINVAL;
+}
+
+int tl__time_after(const tl__loop *l, double seconds, const char *what,
+                   int64_t *out)
+{
+    if (isnan(seconds)) return nan_refused(what);
+    int64_t d = tl__seconds_to_ns(seconds); /* <= 0: 0; huge: forever */
+    *out = d >= TL__FOREVER ? TL__FOREVER : tl__loop_now(l) + d;
+    return 0;
+}
+
+int tl__time_at(double when, const char *what, int64_t *out)
+{
+    if (isnan(when)) return nan_refused(what);
+    *out = tl__seconds_to_ns(when); /* the loop clock starts at 0 */
+    return 0;
+}
+
+/* ---- sleep ------------------------------------------------------------------ */
+
 static void sleep_fire(tl__loop *l, tl__timer *tm)
 {
     (void)l;
@@ -27,7 +54,7 @@ static int sleep_until_ns(tl__task *self, int64_t deadline, void *site)
         return 0;
     }
     tl__timer_init(&self->timer, sleep_fire);
-    if (deadline < INT64_MAX / 2) { /* forever: no timer at all, so a loop
+    if (deadline < TL__FOREVER) { /* forever: no timer at all, so a loop
                                       where everything sleeps forever is
                                       reported as a deadlock */
         rc = tl__timer_arm(l, &self->timer, deadline);
@@ -40,9 +67,9 @@ int tl_sleep(double seconds)
 {
     tl__task *self = tl__task_self("tl_sleep");
     if (!self) return tl__not_task_error();
-    int64_t d = tl__seconds_to_ns(seconds);
-    int64_t now = tl__loop_now(self->loop);
-    int64_t deadline = d >= INT64_MAX / 2 ? INT64_MAX / 2 : now + d;
+    int64_t deadline;
+    int rc = tl__time_after(self->loop, seconds, "tl_sleep", &deadline);
+    if (rc < 0) return rc;
     return sleep_until_ns(self, deadline, __builtin_return_address(0));
 }
 
@@ -50,8 +77,10 @@ int tl_sleep_until(double when)
 {
     tl__task *self = tl__task_self("tl_sleep_until");
     if (!self) return tl__not_task_error();
-    return sleep_until_ns(self, isnan(when) ? 0 : tl__seconds_to_ns(when),
-                          __builtin_return_address(0));
+    int64_t deadline;
+    int rc = tl__time_at(when, "tl_sleep_until", &deadline);
+    if (rc < 0) return rc;
+    return sleep_until_ns(self, deadline, __builtin_return_address(0));
 }
 
 int tl_yield(void)

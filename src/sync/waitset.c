@@ -228,7 +228,7 @@ static int next_until_ns(tl_waitset *ws, int64_t deadline,
         if (ws->npending == 0) return TL_EOF;
         tl__loop *l = self->loop;
         if (deadline <= tl__loop_now(l)) return -ETIMEDOUT;
-        if (deadline < INT64_MAX / 2) {
+        if (deadline < TL__FOREVER) {
             rc = tl__timer_arm(l, &ws->timer, deadline);
             if (rc < 0) return rc;
         }
@@ -251,26 +251,22 @@ static int next_until_ns(tl_waitset *ws, int64_t deadline,
     return 0;
 }
 
-static int64_t deadline_after(const tl__loop *l, double timeout)
-{
-    if (isnan(timeout) || timeout <= 0) return INT64_MIN;
-    if (isinf(timeout)) return INT64_MAX / 2;
-    int64_t d = tl__seconds_to_ns(timeout);
-    return d >= INT64_MAX / 2 ? INT64_MAX / 2 : tl__loop_now(l) + d;
-}
-
 int tl_waitset_next(tl_waitset *ws, double timeout, tl_waitset_item *out)
 {
     tl__loop *l = tl__self;
-    int64_t deadline = l ? deadline_after(l, timeout) : 0;
+    int64_t deadline = TL__FOREVER;
+    if (l) {
+        int rc = tl__time_after(l, timeout, "tl_waitset_next", &deadline);
+        if (rc < 0) return rc;
+    }
     return next_until_ns(ws, deadline, out, __builtin_return_address(0));
 }
 
 int tl_waitset_next_until(tl_waitset *ws, double when, tl_waitset_item *out)
 {
-    int64_t deadline = isnan(when) ? INT64_MIN
-                       : isinf(when) && when > 0 ? INT64_MAX / 2
-                                                 : tl__seconds_to_ns(when);
+    int64_t deadline;
+    int rc = tl__time_at(when, "tl_waitset_next_until", &deadline);
+    if (rc < 0) return rc;
     return next_until_ns(ws, deadline, out, __builtin_return_address(0));
 }
 
@@ -403,8 +399,10 @@ int tl_wait(size_t n, const tl_task *tasks, int mode, double timeout,
         mode > TL_WAIT_ALL_COMPLETED)
         return -EINVAL;
     tl__loop *l = self->loop;
+    int64_t deadline;
+    int err = tl__time_after(l, timeout, "tl_wait", &deadline);
+    if (err < 0) return err;
     /* Resolve every handle before waiting on any. */
-    int err = 0;
     for (size_t i = 0; i < n; i++)
         if (!tl__task_lookup(tasks[i], "tl_wait", &err)) return err;
 
@@ -435,9 +433,8 @@ int tl_wait(size_t n, const tl_task *tasks, int mode, double timeout,
     }
 
     int rc = tl__checkpoint(self, "tl_wait", __builtin_return_address(0));
-    int64_t deadline = deadline_after(l, timeout);
     if (rc == 0 && !wait_satisfied(&st) && deadline > tl__loop_now(l)) {
-        if (deadline < INT64_MAX / 2)
+        if (deadline < TL__FOREVER)
             rc = tl__timer_arm(l, &st.timer, deadline);
         if (rc == 0) {
             st.waiter = self;

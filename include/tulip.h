@@ -26,8 +26,28 @@
  * call) is cancelled, every suspending call returns -ECANCELED until the
  * task leaves the cancelled scope, except inside a shield. A call that
  * returns -ECANCELED has yielded once, so a task that ignores it cannot
- * freeze the loop. Completed wins: a wait that was satisfied before the
- * cancel arrived returns success; the cancel shows at the next call.
+ * freeze the loop. One rule decides what a cancelled call returns:
+ *   1. Checkpoint first. A call made while a cancel is in force returns
+ *      -ECANCELED (after its one yield) and consumes nothing: no permit
+ *      or item taken, no call started, a task handle still joinable.
+ *      (Two calls must still finish a duty first: tl_join of a running
+ *      task forwards the cancel and waits for it, since the task may
+ *      write the joiner's memory; tl_to_thread_ex with
+ *      TL_THREAD_ABANDON_ON_CANCEL hands arg over all the same. The calls
+ *      that close something — tl_group_wait, tl_gen_close,
+ *      tl_waitset_close — always do their work.)
+ *   2. Completed wins. A wait whose work completed returns that work's
+ *      outcome — a permit, an item, a joined task's status, a worker's
+ *      result, a generator's value, the children of a gather or group —
+ *      even if the cancel arrived meanwhile (some waits cannot be left
+ *      half way, see invariant 1: join, gather, group wait, tl_to_thread
+ *      and tl_gen_next wait for the work they forwarded the cancel to).
+ *   3. A real error beats a cancellation: when the work ended with an
+ *      error other than -ECANCELED, that error is the outcome.
+ *   4. The cancel itself shows at the next suspending call (it is level-
+ *      triggered, so it cannot be lost).
+ * So -ECANCELED from a call means "nothing was done" or "the work itself
+ * unwound from the cancel", never "the work is lost".
  * Calls whose result must be checked are TL_NODISCARD (GCC's
  * warn_unused_result, which a plain (void) cast does not silence: write
  * `(void)!tl_sleep(1)` where ignoring it is really meant).
@@ -251,11 +271,20 @@ TL_API int tl_spawn_ex(tl_task *out, const tl_spawn_opts *opts, tl_fn fn,
                        void *arg);
 
 /* await task: wait for t to finish and store its return value in *status
- * (may be NULL), then free its slot. At most one joiner. If the joiner is
- * cancelled while waiting, the cancel is forwarded to t, the joiner waits
- * for t to finish anyway (memory safety) and returns -ECANCELED (*status is
- * still written). Returns 0; -ESRCH stale handle; -EINVAL already being
- * joined, detached, or a group member; -EDEADLK joining oneself;
+ * (may be NULL), then free its slot. At most one joiner. Cancellation
+ * (the rule in the Model above):
+ *   - the joiner is cancelled while it waits: the cancel is forwarded to
+ *     t, the joiner waits for t to finish (t may write its memory), and
+ *     the join completes: 0, with t's outcome in *status — its result, its
+ *     real error, or the -ECANCELED it unwound with. Pass it on with
+ *     `if (rc < 0) return rc; if (st < 0) return st;`;
+ *   - the joiner was already cancelled when it called: -ECANCELED, and
+ *     nothing is consumed: *status is not written and t stays joinable
+ *     (join it from a shield to read its status, or detach it). If t was
+ *     still running, the cancel was forwarded and the call waited for t to
+ *     finish first, so it never returns while t runs.
+ * Returns 0; -ECANCELED (above); -ESRCH stale handle; -EINVAL already
+ * being joined, detached, or a group member; -EDEADLK joining oneself;
  * -EXDEV a handle of another loop. SUSPENDS. */
 TL_API TL_NODISCARD int tl_join(tl_task t, int *status);
 
@@ -330,14 +359,18 @@ typedef struct tl_call {
 /* asyncio.gather(*calls, return_exceptions=True): run the n calls as
  * concurrent tasks and wait for all of them. statuses[i] (if statuses is
  * not NULL) receives call i's return value. A failure does not cancel the
- * others. Returns -ECANCELED if the gatherer was cancelled (the children
- * are cancelled too), else the first negative status in argument order
- * (a child that someone else cancelled counts with its -ECANCELED, as a
- * cancelled awaitable makes asyncio.gather raise CancelledError),
- * else 0 — always only after every child finished (asyncio returns at the
- * first error and leaves the rest running; C cannot, since the children
- * write the caller's memory). -ENOMEM if the tasks could not be made (none
- * ran). SUSPENDS. */
+ * others; a cancel of the gatherer while it waits cancels them all. The
+ * result comes from the statuses, whether or not the gatherer was
+ * cancelled meanwhile (the rule in the Model): the first real error (< 0,
+ * not -ECANCELED) in argument order; else -ECANCELED if a child ended
+ * with it (cancelled by the gatherer's cancel or by anyone, as a
+ * cancelled awaitable makes asyncio.gather raise CancelledError); else 0
+ * — always only after every child finished (asyncio returns at the first
+ * error and leaves the rest running; C cannot, since the children write
+ * the caller's memory). A gatherer already cancelled when it calls gets
+ * -ECANCELED and none of the calls runs (each statuses[i] = -ECANCELED).
+ * -ENOMEM if the tasks could not be made (none ran); -EINVAL calls NULL
+ * or a call's fn NULL (nothing ran). SUSPENDS. */
 TL_API TL_NODISCARD int tl_gather(size_t n, const tl_call *calls,
                                   int *statuses);
 
@@ -378,9 +411,12 @@ TL_API int tl_group_spawn_call(tl_group g, tl_call call, int *status);
  * counts as the body's failure and cancels the children). Waits for every
  * child (this wait ignores cancellation), then returns: the first real
  * failure if any (errors beat cancellation); else -ECANCELED if a scope
- * around the group was cancelled; else 0. Cancellations the group caused
- * are not failures. If errs is not NULL it receives every failure (caller
- * frees with tl_errors_free). SUSPENDS. */
+ * around the group (or the task) is cancelled and the body or a child
+ * unwound from it (ended with -ECANCELED); else 0 — everything completed,
+ * and an outer cancel shows at the next suspending call (the rule in the
+ * Model). Cancellations the group caused are not failures. If errs is not
+ * NULL it receives every failure (caller frees with tl_errors_free).
+ * SUSPENDS. */
 TL_API int tl_group_wait(tl_group g, int body_rc, tl_errors *errs);
 
 /* Cancel every child and the body (the group's verdict is then 0 unless

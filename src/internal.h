@@ -205,6 +205,7 @@ struct tl__rec {
     tl__task *waiter;    /* the owner, parked in tl_group_wait */
     tl_error *errors;    /* real failures, in the order they happened */
     size_t nerrors, errors_cap;
+    size_t ncancelled;   /* children that ended with -ECANCELED */
 };
 
 /* ---- I/O records shared by the I/O layer and the backends (src/io/) -- *

@@ -33,9 +33,11 @@
  * scope verdicts (-ETIMEDOUT only for a timeout scope whose own cancel is
  * the only one, an outer cancel wins); group verdicts and error lists
  * (codes and task names, finish order, never a child the group
- * cancelled) and status pointers; gather statuses and result (-ECANCELED
- * if the gatherer was cancelled, else the first negative status — which
- * is -ECANCELED too when a child was cancelled by a third task); every
+ * cancelled) and status pointers; gather statuses and result (the first
+ * real error, else -ECANCELED if a child unwound from a cancel, else 0;
+ * a gatherer cancelled at the call runs nothing); joins (0 with the
+ * kid's status once waited for, -ECANCELED and nothing consumed when the
+ * joiner was cancelled at the call); every
  * task returns and the program's main returns its status to tl_run (or
  * to the driver that runs programs 250 to a loop); the output has no
  * "tulip:" line except the debug build's "a callee replaced -ECANCELED"
@@ -936,6 +938,7 @@ static int op_group(struct mtask *me, const struct step *st)
     int outer = model(me, &pend);
     LOG(me, "group_wait(body %s) -> %s (%zu errors)", rcname(body),
         rcname(v), errs.count);
+    int unwound = body == -ECANCELED;
     for (int i = first; i < R.ntasks; i++) {
         struct mtask *t = R.tasks[i];
         if (t->mg != &mg) continue;
@@ -944,17 +947,22 @@ static int op_group(struct mtask *me, const struct step *st)
         CHECK(me, t->status == t->ret, "child %s returned %s, its status "
               "pointer holds %s", t->name, rcname(t->ret), rcname(t->status));
         t->mg = NULL;
+        if (t->ret == -ECANCELED) unwound = 1;
     }
+    /* Did anyone unwind from a cancel (the body, or a child)? If not,
+     * the work completed and the verdict is 0 even under an outer cancel
+     * (tulip.h's rule: it shows at the next suspending call). */
     if (mg.nerr) {
         CHECK(me, v == mg.codes[0], "group verdict %s, expected the first "
               "failure %s", rcname(v), rcname(mg.codes[0]));
     } else if (outer == MAYBE) {
         settle(pend, v == -ECANCELED);
-        CHECK(me, v == 0 || v == -ECANCELED, "group verdict %s", rcname(v));
+        CHECK(me, v == 0 || (v == -ECANCELED && unwound), "group verdict %s",
+              rcname(v));
     } else {
-        CHECK(me, v == (outer == YES ? -ECANCELED : 0),
-              "group verdict %s, no failures, outer cancelled=%d",
-              rcname(v), outer);
+        CHECK(me, v == (outer == YES && unwound ? -ECANCELED : 0),
+              "group verdict %s, no failures, outer cancelled=%d, "
+              "unwound=%d", rcname(v), outer, unwound);
     }
     {
         CHECK(me, errs.count == (size_t)mg.nerr, "group error list has %zu "
@@ -985,30 +993,52 @@ static int op_gather(struct mtask *me, const struct step *st)
         statuses[k] = 0x7777;
     }
     LOG(me, "gather %s..%s", kids[0]->name, kids[n - 1]->name);
+    struct mtask *pend = NULL;
+    int pre = model(me, &pend);
     int rc = tl_gather((size_t)n, calls, statuses);
     pop(me, &e);
-    struct mtask *pend = NULL;
+    if (pre == YES)
+        CHECK(me, rc == -ECANCELED && !kids[0]->started, "gather while "
+              "cancelled returned %s, kid started=%d", rcname(rc),
+              kids[0]->started);
+    if (!kids[0]->started) { /* refused at its checkpoint: none ran */
+        if (pre == MAYBE) settle(pend, 1);
+        CHECK(me, rc == -ECANCELED, "gather ran nothing, returned %s",
+              rcname(rc));
+        for (int k = 0; k < n; k++) {
+            CHECK(me, !kids[k]->started && statuses[k] == -ECANCELED,
+                  "refused gather: %s started=%d, statuses[%d]=%s",
+                  kids[k]->name, kids[k]->started, k, rcname(statuses[k]));
+            kids[k]->started = kids[k]->done = 1;
+            kids[k]->ret = -ECANCELED;
+        }
+        return rc;
+    }
+    pend = NULL;
     int outer = model(me, &pend);
     LOG(me, "gather -> %s", rcname(rc));
-    int first = 0;
+    int first = 0, cancelled = 0;
     for (int k = 0; k < n; k++) {
         CHECK(me, kids[k]->done, "gather returned before %s finished",
               kids[k]->name);
         CHECK(me, statuses[k] == kids[k]->ret, "gather statuses[%d]=%s, %s "
               "returned %s", k, rcname(statuses[k]), kids[k]->name,
               rcname(kids[k]->ret));
-        if (!first && kids[k]->ret < 0) first = kids[k]->ret;
+        if (!first && kids[k]->ret < 0 && kids[k]->ret != -ECANCELED)
+            first = kids[k]->ret;
+        if (kids[k]->ret == -ECANCELED) cancelled = 1;
     }
     if (outer == MAYBE) { /* the gather is over: tl_cancelled() says */
         int r = tl_cancelled();
         settle(pend, r);
         outer = r ? YES : NO;
     }
-    /* Not "iff": -ECANCELED is also the first negative status when a
-     * child was cancelled by someone else. */
-    CHECK(me, rc == (outer == YES ? -ECANCELED : first),
-          "gather returned %s, model: cancelled=%d first error %s",
-          rcname(rc), outer, rcname(first));
+    /* The children's outcome, whether or not the gatherer was cancelled:
+     * the first real error, else -ECANCELED if one unwound, else 0. */
+    int want = first ? first : cancelled ? -ECANCELED : 0;
+    CHECK(me, rc == want, "gather returned %s, model: cancelled=%d first "
+          "error %s, a child cancelled=%d", rcname(rc), outer,
+          rcname(first), cancelled);
     return rc;
 }
 
@@ -1043,18 +1073,30 @@ static int op_spawn_join(struct mtask *me, const struct step *st)
     int post = model(me, &pend);
     LOG(me, "join(%s) -> %s, status %s", kid->name, rcname(rc), rcname(st_));
     CHECK(me, kid->done, "join returned before %s finished", kid->name);
-    CHECK(me, st_ == kid->ret, "join status %s, %s returned %s", rcname(st_),
-          kid->name, rcname(kid->ret));
     if (pre == YES)
         CHECK(me, rc == -ECANCELED, "join while cancelled returned %s",
               rcname(rc));
     if (rc == -ECANCELED) {
+        /* Refused at its checkpoint (after waiting for the kid it
+         * forwarded the cancel to): nothing consumed; a join from a
+         * shield gets the status. */
         if (post == MAYBE) settle(pend, 1);
         else CHECK(me, post == YES, "join returned -ECANCELED, model says "
                    "not cancelled");
+        CHECK(me, st_ == 0x7777, "a refused join wrote status %s",
+              rcname(st_));
+        tl_scope sh = tl_shield_enter();
+        int rc2 = tl_join(h, &st_);
+        CHECK(me, tl_scope_exit(sh, rc2) == 0 && rc2 == 0,
+              "join from a shield after a refused one returned %s",
+              rcname(rc2));
     } else {
+        /* Joined: the wait completed, so 0 even if the joiner was
+         * cancelled meanwhile (the kid's outcome is in the status). */
         CHECK(me, rc == 0, "join returned %s", rcname(rc));
     }
+    CHECK(me, st_ == kid->ret, "join status %s, %s returned %s", rcname(st_),
+          kid->name, rcname(kid->ret));
     return rc;
 }
 

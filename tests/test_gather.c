@@ -222,9 +222,9 @@ Test(gather, cancelled_gatherer_cancels_children_and_waits, .timeout = 10)
     cr_assert_eq(run_virtual(main_gatherer_cancelled, NULL), 0);
 }
 
-/* Gathering while already cancelled: the children still run (a task
- * cancelled before its first run still runs), each meets -ECANCELED at its
- * first suspending call, and gather reports -ECANCELED. */
+/* Checkpoint first: a gatherer already cancelled when it calls gets
+ * -ECANCELED after one yield and none of the calls runs (each status says
+ * -ECANCELED). */
 static int cancelled_then_gather(void *arg)
 {
     struct gatherer *g = arg;
@@ -250,16 +250,120 @@ static int main_gather_when_cancelled(void *arg)
     cr_expect_eq(tl_join(t, NULL), 0);
     cr_expect_eq(g.rc, -ECANCELED);
     cr_expect_eq(g.at, 0.0);
-    for (int i = 0; i < 3; i++) cr_expect_eq(g.j[i].done, 1);
-    cr_expect_eq(g.st[0], -ECANCELED);
-    cr_expect_eq(g.st[1], 2); /* never suspended */
-    cr_expect_eq(g.st[2], -ECANCELED);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(g.j[i].done, 0, "call %d ran", i);
+        cr_expect_eq(g.st[i], -ECANCELED);
+    }
     return 0;
 }
 
-Test(gather, gather_in_cancelled_task_runs_children_cancelled, .timeout = 10)
+Test(gather, gather_in_cancelled_task_runs_nothing, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_gather_when_cancelled, NULL), 0);
+}
+
+/* The rule: children that finish on their own terms while the gatherer
+ * is cancelled give their result; a real error beats the cancellations.
+ * Each child shields its work, so the forwarded cancel does not stop it. */
+struct shielded {
+    double secs;
+    int ret;
+};
+
+static int shielded_job(void *arg)
+{
+    struct shielded *j = arg;
+    tl_scope sh = tl_shield_enter();
+    int rc = tl_sleep(j->secs);
+    (void)tl_scope_exit(sh, rc);
+    return j->ret;
+}
+
+struct outcome_case {
+    struct shielded j[2];
+    int cancellable_first; /* child 0 is a plain cancellable sleeper */
+    int rc, next_rc, st[2];
+};
+
+static int outcome_gatherer(void *arg)
+{
+    struct outcome_case *c = arg;
+    struct job plain = {100.0, 1, 0, 1, -1};
+    tl_call calls[2] = {
+        c->cancellable_first ? TL_CALL(run_job, &plain)
+                             : TL_CALL(shielded_job, &c->j[0]),
+        TL_CALL(shielded_job, &c->j[1])};
+    c->rc = tl_gather(2, calls, c->st);
+    c->next_rc = tl_yield();
+    return 0;
+}
+
+static int main_gather_outcomes(void *arg)
+{
+    (void)arg;
+    struct outcome_case cases[3] = {
+        {{{1.0, 4}, {2.0, 6}}, 0, 1, 1, {9, 9}},   /* all complete: 0 */
+        {{{1.0, 4}, {2.0, -EIO}}, 0, 1, 1, {9, 9}}, /* real error */
+        {{{0, 0}, {2.0, -EPIPE}}, 1, 1, 1, {9, 9}}, /* beats -ECANCELED */
+    };
+    const int want[3] = {0, -EIO, -EPIPE};
+    for (int k = 0; k < 3; k++) {
+        struct outcome_case *c = &cases[k];
+        double t0 = tl_now();
+        tl_task t;
+        cr_expect_eq(tl_spawn(&t, outcome_gatherer, c), 0);
+        cr_expect_eq(tl_sleep(0.5), 0);
+        cr_expect_eq(tl_cancel(t), 0);
+        cr_expect_eq(tl_join(t, NULL), 0);
+        cr_expect_eq(c->rc, want[k], "case %d: %d", k, c->rc);
+        cr_expect_eq(c->next_rc, -ECANCELED, "case %d", k);
+        cr_expect_eq(tl_now() - t0, 2.0, "case %d waited for all", k);
+        if (c->cancellable_first)
+            cr_expect_eq(c->st[0], -ECANCELED);
+        else
+            cr_expect_eq(c->st[0], 4);
+        cr_expect_eq(c->st[1], c->j[1].ret);
+    }
+    return 0;
+}
+
+Test(gather, children_outcome_wins_over_the_gatherer_cancel, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_gather_outcomes, NULL), 0);
+}
+
+/* Without any cancel of the gatherer, a real error also beats a child
+ * that someone else cancelled, wherever it stands. */
+static int cancel_victim(void *arg)
+{
+    *(tl_task *)arg = tl_current();
+    return tl_sleep(100.0);
+}
+
+static int late_failure(void *arg)
+{
+    tl_task *victim = arg;
+    cr_expect_eq(tl_sleep(1.0), 0);
+    cr_expect_eq(tl_cancel(*victim), 0);
+    return -EIO;
+}
+
+static int main_error_beats_cancelled_child(void *arg)
+{
+    (void)arg;
+    tl_task victim = {0};
+    tl_call calls[2] = {TL_CALL(cancel_victim, &victim),
+                        TL_CALL(late_failure, &victim)};
+    int st[2] = {9, 9};
+    cr_expect_eq(tl_gather(2, calls, st), -EIO);
+    cr_expect_eq(st[0], -ECANCELED);
+    cr_expect_eq(st[1], -EIO);
+    return 0;
+}
+
+Test(gather, real_error_beats_a_cancelled_child, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_error_beats_cancelled_child, NULL), 0);
 }
 
 /* ---- edge cases ---------------------------------------------------------------- */

@@ -432,3 +432,88 @@ Test(gen, one_consumer_at_a_time, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_busy, NULL), 0);
 }
+
+/* ---- the rule: the producer's outcome wins over the consumer's cancel ---- */
+
+/* A producer that yields once, then, cancelled while the consumer waits
+ * for its second value, ends its cleanup with `end` (a real error, or a
+ * plain return). */
+struct ender {
+    int end;
+};
+
+static int ender(tl_gen *g, void *arg)
+{
+    struct ender *e = arg;
+    int rc = tl_gen_yield(g, e);
+    if (rc < 0) return rc;
+    rc = tl_sleep(100.0);
+    tl_scope sh = tl_shield_enter();
+    (void)tl_scope_exit(sh, tl_sleep(1.0)); /* cleanup */
+    return rc == -ECANCELED ? e->end : 0;
+}
+
+struct end_consumer {
+    tl_gen *g;
+    int rc, next_rc;
+};
+
+static int end_consumer(void *arg)
+{
+    struct end_consumer *a = arg;
+    void *v;
+    cr_expect_eq(tl_gen_next(a->g, &v), 0);
+    a->rc = tl_gen_next(a->g, &v);
+    a->next_rc = tl_yield();
+    return 0;
+}
+
+static int main_producer_outcome(void *arg)
+{
+    (void)arg;
+    const int ends[2] = {-EIO, 0};
+    const int want[2] = {-EIO, TL_EGENDONE};
+    for (int i = 0; i < 2; i++) {
+        struct ender e = {ends[i]};
+        struct end_consumer a = {.rc = 1, .next_rc = 1};
+        cr_expect_eq(tl_gen_new(&a.g, ender, &e, NULL), 0);
+        tl_task t;
+        cr_expect_eq(tl_spawn(&t, end_consumer, &a), 0);
+        cr_expect_eq(tl_sleep(0.5), 0);
+        cr_expect_eq(tl_cancel(t), 0);
+        cr_expect_eq(tl_join(t, NULL), 0);
+        cr_expect_eq(a.rc, want[i], "case %d: %d", i, a.rc);
+        cr_expect_eq(a.next_rc, -ECANCELED);
+        cr_expect_eq(tl_gen_close(a.g), 0); /* the error was reported */
+    }
+    return 0;
+}
+
+Test(gen, producer_outcome_wins_over_consumer_cancel, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_producer_outcome, NULL), 0);
+}
+
+/* Checkpoint first: a consumer already cancelled gets -ECANCELED and the
+ * generator is untouched (its producer not even started). */
+static int main_next_while_cancelled(void *arg)
+{
+    (void)arg;
+    struct ender e = {0};
+    tl_gen *g;
+    cr_expect_eq(tl_gen_new(&g, ender, &e, NULL), 0);
+    void *v = NULL;
+    tl_scope s = tl_cancel_scope_enter();
+    cr_expect_eq(tl_scope_cancel(s), 0);
+    cr_expect_eq(tl_gen_next(g, &v), -ECANCELED);
+    cr_expect_eq(tl_scope_exit(s, -ECANCELED), 0);
+    cr_expect_eq(tl_gen_next(g, &v), 0);
+    cr_expect_eq(v, &e);
+    cr_expect_eq(tl_gen_close(g), 0);
+    return 0;
+}
+
+Test(gen, next_while_cancelled_does_nothing, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_next_while_cancelled, NULL), 0);
+}

@@ -1068,3 +1068,64 @@ Test(group, spawn_call_names_the_child_after_the_call, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_spawn_call, NULL), 0);
 }
+
+/* ---- the rule: the work's outcome wins over a cancel ----------------------- */
+
+/* A child that finishes its (shielded) work whatever happens around it. */
+static int shielded_kid(void *arg)
+{
+    struct kid *k = arg;
+    tl_scope sh = tl_shield_enter();
+    k->sleep_rc = tl_sleep(k->secs);
+    (void)tl_scope_exit(sh, k->sleep_rc);
+    k->done = 1;
+    return k->code < 0 ? k->code : k->ret;
+}
+
+struct owner_case {
+    struct kid k;
+    int body_waits; /* the body meets the cancel (-ECANCELED) itself */
+    int rc, next_rc;
+};
+
+static int outcome_owner(void *arg)
+{
+    struct owner_case *c = arg;
+    tl_group g;
+    cr_expect_eq(tl_group_enter(&g), 0);
+    cr_expect_eq(tl_group_spawn(g, shielded_kid, &c->k), 0);
+    int body = c->body_waits ? tl_sleep(100.0) : 0;
+    c->rc = tl_group_wait(g, body, NULL);
+    c->next_rc = tl_yield();
+    return 0;
+}
+
+static int main_group_outcomes(void *arg)
+{
+    (void)arg;
+    struct owner_case cases[3] = {
+        {{.secs = 2.0, .ret = 1}, 0, 1, 1},      /* all completed: 0 */
+        {{.secs = 2.0, .code = -EIO}, 0, 1, 1},  /* real error */
+        {{.secs = 2.0, .ret = 1}, 1, 1, 1},      /* the body unwound */
+    };
+    const int want[3] = {0, -EIO, -ECANCELED};
+    for (int i = 0; i < 3; i++) {
+        struct owner_case *c = &cases[i];
+        double t0 = tl_now();
+        tl_task t;
+        cr_expect_eq(tl_spawn(&t, outcome_owner, c), 0);
+        cr_expect_eq(tl_sleep(0.5), 0);
+        cr_expect_eq(tl_cancel(t), 0);
+        cr_expect_eq(tl_join(t, NULL), 0);
+        cr_expect_eq(c->k.done, 1);
+        cr_expect_eq(c->rc, want[i], "case %d: %d", i, c->rc);
+        cr_expect_eq(c->next_rc, -ECANCELED, "case %d", i);
+        cr_expect_eq(tl_now() - t0, 2.0);
+    }
+    return 0;
+}
+
+Test(group, children_outcome_wins_over_the_owner_cancel, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_group_outcomes, NULL), 0);
+}

@@ -502,16 +502,20 @@ static int join_sleeper(void *arg)
     p->rc2 = st;
     p->when = tl_now();
     cr_expect_eq(inner.rc, -ECANCELED);
-    return p->rc;
+    if (p->rc < 0) return p->rc;
+    return st; /* the usual way to pass a joined task's failure on */
 }
 
+/* The cancel is forwarded to the joined task; the join completed (the
+ * task finished), so it returns 0 and the task's -ECANCELED arrives in
+ * *status, which the joiner passes on. */
 static int main_cancel_join(void *arg)
 {
     (void)arg;
     struct probe p = {.rc = 1};
     int st = 1;
     cr_expect_eq(cancel_and_join(join_sleeper, &p, &st), 0);
-    cr_expect_eq(p.rc, -ECANCELED);
+    cr_expect_eq(p.rc, 0);
     cr_expect_eq(p.rc2, -ECANCELED); /* the target's status */
     cr_expect_eq(p.when, 0.0);
     cr_expect_eq(st, -ECANCELED);
@@ -862,11 +866,13 @@ static int main_join_forwards(void *arg)
     /* The cancel was forwarded to the target... */
     cr_expect_eq(f.target_sleep_rc, -ECANCELED);
     cr_expect_eq(f.target_cleanup_rc, 0);
-    /* ...and the joiner waited for it to finish (1 s of cleanup). */
+    /* ...and the joiner waited for it to finish (1 s of cleanup). The
+     * target completed with a result: the join returns it (completed
+     * wins); the joiner's cancel waits for its next suspending call. */
     cr_expect_eq(f.join_when, 1.0);
-    cr_expect_eq(f.join_rc, -ECANCELED);
-    cr_expect_eq(f.join_status, 5); /* *status written all the same */
-    cr_expect_eq(st, -ECANCELED);
+    cr_expect_eq(f.join_rc, 0);
+    cr_expect_eq(f.join_status, 5);
+    cr_expect_eq(st, 0);
     return 0;
 }
 
@@ -875,6 +881,11 @@ Test(task, cancelled_joiner_forwards_and_waits, .timeout = 10)
     cr_assert_eq(run_virtual(main_join_forwards, NULL), 0);
 }
 
+/* Checkpoint first: a joiner already cancelled when it calls tl_join
+ * gets -ECANCELED and consumes nothing — the target stays joinable and a
+ * join from a shield gets its status. The target was still running, so
+ * the refusal forwarded the cancel and waited for it first (invariant 1:
+ * the target may write the joiner's memory). */
 static int already_cancelled_joiner(void *arg)
 {
     struct fwd *f = arg;
@@ -882,25 +893,128 @@ static int already_cancelled_joiner(void *arg)
     cr_expect_eq(tl_spawn(&f->target, slow_cleanup_target, f), 0);
     f->join_rc = tl_join(f->target, &f->join_status);
     f->join_when = tl_now();
+    cr_expect_neq(tl_task_done(f->target), 0);
+    cr_expect_eq(f->join_status, 99); /* not consumed */
+    tl_scope sh = tl_shield_enter();
+    int rc = tl_join(f->target, &f->join_status);
+    cr_expect_eq(tl_now(), f->join_when); /* at once */
+    cr_expect_eq(tl_scope_exit(sh, rc), 0);
     return f->join_rc;
 }
 
 static int main_join_while_cancelled(void *arg)
 {
     (void)arg;
-    struct fwd f = {.target_sleep_rc = 1, .target_cleanup_rc = 1};
+    struct fwd f = {.target_sleep_rc = 1, .target_cleanup_rc = 1,
+                    .join_status = 99};
     int st = 1;
     cr_expect_eq(cancel_and_join(already_cancelled_joiner, &f, &st), 0);
-    cr_expect_eq(f.target_sleep_rc, -ECANCELED);
     cr_expect_eq(f.join_rc, -ECANCELED);
+    cr_expect_eq(st, -ECANCELED);
+    cr_expect_eq(f.target_sleep_rc, -ECANCELED); /* forwarded */
+    cr_expect_eq(f.join_when, 1.0);              /* after its cleanup */
     cr_expect_eq(f.join_status, 5);
-    cr_expect_eq(f.join_when, 1.0);
     return 0;
 }
 
-Test(task, join_by_a_cancelled_task_forwards_at_once, .timeout = 10)
+Test(task, join_by_a_cancelled_task_refuses_and_leaves_it_joinable,
+     .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_join_while_cancelled, NULL), 0);
+}
+
+/* The issue's case: the target has already finished (with a result) when
+ * the cancelled joiner calls: still -ECANCELED, the handle still joinable
+ * — the result is not consumed by a call that refused. */
+static int quick_seven(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+static int finished_target_joiner(void *arg)
+{
+    (void)arg;
+    tl_task t;
+    cr_expect_eq(tl_spawn(&t, quick_seven, NULL), 0);
+    tl_scope sh = tl_shield_enter();
+    cr_expect_eq(tl_yield(), 0);
+    cr_expect_eq(tl_scope_exit(sh, 0), 0);
+    cr_expect_neq(tl_task_done(t), 0);
+    cr_expect_neq(tl_cancelled(), 0);
+    int st = 99;
+    cr_expect_eq(tl_join(t, &st), -ECANCELED);
+    cr_expect_eq(st, 99);
+    cr_expect_neq(tl_task_done(t), 0); /* handle still good */
+    sh = tl_shield_enter();
+    cr_expect_eq(tl_join(t, &st), 0);
+    cr_expect_eq(tl_scope_exit(sh, 0), 0);
+    cr_expect_eq(st, 7);
+    return -ECANCELED;
+}
+
+static int main_join_finished_while_cancelled(void *arg)
+{
+    (void)arg;
+    tl_task j;
+    cr_expect_eq(tl_spawn(&j, finished_target_joiner, NULL), 0);
+    cr_expect_eq(tl_cancel(j), 0);
+    int st = 1;
+    cr_expect_eq(tl_join(j, &st), 0);
+    cr_expect_eq(st, -ECANCELED);
+    return 0;
+}
+
+Test(task, join_of_finished_task_by_cancelled_joiner_refuses, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_join_finished_while_cancelled, NULL), 0);
+}
+
+/* A real error beats the cancel: the joiner is cancelled while it waits,
+ * the target fails with -EIO during its cleanup; join returns 0 with
+ * -EIO (and its message) in *status, so `if (rc < 0) return rc; if (st <
+ * 0) return st;` passes the real error on, not -ECANCELED. */
+static int failing_cleanup_target(void *arg)
+{
+    (void)arg;
+    int rc = tl_sleep(100.0);
+    if (rc == -ECANCELED) {
+        tl_scope sh = tl_shield_enter();
+        (void)tl_scope_exit(sh, tl_sleep(1.0));
+        return tl_fail(-EIO, "rollback failed");
+    }
+    return 0;
+}
+
+static int error_joiner(void *arg)
+{
+    tl_error *e = arg;
+    tl_task t;
+    cr_expect_eq(tl_spawn(&t, failing_cleanup_target, NULL), 0);
+    int st = 1;
+    int rc = tl_join_ex(t, &st, e);
+    cr_expect_eq(rc, 0);
+    if (rc < 0) return rc;
+    cr_expect_eq(tl_yield(), -ECANCELED); /* the cancel shows next */
+    return st;
+}
+
+static int main_join_error_beats_cancel(void *arg)
+{
+    (void)arg;
+    tl_error e = {0};
+    int st = 1;
+    cr_expect_eq(cancel_and_join(error_joiner, &e, &st), 0);
+    cr_expect_eq(st, -EIO);
+    cr_expect_eq(e.code, -EIO);
+    cr_expect_str_eq(e.message, "rollback failed");
+    cr_expect_eq(tl_now(), 1.0);
+    return 0;
+}
+
+Test(task, join_real_error_beats_joiner_cancel, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_join_error_beats_cancel, NULL), 0);
 }
 
 static int shielded_joiner(void *arg)

@@ -575,3 +575,64 @@ Test(waitset, nan_timeouts_are_refused, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_nan_timeouts, NULL), 0);
 }
+
+/* ---- the rule: a member that finished first is yielded --------------------- */
+
+/* The waiter W is woken by the member's finish, and in the same loop
+ * iteration (after the member ran) C cancels W: the member is W's result;
+ * the cancel shows at W's next call. Spawn order W, M, C makes the FIFO
+ * order of that iteration M, C, W. */
+struct ws_race {
+    tl_waitset *ws;
+    tl_task waiter, member;
+    int rc, next_rc, status;
+};
+
+static int ws_race_waiter(void *arg)
+{
+    struct ws_race *r = arg;
+    tl_waitset_item it;
+    r->rc = tl_waitset_next(r->ws, INFINITY, &it);
+    r->status = it.status;
+    r->next_rc = tl_yield();
+    return 0;
+}
+
+static int ws_race_member(void *arg)
+{
+    (void)arg;
+    if (tl_yield() < 0) return -ECANCELED;
+    return 42;
+}
+
+static int ws_race_canceller(void *arg)
+{
+    struct ws_race *r = arg;
+    cr_expect_eq(tl_yield(), 0);
+    cr_expect_eq(tl_cancel(r->waiter), 0);
+    return 0;
+}
+
+static int main_ws_completed_wins(void *arg)
+{
+    (void)arg;
+    struct ws_race r = {.rc = 1, .next_rc = 1};
+    cr_expect_eq(tl_waitset_new(&r.ws), 0);
+    tl_task c;
+    cr_expect_eq(tl_spawn(&r.waiter, ws_race_waiter, &r), 0);
+    cr_expect_eq(tl_waitset_add_call(r.ws, TL_CALL(ws_race_member, NULL),
+                                     NULL), 0);
+    cr_expect_eq(tl_spawn(&c, ws_race_canceller, &r), 0);
+    cr_expect_eq(tl_join(c, NULL), 0);
+    cr_expect_eq(tl_join(r.waiter, NULL), 0);
+    cr_expect_eq(r.rc, 0);
+    cr_expect_eq(r.status, 42);
+    cr_expect_eq(r.next_rc, -ECANCELED);
+    cr_expect_eq(tl_waitset_close(r.ws), 0);
+    return 0;
+}
+
+Test(waitset, member_finished_before_cancel_is_yielded, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_ws_completed_wins, NULL), 0);
+}

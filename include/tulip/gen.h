@@ -71,11 +71,16 @@ TL_API int tl_gen_new(tl_gen **out, tl_gen_fn producer, void *arg,
  *   0             a value;
  *   TL_EGENDONE   the producer returned >= 0 (and on every later call);
  *   < 0           the producer's error, once (later calls: TL_EGENDONE);
- *   -ECANCELED    the consumer was cancelled. If that happened while it
- *                 waited for a value, the producer was cancelled too and
- *                 the call returned only after the producer finished its
- *                 cleanup (its memory may be the consumer's); the
- *                 generator is then exhausted;
+ *   -ECANCELED    the consumer was already cancelled when it called
+ *                 (nothing happened: the generator is unchanged), or it
+ *                 was cancelled while it waited for a value and the
+ *                 producer unwound from the cancel. A cancel while it
+ *                 waits is forwarded to the producer and the call returns
+ *                 only after the producer finished its cleanup (its
+ *                 memory may be the consumer's); the generator is then
+ *                 exhausted, and by the rule in tulip.h's Model the call
+ *                 returns what the producer ended with: -ECANCELED, its
+ *                 real error, or TL_EGENDONE if it simply returned;
  *   -EBUSY        another task is inside tl_gen_next on g;
  *   TL_ECLOSED    another task is inside tl_gen_close on g;
  *   -EDEADLK      called by g's own producer;

@@ -54,18 +54,20 @@ TL_API int tl_pool_free(tl_pool *pool);
  *   - cancelled before a worker picked the job up: the job is withdrawn,
  *     fn never runs, *result is left untouched, -ECANCELED;
  *   - cancelled while fn runs: the caller keeps waiting (this wait ignores
- *     cancellation) until fn returned, then *result receives fn's return
- *     value and the call returns -ECANCELED;
- *   - fn had already returned when the cancel came: completed wins, 0.
- * (Preset *result to a sentinel to tell the two -ECANCELED cases apart.)
+ *     cancellation) until fn returned; the work completed, so the call
+ *     returns 0 and *result receives fn's return value (the rule in
+ *     tulip.h's Model: the cancel shows at the caller's next suspending
+ *     call);
+ *   - fn had already returned when the cancel came: the same, 0.
+ * So -ECANCELED always means fn never ran.
  * Use tl_to_thread_ex with TL_THREAD_ABANDON_ON_CANCEL to return at once.
  *
  * Returns 0, -ECANCELED, -EINVAL (fn NULL), -ENOMEM (no memory for the
  * pool or its bookkeeping), -EAGAIN (the pool's queue of pending jobs is
  * full, or not a single pool thread could be started; with a diagnostic),
  * TL_ENOTASK outside a task, TL_EFORK on a loop or a shared pool inherited
- * across fork() (make a new pool in the child). Nothing ran unless the result is 0 or
- * -ECANCELED. SUSPENDS. Call it from a task (the loop's thread). */
+ * across fork() (make a new pool in the child). fn ran if and only if the
+ * result is 0. SUSPENDS. Call it from a task (the loop's thread). */
 TL_API TL_NODISCARD int tl_to_thread(tl_fn fn, void *arg, int *result);
 
 /* Flags of tl_to_thread_ex. */

@@ -78,8 +78,10 @@ TL_API int tl_waitset_add_call(tl_waitset *ws, tl_call call, void *tag);
  *   TL_EOF       the set is empty: every member was yielded;
  *   -ETIMEDOUT   nothing finished in time (the set is unchanged: call
  *                again, or close it);
- *   -ECANCELED   the caller was cancelled (the set is unchanged; its
- *                members keep running: close the set to stop the calls);
+ *   -ECANCELED   the caller was cancelled before a member finished (the
+ *                set is unchanged; its members keep running: close the
+ *                set to stop the calls). A member that finished first is
+ *                yielded (0) and the cancel shows at the next call;
  *   -EBUSY       another task is inside tl_waitset_next on this set;
  *   -EINVAL      ws or out NULL, or the time NaN; -EXDEV another loop's
  *                set.

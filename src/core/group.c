@@ -5,13 +5,18 @@
  * group did not cause, or a negative body result — cancels the group: its
  * children, and the body (the record itself counts as cancelled for the
  * owner). tl_group_wait then waits for every child, ignoring cancellation
- * (the children may write the owner's memory: invariant 1), and decides:
+ * (the children may write the owner's memory: invariant 1), and decides by
+ * the rule of tulip.h's Model (the work's outcome wins; real errors beat
+ * cancellation; a cancel nobody unwound with shows at the next call):
  *
- *     errors          -> the first error (errors beat cancellation)
- *     else an enclosing scope or the owner was cancelled -> -ECANCELED
- *     else            -> 0
+ *     errors          -> the first error
+ *     else an enclosing scope or the owner is cancelled, and the body or
+ *          a child ended with -ECANCELED           -> -ECANCELED
+ *     else            -> 0 (everything completed)
  *
- * gather is the same record with one difference: failures cancel nobody.
+ * gather is the same record with two differences: failures cancel nobody,
+ * and its verdict comes from the statuses (the first real error in
+ * argument order, else -ECANCELED if a child ended cancelled, else 0).
  */
 #include "internal.h"
 
@@ -60,6 +65,7 @@ void tl__group_child_done(tl__loop *l, tl__rec *g, tl__task *c)
     tl__list_remove(&c->group_link);
     g->nchildren--;
     int rc = c->result;
+    if (rc == -ECANCELED) g->ncancelled++;
     /* A cancellation the group (or anyone cancelling the child) caused is
      * not a failure. */
     if (rc < 0 && !(rc == -ECANCELED && c->cancel_requested)) {
@@ -195,8 +201,9 @@ int tl_group_wait(tl_group g, int body_rc, tl_errors *errs)
     int verdict = 0;
     if (r->nerrors)
         verdict = r->errors[0].code;
-    else if (tl__task_cancelled(self))
-        verdict = -ECANCELED;
+    else if (tl__task_cancelled(self) &&
+             (body_rc == -ECANCELED || r->ncancelled > 0))
+        verdict = -ECANCELED; /* else all completed: the cancel shows next */
     if (errs && r->nerrors) {
         errs->items = malloc(r->nerrors * sizeof *errs->items);
         if (errs->items) {
@@ -219,6 +226,14 @@ int tl_gather(size_t n, const tl_call *calls, int *statuses)
     if (!calls) return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!calls[i].fn) return -EINVAL; /* before touching statuses */
+    /* Checkpoint first: a gatherer cancelled before the call runs none of
+     * the calls. */
+    int rc = tl__checkpoint(self, "tl_gather", __builtin_return_address(0));
+    if (rc < 0) {
+        if (statuses)
+            for (size_t i = 0; i < n; i++) statuses[i] = -ECANCELED;
+        return rc;
+    }
     tl__loop *l = self->loop;
     int *st = statuses ? statuses : malloc(n * sizeof *st);
     if (!st) return -ENOMEM;
@@ -251,21 +266,20 @@ int tl_gather(size_t n, const tl_call *calls, int *statuses)
     for (tl__link *x = r->children.next; x != &r->children; x = x->next)
         tl__task_enqueue(l, tl__container_of(x, tl__task, group_link));
     tl__rec_push(self, r);
-    /* A gatherer that is already cancelled cancels its children at once. */
-    if (tl__task_cancelled(self)) tl__group_cancel_children(r);
+    /* A cancel of the gatherer from here on reaches the children through
+     * the record (tl__scope_propagate); the drain itself ignores it. */
     tl__group_drain(self, r);
     tl__rec_pop(self, r, "tl_gather");
     tl__rec_free(l, r);
 
-    int rc = 0;
-    if (tl__task_cancelled(self))
-        rc = -ECANCELED;
-    else
-        for (size_t i = 0; i < n; i++)
-            if (st[i] < 0) {
-                rc = st[i];
-                break;
-            }
+    /* The children's outcome is the result, whether or not the gatherer
+     * was cancelled meanwhile: the first real error in argument order
+     * (errors beat cancellation), else -ECANCELED if a child unwound from
+     * a cancel, else 0. */
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (st[i] < 0 && st[i] != -ECANCELED) rc = st[i];
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (st[i] == -ECANCELED) rc = -ECANCELED;
     if (st != statuses) free(st);
     return rc;
 }

@@ -76,6 +76,7 @@ tl__rec *tl__rec_alloc(tl__loop *l, tl__task *owner, int kind,
     r->nchildren = 0;
     r->waiter = NULL;
     r->nerrors = 0;
+    r->ncancelled = 0;
     return r;
 }
 

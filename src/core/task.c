@@ -242,7 +242,25 @@ void tl__error_fill(const tl__task *t, int code, tl_error *err)
 /* Join's wait was cancelled: just wake the joiner; it forwards the cancel. */
 static void join_cancel(tl__task *joiner) { tl__wake(joiner, -ECANCELED); }
 
-int tl_join_ex(tl_task h, int *status, tl_error *err)
+/* The rule (tulip.h, Model: "Cancellation"). A joiner cancelled before it
+ * calls refuses at its checkpoint and consumes nothing: t stays joinable,
+ * *status is not written, so a later join (from a shield) gets it. If t
+ * is still running, the refusal first forwards the cancel and waits for
+ * t to finish: returning while t may still write memory the joiner owns
+ * would break invariant 1 (a joiner's frame is the usual home of t's arg).
+ * A joiner cancelled while it waits forwards the cancel, waits the same
+ * way, and then joins t like any other: the wait completed, so join
+ * returns 0 and t's outcome — a result, a real error, or the -ECANCELED
+ * it unwound with — is in *status; the joiner's own cancel shows at its
+ * next suspending call. */
+static void forward_and_wait(tl__task *self, tl__task *t)
+{
+    tl__task_cancel(t);
+    while (t->state != TL__T_DONE)
+        (void)tl__park(self, NULL, "tl_join (cancel forwarded)");
+}
+
+static int join(tl_task h, int *status, tl_error *err, void *site)
 {
     int rc = 0;
     tl__task *t = tl__task_lookup(h, "tl_join", &rc);
@@ -265,21 +283,22 @@ int tl_join_ex(tl_task h, int *status, tl_error *err)
                  "joined (at most one joiner)");
         return -EINVAL;
     }
-    t->has_joiner = 1;
+    t->has_joiner = 1; /* no other joiner, detach or wait set meanwhile */
+    if (tl__scope_expire(self)) {
+        if (t->state != TL__T_DONE) {
+            t->joiner = self;
+            forward_and_wait(self, t);
+            t->joiner = NULL;
+        }
+        t->has_joiner = 0;
+        rc = tl__checkpoint(self, "tl_join", site);
+        if (rc < 0) return rc; /* nothing consumed: t is still joinable */
+        t->has_joiner = 1;
+    }
     if (t->state != TL__T_DONE) {
         t->joiner = self;
-        int forwarded = tl__task_cancelled(self);
-        if (!forwarded &&
-            tl__park(self, join_cancel, "tl_join") == -ECANCELED)
-            forwarded = 1;
-        if (forwarded) {
-            /* Invariant 1: the task may write memory the joiner owns, so
-             * the joiner waits for it even though it was cancelled. */
-            tl__task_cancel(t);
-            while (t->state != TL__T_DONE)
-                (void)tl__park(self, NULL, "tl_join (cancel forwarded)");
-            rc = -ECANCELED;
-        }
+        if (tl__park(self, join_cancel, "tl_join") == -ECANCELED)
+            forward_and_wait(self, t);
         t->joiner = NULL;
     }
     if (status) *status = t->result;
@@ -291,10 +310,18 @@ int tl_join_ex(tl_task h, int *status, tl_error *err)
     }
     t->loop->zombies--;
     tl__task_free(t->loop, t);
-    return rc;
+    return 0;
 }
 
-int tl_join(tl_task h, int *status) { return tl_join_ex(h, status, NULL); }
+int tl_join_ex(tl_task h, int *status, tl_error *err)
+{
+    return join(h, status, err, __builtin_return_address(0));
+}
+
+int tl_join(tl_task h, int *status)
+{
+    return join(h, status, NULL, __builtin_return_address(0));
+}
 
 /* A failure nobody will ever see otherwise (invariant 7). */
 void tl__report_unjoined(tl__task *t)

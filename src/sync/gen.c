@@ -21,7 +21,10 @@
  * Cancellation:
  *   - consumer cancelled inside tl_gen_next: its cancel hook cancels the
  *     producer and leaves the consumer parked (uncancellable now) until
- *     the producer has finished its cleanup; next then returns -ECANCELED.
+ *     the producer has finished its cleanup; next then returns what the
+ *     producer ended with (tulip.h's rule: -ECANCELED if it unwound from
+ *     the cancel, its real error if it failed, TL_EGENDONE if it simply
+ *     returned; the consumer's cancel shows at its next call).
  *     The producer's memory may be the consumer's (invariant 1), and this
  *     is what Python does: the CancelledError goes through the generator
  *     before it reaches the consumer.
@@ -79,7 +82,7 @@ static int gen_main(void *arg)
     g->done = 1;
     g->result = rc;
     tl__task *c = g->consumer;
-    if (c) tl__wake(c, g->forwarded ? -ECANCELED : GEN_DONE);
+    if (c) tl__wake(c, GEN_DONE);
     return rc;
 }
 
@@ -215,9 +218,9 @@ int tl_gen_next(tl_gen *g, void **value)
         if (value) *value = g->value;
         return 0;
     }
-    if (rc == -ECANCELED) {
+    if (g->forwarded && g->result == -ECANCELED) {
         g->reported = 1; /* the producer's -ECANCELED is ours */
-        return rc;
+        return -ECANCELED;
     }
     return end_result(g);
 }

@@ -38,7 +38,9 @@
  * Cancellation (invariant 1), by job mode:
  *   WAIT      tl_to_thread: arg may be on the caller's stack. Queued: the
  *             job is withdrawn, -ECANCELED. Running: the caller keeps
- *             waiting (uncancellable) and gets -ECANCELED when fn returned.
+ *             waiting (uncancellable); fn's work then completed, so the
+ *             call returns 0 with its result and the cancel shows at the
+ *             caller's next suspending call (tulip.h, the rule).
  *   ABANDON   tl_to_thread_ex + TL_THREAD_ABANDON_ON_CANCEL: the caller
  *             leaves at once; the job (queued or running) runs to its end
  *             and is freed by the drain; fn owns arg.
@@ -373,8 +375,10 @@ static void pool_drain(tl__loop *l, void *arg)
         tl__task *w = j->waiter;
         if (w) {
             j->waiter = NULL;
-            /* The waiter may free j (its stack frame) once it runs. */
-            tl__wake(w, j->cancelled ? -ECANCELED : 0);
+            /* The waiter may free j (its stack frame) once it runs. The
+             * work completed: 0, even if the waiter was cancelled while
+             * it ran (then it stayed parked for it). */
+            tl__wake(w, 0);
         } else {
             release(j);
         }
@@ -432,7 +436,7 @@ static int run_job(tl__task *self, tl__job *j, int mode, const char *what)
     j->waiter = NULL;
     int rc = submit(self->loop, j, mode);
     if (rc < 0) return rc;
-    if (tl__task_cancelled(self)) {
+    if (tl__scope_expire(self)) {
         /* Only an abandoning caller gets here cancelled (the others
          * checkpoint first): the job runs without a waiter, whether or
          * not a worker already finished it meanwhile. */
@@ -450,7 +454,7 @@ int tl__pool_submit(tl__loop *l, tl__job *j)
 {
     tl__task *self = tl__task_self("tl__pool_submit");
     if (!self || self->loop != l) return TL_ENOTASK;
-    if (tl__task_cancelled(self)) {
+    if (tl__scope_expire(self)) {
         /* -ECANCELED always means "the pool owns j" (see pool.h). */
         release(j);
         return tl__checkpoint(self, "tl__pool_submit",
@@ -488,9 +492,7 @@ int tl_to_thread_ex(tl_fn fn, void *arg, int *result, unsigned flags)
          * pool holds it. */
         thread_job tj = {.job = {.work = thread_work}, .fn = fn, .arg = arg};
         rc = run_job(self, &tj.job, MODE_WAIT, "tl_to_thread");
-        if (rc == 0 || tj.job.cancelled) {
-            if (result) *result = tj.result;
-        }
+        if (rc == 0 && result) *result = tj.result;
         return rc;
     }
 

@@ -503,7 +503,11 @@ TL_API TL_NODISCARD int tl_wait_for(tl_call call, double seconds);
  * *rc is set to 0 on entry; the body stores its result in it; on leaving
  * the block — normally, by break, return or goto — the scope exits with
  * that value and *rc receives the verdict. A `break` in the body leaves
- * this block (not an enclosing loop). */
+ * this block (not an enclosing loop). So does `continue`, silently: it
+ * also ends the block (the scope exits with *rc as it stands) instead of
+ * going on with an enclosing loop's next iteration, unlike `continue` in
+ * TL_GEN_FOREACH, which is a real loop. Inside a loop, set a flag and
+ * `break`, then `continue` after the block. */
 #define TL_WITH_TIMEOUT(seconds, rcp) TL__WITH(1, (seconds), (rcp), NULL)
 #define TL_WITH_MOVE_ON(seconds, rcp) TL__WITH(2, (seconds), (rcp), NULL)
 #define TL_WITH_SHIELD(rcp) TL__WITH(3, 0.0, (rcp), NULL)

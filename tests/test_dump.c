@@ -398,3 +398,67 @@ Test(dump, virtual_clock_stalled_on_a_pool_job_is_reported, .timeout = 10)
     cr_expect_eq(tl_test_count_of(out, "stalled"), 1, "once per stall:\n%s",
                  out);
 }
+
+/* ---- the ignored-cancel report names its call site for addr2line -------- */
+
+__attribute__((noinline)) static int ignore_cancels(void)
+{
+    int n = 0;
+    for (int i = 0; i < 1100; i++)
+        if (tl_sleep(1.0) == -ECANCELED) n++; /* checks nothing useful */
+    sink = n;
+    return sink;
+}
+
+static int ignorer_task(void *arg)
+{
+    (void)arg;
+    return ignore_cancels();
+}
+
+static int ignored_main(void *arg)
+{
+    (void)arg;
+    tl_task t = spawn_named("stubborn", ignorer_task, NULL);
+    tl_cancel(t);
+    int st;
+    TL_IGNORE(tl_join(t, &st));
+    Dl_info info;
+    struct link_map *map = NULL;
+    if (dladdr1((void *)ignore_cancels, &info, (void **)&map,
+                RTLD_DL_LINKMAP) && map)
+        F->fn_off[0] = (unsigned long)((uintptr_t)ignore_cancels -
+                                       (uintptr_t)map->l_addr);
+    return 0;
+}
+
+static void ignored_child(void *arg)
+{
+    (void)arg;
+    F->rc[7] = run_virtual(ignored_main, NULL);
+}
+
+Test(dump, ignored_cancel_report_gives_the_call_site_as_module_offset,
+     .timeout = 10)
+{
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(ignored_child, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    const char *p = strstr(out, "last from tl_sleep() called at ");
+    cr_assert(p != NULL, "%s", out);
+    /* "<module>+0x<off>" (or "sym+0xN (<module>+0x<off>)"), module being
+     * this program's path, off inside ignore_cancels. */
+    char exe[512];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(n > 0);
+    exe[n] = '\0';
+    char want[600];
+    snprintf(want, sizeof want, "%s+0x", exe);
+    const char *m = strstr(p, want);
+    cr_assert(m != NULL, "no \"%s\" in:\n%s", want, out);
+    unsigned long off = strtoul(m + strlen(want), NULL, 16);
+    cr_expect(off >= F->fn_off[0] && off < F->fn_off[0] + 200,
+              "offset %#lx is not in ignore_cancels (%#lx):\n%s", off,
+              F->fn_off[0], out);
+    TL_EXPECT_NOT_OUT(out, "called at 0x");
+}

@@ -9,7 +9,6 @@
  */
 #include "internal.h"
 
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -502,26 +501,15 @@ void tl__yield_now(tl__task *t)
 
 static void report_ignored(tl__task *t, const char *what, void *site)
 {
-    char label[48];
-    Dl_info info;
-    const char *sym = NULL;
-    uintptr_t off = 0;
-    if (site && dladdr(site, &info) && info.dli_sname) {
-        sym = info.dli_sname;
-        off = (uintptr_t)site - (uintptr_t)info.dli_saddr;
-    }
+    char label[48], where[512];
     t->cancel_reported = 1;
-    if (sym)
-        tl__diag("task %s ignored -ECANCELED %u times; last from %s() "
-                 "called at %s+0x%lx: check the result of suspending calls "
-                 "and return when cancelled", tl__task_label(t, label,
-                 sizeof label), (unsigned)t->ignored_cancels, what, sym,
-                 (unsigned long)off);
-    else
-        tl__diag("task %s ignored -ECANCELED %u times; last from %s() "
-                 "called at %p: check the result of suspending calls and "
-                 "return when cancelled", tl__task_label(t, label,
-                 sizeof label), (unsigned)t->ignored_cancels, what, site);
+    /* The call site as addr2line takes it (module+offset): a raw address
+     * of a position-independent program means nothing after it exits. */
+    tl__diag("task %s ignored -ECANCELED %u times; last from %s() called "
+             "at %s: check the result of suspending calls and return when "
+             "cancelled", tl__task_label(t, label, sizeof label),
+             (unsigned)t->ignored_cancels, what,
+             tl__symbolize(site, 1, where, sizeof where));
 }
 
 int tl__checkpoint(tl__task *t, const char *what, void *site)

@@ -170,6 +170,8 @@ typedef struct tl_config {
     int guard;           /* enum tl_guard; $TULIP_GUARD overrides AUTO */
     int no_sigint;       /* non-zero: never install the Ctrl-C handler */
     struct tl_pool *pool; /* thread pool to share, or NULL for a lazy own */
+    int no_main_report;  /* non-zero: tl_run does not print main's
+                            failure (see tl_run) */
     int dump_signal;     /* a signal (SIGQUIT, SIGUSR1...) that makes the
                             loop write tl_dump to stderr, like Go's
                             SIGQUIT; 0: $TULIP_DUMP_SIGNAL ("SIGUSR1",
@@ -180,6 +182,10 @@ typedef struct tl_config {
  * (named "main"), and when it returns cancel every task still running and
  * wait for all of them (naming any still running 5 s into teardown), then
  * report failed tasks nobody joined, tear down and return main's status.
+ * A negative status of main is printed on stderr, the way asyncio.run
+ * shows the traceback of the exception it re-raises: "tulip: main failed
+ * with -EIO (Input/output error): <its tl_fail message>" (a -ECANCELED
+ * from Ctrl-C says so); tl_config.no_main_report silences it.
  * On the process's main thread Ctrl-C cancels the main task (a second
  * Ctrl-C kills the process), unless SIGINT already had a handler.
  * Returns main's status, or -ENOMEM/-EMFILE/... if the loop could not be

@@ -447,6 +447,7 @@ struct tl__loop {
 
     int sigint_installed;
     volatile sig_atomic_t sigint_pending; /* set by the SIGINT handler */
+    int sigint_cancelled;    /* Ctrl-C cancelled main (its report says so) */
     int closing;             /* tl_run is tearing down: new tasks start
                                 cancelled */
     int deadlock_reported;
@@ -559,6 +560,11 @@ void tl__task_set_name(tl__task *t, const char *name);
 /* Describe t's failure `code` (name or "#slot", its tl_fail message if it
  * belongs to that code). */
 void tl__error_fill(const tl__task *t, int code, tl_error *err);
+/* `from` failed with `code` and `to` is handed that failure (a generator's
+ * consumer): give `to` the tl_fail message too, as if it had called
+ * tl_fail(code, msg) itself, so tl_fail_message(code) finds it there and
+ * it travels on with the code. No-op without a message for that code. */
+void tl__fail_pass(tl__task *to, const tl__task *from, int code);
 /* Report a failed task nobody joined (invariant 7), once. */
 void tl__report_unjoined(tl__task *t);
 

@@ -1190,7 +1190,9 @@ static int prog_end(int rc, const char *how)
 static int run_prog(const struct prog *p, int quiet)
 {
     prog_begin(p, quiet);
-    return prog_end(run_virtual(main_fn, NULL), "tl_run");
+    /* Main's failure is the checked result here, not a diagnostic. */
+    tl_config c = {.virtual_clock = 1, .no_main_report = 1};
+    return prog_end(tl_run_with(&c, main_fn, NULL), "tl_run");
 }
 
 static void run_free(void)
@@ -1328,7 +1330,8 @@ static void run_batch(void *arg)
         account(b, p, run_prog(p, 1), failed_seeds);
         int n = b->n - i - 1 < CHUNK - 1 ? b->n - i - 1 : CHUNK - 1;
         struct chunk c = {b, &r, p, n, failed_seeds};
-        int rc = run_virtual(chunk_fn, &c);
+        tl_config vc = {.virtual_clock = 1, .no_main_report = 1};
+        int rc = tl_run_with(&vc, chunk_fn, &c);
         if (n > 0 && rc != R.tasks[0]->ret) {
             printf("FAILED: tl_run of a chunk returned %s, its main %s\n",
                    rcname(rc), rcname(R.tasks[0]->ret));

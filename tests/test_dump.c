@@ -462,3 +462,97 @@ Test(dump, ignored_cancel_report_gives_the_call_site_as_module_offset,
               F->fn_off[0], out);
     TL_EXPECT_NOT_OUT(out, "called at 0x");
 }
+
+/* ---- main's failure, and a generator's message ------------------------- */
+
+static int failing_main(void *arg)
+{
+    (void)arg;
+    return tl_fail(-EIO, "disk %d is gone", 3);
+}
+
+struct main_case {
+    int quiet;
+};
+
+static void failing_child(void *arg)
+{
+    struct main_case *c = arg;
+    tl_config cfg = {.virtual_clock = 1, .no_main_report = c->quiet};
+    F->rc[0] = tl_run_with(&cfg, failing_main, NULL);
+}
+
+Test(dump, main_failure_is_printed_with_its_message, .timeout = 10)
+{
+    F = tl_test_shared_page(sizeof *F);
+    struct main_case c = {0};
+    int st = tl_test_child(failing_child, &c, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[0], -EIO);
+    TL_EXPECT_OUT(out, "tulip: main failed with -EIO (Input/output error): "
+                       "disk 3 is gone\n");
+}
+
+Test(dump, main_failure_report_can_be_silenced, .timeout = 10)
+{
+    F = tl_test_shared_page(sizeof *F);
+    struct main_case c = {1};
+    int st = tl_test_child(failing_child, &c, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[0], -EIO);
+    TL_EXPECT_NOT_OUT(out, "main failed");
+}
+
+static int failing_producer(tl_gen *g, void *arg)
+{
+    (void)arg;
+    int rc = tl_gen_yield(g, "one");
+    if (rc < 0) return rc;
+    return tl_fail(-EPROTO, "line %d: bad header", 2);
+}
+
+static int consumer(void *arg)
+{
+    (void)arg;
+    tl_gen *g;
+    if (tl_gen_new(&g, failing_producer, NULL, NULL) < 0) return -1;
+    void *v;
+    F->rc[1] = tl_gen_next(g, &v);
+    int rc = tl_gen_next(g, &v);
+    F->rc[2] = rc;
+    const char *m = tl_fail_message(rc);
+    snprintf((char *)&F->count[0], 24, "%s", m ? m : "(none)");
+    TL_IGNORE(tl_gen_close(g));
+    return rc; /* the message travels on with the code */
+}
+
+static int gen_main(void *arg)
+{
+    (void)arg;
+    tl_task t = spawn_named("consumer", consumer, NULL);
+    int st;
+    tl_error err;
+    F->rc[3] = tl_join_ex(t, &st, &err);
+    F->rc[4] = st;
+    printf("joined: %s\n", err.message);
+    return 0;
+}
+
+static void gen_child(void *arg)
+{
+    (void)arg;
+    F->rc[0] = run_virtual(gen_main, NULL);
+}
+
+Test(dump, generator_failure_message_reaches_the_consumer, .timeout = 10)
+{
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(gen_child, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[1], 0);
+    cr_expect_eq(F->rc[2], -EPROTO);
+    cr_expect_str_eq((char *)&F->count[0], "line 2: bad header");
+    cr_expect_eq(F->rc[3], 0);
+    cr_expect_eq(F->rc[4], -EPROTO);
+    TL_EXPECT_OUT(out, "joined: line 2: bad header\n");
+}

@@ -29,7 +29,13 @@
  * Closing early, or cancelling the consumer while it waits for a value,
  * cancels the producer: its tl_gen_yield (or whatever it is waiting on)
  * returns -ECANCELED, it runs its cleanup and returns. A producer's
- * failure (a negative return) reaches the consumer through tl_gen_next.
+ * failure (a negative return) reaches the consumer through tl_gen_next
+ * (or tl_gen_close, if no tl_gen_next returned it), and with it the
+ * message the producer attached with tl_fail: the consumer then holds it
+ * as if it had called tl_fail itself, so tl_fail_message(rc) there gives
+ * it, and it travels on when the consumer returns the same code (to its
+ * joiner, its group's error list, the never-joined report) — the way a
+ * Python exception leaves an async generator.
  */
 #ifndef TULIP_GEN_H
 #define TULIP_GEN_H

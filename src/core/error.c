@@ -59,6 +59,18 @@ int tl_fail(int code, const char *fmt, ...)
     return code;
 }
 
+void tl__fail_pass(tl__task *to, const tl__task *from, int code)
+{
+    if (!to || to == from || code >= 0 || !from->fail_msg ||
+        from->fail_code != code)
+        return;
+    char *copy = strdup(from->fail_msg);
+    if (!copy) return; /* the code still travels; only the text is lost */
+    free(to->fail_msg);
+    to->fail_msg = copy;
+    to->fail_code = code;
+}
+
 const char *tl_fail_message(int code)
 {
     tl__loop *l = tl__self;

@@ -560,6 +560,19 @@ static void teardown(tl__loop *l)
     }
 }
 
+/* asyncio.run re-raises main's exception and the interpreter prints its
+ * traceback; tl_run returns the status, which a caller may drop: say it
+ * (invariant 7), with the tl_fail message main attached to that code. */
+static void report_main(tl__loop *l, tl__task *m)
+{
+    tl_error e;
+    tl__error_fill(m, m->result, &e);
+    tl__diag("main failed with -%s (%s)%s%s%s", tl_errname(m->result),
+             tl_strerror(m->result), e.message[0] ? ": " : "", e.message,
+             m->result == -ECANCELED && l->sigint_cancelled
+                 ? " (cancelled by Ctrl-C)" : "");
+}
+
 int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
 {
     tl_config cfg = {0};
@@ -598,6 +611,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
             poll_once(l);
         }
         rc = m->result;
+        if (rc < 0 && !cfg.no_main_report) report_main(l, m);
         l->zombies--;
         tl__task_free(l, m);
         l->main_task = NULL;

@@ -65,6 +65,7 @@ void tl__sigint_dispatch(tl__loop *l)
     l->sigint_pending = 0;
     if (l->main_task) {
         tl__diag("Ctrl-C: cancelling the main task (press again to kill)");
+        l->sigint_cancelled = 1;
         tl__task_cancel(l->main_task);
     }
 }

@@ -185,10 +185,11 @@ static void next_cancel(tl__task *t)
      * returns. (tl__task_poke cleared the hook: no second cancel.) */
 }
 
-static int end_result(tl_gen *g)
+static int end_result(tl_gen *g, tl__task *self)
 {
     if (g->result < 0 && !g->reported) {
         g->reported = 1;
+        tl__fail_pass(self, g->producer, g->result);
         return g->result;
     }
     return TL_EGENDONE;
@@ -205,7 +206,7 @@ int tl_gen_next(tl_gen *g, void **value)
     }
     int rc = tl__checkpoint(self, "tl_gen_next", __builtin_return_address(0));
     if (rc < 0) return rc;
-    if (g->done) return end_result(g);
+    if (g->done) return end_result(g, self);
     g->consumer = self;
     self->wait_data = g;
     if (g->parked)
@@ -222,7 +223,7 @@ int tl_gen_next(tl_gen *g, void **value)
         g->reported = 1; /* the producer's -ECANCELED is ours */
         return -ECANCELED;
     }
-    return end_result(g);
+    return end_result(g, self);
 }
 
 int tl__gen_step(tl_gen *g, void **value, int *rcp)
@@ -253,8 +254,10 @@ int tl_gen_close(tl_gen *g)
     }
     int rc = 0;
     if (t->result < 0 && !g->reported &&
-        !(t->result == -ECANCELED && t->cancel_requested))
+        !(t->result == -ECANCELED && t->cancel_requested)) {
         rc = t->result; /* a failure nobody was told about */
+        tl__fail_pass(self, t, rc);
+    }
     t->loop->zombies--;
     tl__task_free(t->loop, t);
     free(g);

@@ -102,7 +102,9 @@ extern "C" {
     X(TL_EBROKEN, TL__ERR_BASE + 6, "barrier is broken")                    \
     X(TL_EFORK, TL__ERR_BASE + 7, "loop inherited across fork()")           \
     X(TL_ENOTASK, TL__ERR_BASE + 8, "not called from a tulip task")         \
-    X(TL_EGENDONE, TL__ERR_BASE + 9, "generator is exhausted")
+    X(TL_EGENDONE, TL__ERR_BASE + 9, "generator is exhausted")              \
+    X(TL_ENOTSTARTED, TL__ERR_BASE + 10,                                    \
+      "task returned without calling tl_started")
 
 enum {
 #define TL__ERR_ENUM(name, value, text) name = -(value),
@@ -428,6 +430,43 @@ TL_API int tl_group_wait(tl_group g, int body_rc, tl_errors *errs);
 /* Cancel every child and the body (the group's verdict is then 0 unless
  * something failed: like Trio's nursery.cancel_scope.cancel()). */
 TL_API int tl_group_cancel(tl_group g);
+
+/* Trio's nursery.start: spawn fn(arg) into g, as tl_group_spawn does, and
+ * wait until it says it is ready with tl_started(value) — a server that
+ * has bound its port, say: `tl_group_start(g, serve, &cfg, &port)`
+ * returns once `serve` called tl_started(port), and serve goes on
+ * running in g. *value (may be NULL) receives the value. Until it is
+ * ready the child's outcome belongs to the caller, not to the group:
+ *   - it fails first: its error is returned to the caller (it is not a
+ *     failure of g and cancels nobody);
+ *   - it returns >= 0 without calling tl_started: TL_ENOTSTARTED;
+ * so the caller never hangs on a child that will not signal. The rule in
+ * the Model: a caller already cancelled gets -ECANCELED and nothing is
+ * spawned; a caller cancelled while it waits forwards the cancel to the
+ * child and keeps waiting: if the child still signals ready the start
+ * completed (0, *value; the cancel shows at the caller's next call, the
+ * child unwinds in g), else its outcome is returned (-ECANCELED, or its
+ * real error). Any task that may spawn into g may call it (the owner in
+ * the body, or a child). Returns 0, the child's error, TL_ENOTSTARTED,
+ * -ECANCELED, or what tl_group_spawn returns (-ESHUTDOWN, -ESRCH,
+ * -EINVAL, -ENOMEM: nothing ran). SUSPENDS. */
+TL_API TL_NODISCARD int tl_group_start(tl_group g, tl_fn fn, void *arg,
+                                       intptr_t *value);
+/* The same with spawn options (name, stack size) and a status pointer as
+ * tl_group_spawn_ex's (written when the child finishes, whether or not it
+ * got ready). SUSPENDS. */
+TL_API TL_NODISCARD int tl_group_start_ex(tl_group g,
+                                          const tl_spawn_opts *opts,
+                                          tl_fn fn, void *arg, int *status,
+                                          intptr_t *value);
+
+/* Trio's task_status.started(value): called by a child started with
+ * tl_group_start, once, when it is ready: its starter resumes with
+ * `value`, and from then on the child is an ordinary member of its group
+ * (its failures are the group's). Returns 0; -EINVAL (with a diagnostic)
+ * if the running task was not started with tl_group_start or already
+ * called it; TL_ENOTASK. Never suspends. */
+TL_API int tl_started(intptr_t value);
 
 /* ======================================================================
  * Scopes: deadlines, move-on, shields

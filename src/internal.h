@@ -156,6 +156,8 @@ struct tl__task {
     tl__rec *group;          /* group we belong to (NULL: the loop's root) */
     tl__link group_link;     /* in group->children */
     int *status_out;         /* group_spawn_ex / gather result pointer */
+    struct tl__start *start; /* tl_group_start's waiter, until tl_started
+                                or the end (src/group.c) */
 
     tl__timer timer;         /* tl_sleep */
     int saved_errno;         /* invariant 10 */

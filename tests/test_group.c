@@ -1129,3 +1129,161 @@ Test(group, children_outcome_wins_over_the_owner_cancel, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_group_outcomes, NULL), 0);
 }
+
+/* ---- tl_group_start: Trio's nursery.start ----------------------------------- */
+
+/* A server: `bind_secs` to get ready, then tl_started(port) (unless port
+ * < 0), then serve until cancelled (or return `after` at once when
+ * serve_secs is 0). `fail` < 0: fail that way before getting ready. */
+struct server {
+    double bind_secs, serve_secs;
+    int port, fail, after;
+    int shield_bind; /* get ready even if cancelled */
+    int ran, started_rc, started_again_rc, done;
+};
+
+static int server(void *arg)
+{
+    struct server *sv = arg;
+    sv->ran = 1;
+    int rc;
+    if (sv->shield_bind) {
+        tl_scope sh = tl_shield_enter();
+        rc = tl_scope_exit(sh, tl_sleep(sv->bind_secs));
+    } else {
+        rc = tl_sleep(sv->bind_secs);
+    }
+    if (rc < 0) return rc;
+    if (sv->fail < 0) return tl_fail(sv->fail, "port %d taken", sv->port);
+    if (sv->port < 0) return 0; /* forgot tl_started */
+    sv->started_rc = tl_started(sv->port);
+    sv->started_again_rc = tl_started(sv->port + 1);
+    rc = sv->serve_secs > 0 ? tl_sleep(sv->serve_secs) : 0;
+    sv->done = 1;
+    return rc < 0 ? rc : sv->after;
+}
+
+static int main_start_ready(void *arg)
+{
+    (void)arg;
+    struct server sv = {.bind_secs = 1.0, .serve_secs = 100.0, .port = 8080};
+    tl_group g;
+    cr_expect_eq(tl_group_enter(&g), 0);
+    intptr_t port = 0;
+    cr_expect_eq(tl_group_start(g, server, &sv, &port), 0);
+    cr_expect_eq(port, 8080);
+    cr_expect_eq(tl_now(), 1.0); /* as soon as it was ready */
+    cr_expect_eq(sv.started_rc, 0);
+    cr_expect_eq(sv.started_again_rc, -EINVAL); /* once only */
+    cr_expect_eq(sv.done, 0); /* still serving, in the group */
+    cr_expect_eq(tl_sleep(1.0), 0);
+    cr_expect_eq(tl_group_cancel(g), 0);
+    cr_expect_eq(tl_group_wait(g, 0, NULL), 0);
+    cr_expect_eq(tl_now(), 2.0);
+    cr_expect_eq(tl_started(1), -EINVAL); /* not a started task */
+    return 0;
+}
+
+Test(group, start_returns_when_the_child_is_ready, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_start_ready, NULL), 0);
+}
+
+/* Before it is ready, the child's failure (or its return without
+ * tl_started) is the starter's, not the group's: nobody is cancelled,
+ * nothing is listed, nothing hangs. After, it is the group's. */
+static int main_start_outcomes(void *arg)
+{
+    (void)arg;
+    struct kid sib = {.secs = 3.0, .ret = 1};
+    struct server bad = {.bind_secs = 0.5, .port = 80, .fail = -EADDRINUSE};
+    struct server mute = {.bind_secs = 0.5, .port = -1};
+    struct server late = {.bind_secs = 0.5, .port = 81, .after = -EIO};
+    int st_sib = 111, st_bad = 111;
+    tl_group g;
+    cr_expect_eq(tl_group_enter(&g), 0);
+    cr_expect_eq(spawn_kid(g, "sib", &sib, &st_sib), 0);
+    intptr_t v = 7;
+    cr_expect_eq(tl_group_start_ex(g, &(tl_spawn_opts){.name = "bad"}, server,
+                                   &bad, &st_bad, &v), -EADDRINUSE);
+    cr_expect_eq(st_bad, -EADDRINUSE);
+    cr_expect_eq(tl_group_start(g, server, &mute, &v), TL_ENOTSTARTED);
+    cr_expect_eq(v, 7); /* untouched */
+    cr_expect_eq(tl_now(), 1.0);
+    cr_expect_eq(tl_cancelled(), 0); /* the group was not cancelled */
+    cr_expect_eq(tl_sleep(2.5), 0);
+    cr_expect_eq(sib.done, 1);
+    cr_expect_eq(sib.sleep_rc, 0);
+    tl_errors errs;
+    cr_expect_eq(tl_group_wait(g, 0, &errs), 0);
+    cr_expect_eq(errs.count, 0u);
+    tl_errors_free(&errs);
+
+    cr_expect_eq(tl_group_enter(&g), 0);
+    cr_expect_eq(tl_group_start(g, server, &late, &v), 0);
+    cr_expect_eq(v, 81);
+    cr_expect_eq(tl_group_wait(g, 0, &errs), -EIO);
+    cr_expect_eq(errs.count, 1u);
+    tl_errors_free(&errs);
+    return 0;
+}
+
+Test(group, start_failure_before_ready_is_the_starters, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_start_outcomes, NULL), 0);
+}
+
+/* The rule, for a cancelled starter: already cancelled at the call:
+ * -ECANCELED, nothing spawned. Cancelled while it waits: the cancel is
+ * forwarded; a child that unwinds gives -ECANCELED, one that gets ready
+ * anyway (its bind is shielded) completes the start: 0 and the value,
+ * and the cancel shows at the starter's next call. */
+struct starter_case {
+    struct server sv;
+    int pre_cancel;
+    int rc, next_rc;
+    intptr_t v;
+};
+
+static int starter(void *arg)
+{
+    struct starter_case *c = arg;
+    tl_group g;
+    cr_expect_eq(tl_group_enter(&g), 0);
+    if (c->pre_cancel) cr_expect_eq(tl_cancel(tl_current()), 0);
+    c->rc = tl_group_start(g, server, &c->sv, &c->v);
+    c->next_rc = tl_yield();
+    (void)tl_group_wait(g, c->next_rc, NULL);
+    return 0;
+}
+
+static int main_start_cancelled(void *arg)
+{
+    (void)arg;
+    struct starter_case cases[3] = {
+        {.sv = {.bind_secs = 1.0, .serve_secs = 100, .port = 1}, .pre_cancel = 1},
+        {.sv = {.bind_secs = 1.0, .serve_secs = 100, .port = 2}},
+        {.sv = {.bind_secs = 1.0, .serve_secs = 100, .port = 3,
+                .shield_bind = 1}},
+    };
+    const int want[3] = {-ECANCELED, -ECANCELED, 0};
+    for (int i = 0; i < 3; i++) {
+        struct starter_case *c = &cases[i];
+        c->rc = c->next_rc = 1;
+        tl_task t;
+        cr_expect_eq(tl_spawn(&t, starter, c), 0);
+        cr_expect_eq(tl_sleep(0.5), 0);
+        cr_expect_eq(tl_cancel(t), 0);
+        cr_expect_eq(tl_join(t, NULL), 0);
+        cr_expect_eq(c->rc, want[i], "case %d: %d", i, c->rc);
+        cr_expect_eq(c->next_rc, -ECANCELED, "case %d", i);
+        cr_expect_eq(c->sv.ran, i != 0, "case %d", i);
+        if (want[i] == 0) cr_expect_eq(c->v, 3);
+    }
+    return 0;
+}
+
+Test(group, start_by_a_cancelled_starter_follows_the_rule, .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_start_cancelled, NULL), 0);
+}

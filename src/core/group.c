@@ -60,11 +60,38 @@ static void add_error(tl__rec *g, const tl__task *t, int code)
     tl__error_fill(t, code, &g->errors[g->nerrors++]);
 }
 
+/* tl_group_start's wait, on the starter's stack: the child points at it
+ * until it calls tl_started or ends (whichever first wakes the starter). */
+struct tl__start {
+    tl__task *starter;
+    tl__task *child;
+    intptr_t value;
+    int rc;   /* 0 ready; else the child's outcome before it got ready */
+    int over; /* the starter may go */
+};
+
+static void start_over(struct tl__start *st, int rc)
+{
+    st->child->start = NULL;
+    st->rc = rc;
+    st->over = 1;
+    tl__wake(st->starter, 0);
+}
+
 void tl__group_child_done(tl__loop *l, tl__rec *g, tl__task *c)
 {
     tl__list_remove(&c->group_link);
     g->nchildren--;
     int rc = c->result;
+    if (c->start) {
+        /* It ended before it was ready: its outcome is its starter's (as
+         * in Trio, where the error is raised by nursery.start), so it is
+         * not a failure of the group and cancels nobody. */
+        start_over(c->start, rc < 0 ? rc : TL_ENOTSTARTED);
+        tl__task_free(l, c);
+        if (g->nchildren == 0 && g->waiter) tl__wake(g->waiter, 0);
+        return;
+    }
     if (rc == -ECANCELED) g->ncancelled++;
     /* A cancellation the group (or anyone cancelling the child) caused is
      * not a failure. */
@@ -147,6 +174,66 @@ int tl_group_spawn_ex(tl_group g, const tl_spawn_opts *opts, tl_fn fn,
     tl__list_push(&r->children, &t->group_link);
     r->nchildren++;
     tl__task_enqueue(l, t);
+    return 0;
+}
+
+/* ---- nursery.start -------------------------------------------------------- */
+
+/* The starter was cancelled while it waited: forward the cancel and keep
+ * waiting (the hook is cleared, so the rest of the wait ignores cancel)
+ * for the child to get ready anyway or to end. */
+static void start_cancel(tl__task *t)
+{
+    struct tl__start *st = t->wait_data;
+    t->wait_what = "tl_group_start (cancelled; waiting for the child)";
+    tl__task_cancel(st->child);
+}
+
+int tl_group_start_ex(tl_group g, const tl_spawn_opts *opts, tl_fn fn,
+                      void *arg, int *status, intptr_t *value)
+{
+    int err;
+    tl__rec *r = group_of(g, "tl_group_start", &err);
+    if (!r) return err;
+    if (!fn) return -EINVAL;
+    tl__task *self = r->owner->loop->current;
+    err = tl__checkpoint(self, "tl_group_start", __builtin_return_address(0));
+    if (err < 0) return err; /* nothing spawned */
+    err = tl_group_spawn_ex(g, opts, fn, arg, status);
+    if (err < 0) return err;
+    /* The child is the last one linked (tl_group_spawn_ex pushes). */
+    struct tl__start st = {
+        .starter = self,
+        .child = tl__container_of(r->children.prev, tl__task, group_link),
+    };
+    st.child->start = &st;
+    self->wait_data = &st;
+    while (!st.over)
+        (void)tl__park(self, start_cancel, "tl_group_start");
+    self->wait_data = NULL;
+    if (st.rc == 0 && value) *value = st.value;
+    return st.rc;
+}
+
+int tl_group_start(tl_group g, tl_fn fn, void *arg, intptr_t *value)
+{
+    return tl_group_start_ex(g, NULL, fn, arg, NULL, value);
+}
+
+int tl_started(intptr_t value)
+{
+    tl__task *self = tl__task_self("tl_started");
+    if (!self) return tl__not_task_error();
+    struct tl__start *st = self->start;
+    if (!st) {
+        char label[48];
+        tl__diag("tl_started: task %s was not started with tl_group_start, "
+                 "or already called tl_started",
+                 tl__task_label(self, label, sizeof label));
+        return -EINVAL;
+    }
+    st->value = value;
+    start_over(st, 0);
     return 0;
 }
 

@@ -594,7 +594,8 @@ TL_API void tl__with_end(struct tl__with *w);
 #endif
 
 /* Topic headers: coordination primitives, queues, threads, wait sets,
- * generators, the version, I/O. Each is part of the one public API. */
+ * generators, the version, I/O, sockets. Each is part of the one public
+ * API. */
 #include "tulip/sync.h"
 #include "tulip/queue.h"
 #include "tulip/thread.h"
@@ -602,5 +603,6 @@ TL_API void tl__with_end(struct tl__with *w);
 #include "tulip/gen.h"
 #include "tulip/version.h"
 #include "tulip/io.h"
+#include "tulip/net.h"
 
 #endif /* TULIP_H */

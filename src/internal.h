@@ -487,6 +487,9 @@ struct tl__loop {
  * a stopped process has no running code to ask. Guarded by a mutex in
  * src/core/loop.c; a debugger reads it with the process stopped. */
 extern tl__loop *tl__loop_registry;
+/* How many loops the registry holds: read without its lock by code that
+ * asks "does any loop run in this process?" (src/sync/waitq.h). */
+extern _Atomic int tl__loops_running;
 
 /* Make t the running task. The watchdog reads these with relaxed loads;
  * no clock is read on the switch path (invariant 9). */

@@ -6,6 +6,7 @@
  */
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "helpers.h"
@@ -165,7 +166,7 @@ Test(dump, lists_every_task_with_its_wait_scopes_group_and_backtrace,
                        "'sleeper' (slot 1, waiting)\n");
     TL_EXPECT_OUT(out, "  open scopes, innermost first:\n"
                        "    timeout entered at ");
-    TL_EXPECT_OUT(out, "test_dump.c:61, deadline 30.000 s (in 27.500 s)\n");
+    TL_EXPECT_OUT(out, "test_dump.c:62, deadline 30.000 s (in 27.500 s)\n");
     TL_EXPECT_OUT(out, "task 'member' (slot 6) waiting\n");
     TL_EXPECT_OUT(out, "  in the task group of task 'grouper' entered at ");
     TL_EXPECT_OUT(out, "task group entered at ");
@@ -555,4 +556,61 @@ Test(dump, generator_failure_message_reaches_the_consumer, .timeout = 10)
     cr_expect_eq(F->rc[3], 0);
     cr_expect_eq(F->rc[4], -EPROTO);
     TL_EXPECT_OUT(out, "joined: line 2: bad header\n");
+}
+
+/* ---- another thread: the task API and the primitives say tl_loop_call --- */
+
+static tl_event xev;
+static tl_sem xsem;
+
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    F->rc[1] = tl_event_set(&xev);   /* nobody waits: still refused */
+    F->rc[2] = tl_sem_release(&xsem);
+    F->rc[3] = tl_sleep(0.1);        /* the task API */
+    return NULL;
+}
+
+static int thread_main(void *arg)
+{
+    (void)arg;
+    tl_event_init(&xev);
+    tl_sem_init(&xsem, 0);
+    pthread_t th;
+    if (pthread_create(&th, NULL, other_thread, NULL) != 0) return -1;
+    pthread_join(th, NULL); /* blocks the loop briefly; nothing else runs */
+    F->rc[4] = tl_event_is_set(&xev);
+    F->rc[5] = tl_sem_value(&xsem);
+    return 0;
+}
+
+static void thread_child(void *arg)
+{
+    (void)arg;
+    F->rc[0] = run_virtual(thread_main, NULL);
+}
+
+Test(dump, other_threads_are_refused_and_told_about_tl_loop_call,
+     .timeout = 10)
+{
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(thread_child, NULL, out, sizeof out);
+    TL_ASSERT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[0], 0);
+    cr_expect_eq(F->rc[1], -EXDEV);
+    cr_expect_eq(F->rc[2], -EXDEV);
+    cr_expect_eq(F->rc[3], TL_ENOTASK);
+    cr_expect_eq(F->rc[4], 0, "the refused set changed nothing");
+    cr_expect_eq(F->rc[5], 0, "the refused release changed nothing");
+    TL_EXPECT_OUT(out, "tulip: tl_event_set: used from a thread that runs "
+                       "no tulip loop, but a primitive belongs to one loop "
+                       "(a loop, whose tasks use it): from another thread, "
+                       "hand the work to that loop with tl_loop_call\n");
+    TL_EXPECT_OUT(out, "tulip: tl_sem_release: used from a thread that runs "
+                       "no tulip loop");
+    TL_EXPECT_OUT(out, "tulip: tl_sleep() called outside a tulip task, from "
+                       "a thread that runs no tulip loop: from another "
+                       "thread, hand the work to a loop with tl_loop_call");
+    TL_EXPECT_NOT_OUT(out, "await outside");
 }

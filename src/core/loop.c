@@ -24,6 +24,7 @@
 
 __thread tl__loop *tl__self;
 __attribute__((used)) tl__loop *tl__loop_registry;
+_Atomic int tl__loops_running;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void registry_add(tl__loop *l)
@@ -31,6 +32,7 @@ static void registry_add(tl__loop *l)
     pthread_mutex_lock(&registry_lock);
     l->reg_next = tl__loop_registry;
     tl__loop_registry = l;
+    atomic_fetch_add_explicit(&tl__loops_running, 1, memory_order_relaxed);
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -40,6 +42,8 @@ static void registry_remove(tl__loop *l)
     for (tl__loop **p = &tl__loop_registry; *p; p = &(*p)->reg_next)
         if (*p == l) {
             *p = l->reg_next;
+            atomic_fetch_sub_explicit(&tl__loops_running, 1,
+                                      memory_order_relaxed);
             break;
         }
     pthread_mutex_unlock(&registry_lock);
@@ -91,6 +95,7 @@ static void on_fork_child(void)
      * inherited loops are dead here anyway. */
     pthread_mutex_init(&registry_lock, NULL);
     tl__loop_registry = NULL;
+    atomic_store_explicit(&tl__loops_running, 0, memory_order_relaxed);
     tl__sigint_atfork_child();
 }
 

@@ -54,7 +54,17 @@ tl__task *tl__task_self(const char *what)
                  "the child", what);
         return NULL;
     }
-    if (!l || !l->current) {
+    if (!l) {
+        /* Most often another thread of a program whose loop runs
+         * elsewhere: name the way in, not Python's error. */
+        tl__diag("%s() called outside a tulip task, from a thread that "
+                 "runs no tulip loop: from another thread, hand the work to "
+                 "a loop with tl_loop_call (a task gets the handle with "
+                 "tl_loop_ref); on this thread, start one with tl_run()",
+                 what);
+        return NULL;
+    }
+    if (!l->current) {
         tl__diag("%s() called outside a tulip task (the C form of 'await "
                  "outside async def'): call it from a task started by "
                  "tl_run()", what);

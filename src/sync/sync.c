@@ -111,9 +111,9 @@ int tl_sem_try_acquire(tl_sem *s)
 int tl_sem_release(tl_sem *s)
 {
     CHECK(s, TL__SEM_MAGIC, "tl_sem_release", "tl_sem");
+    int rc = tl__waitq_check_loop(&s->_waiters, "tl_sem_release");
+    if (rc < 0) return rc;
     if (!tl__waitq_empty(&s->_waiters)) {
-        int rc = tl__waitq_check_loop(&s->_waiters, "tl_sem_release");
-        if (rc < 0) return rc;
         tl__wake(tl__waitq_pop(&s->_waiters), 0); /* direct handoff */
         return 0;
     }

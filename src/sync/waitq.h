@@ -59,15 +59,26 @@ static inline tl__task *tl__waitq_pop(tl__waitq *q)
 }
 
 /* Waiters belong to one loop: refuse to wake them from another thread's
- * loop (their run queue is not ours). 0 or -EXDEV after a diagnostic. */
+ * loop (their run queue is not ours). And while any loop runs in the
+ * process, refuse a change made from a thread that runs none even when
+ * nobody waits: it would be an unsynchronised write that a loop's task
+ * may be reading, and it would work or not depending on whether a task
+ * happened to wait. (Before any loop runs, setting up a primitive from
+ * plain code is fine.) 0 or -EXDEV after a diagnostic (the same one
+ * either way). */
 static inline int tl__waitq_check_loop(const tl__waitq *q, const char *what)
 {
     tl__task *t = tl__waitq_first(q);
-    if (t && t->loop != tl__self) {
-        tl__diag("%s: tasks of loop #%u wait on this object, but it is used "
-                 "from %s (a primitive belongs to one loop; other threads "
-                 "post into it)", what, (unsigned)t->loop->id,
-                 tl__self ? "another loop" : "outside any loop");
+    if ((t && t->loop != tl__self) ||
+        (!tl__self && atomic_load_explicit(&tl__loops_running,
+                                           memory_order_relaxed) > 0)) {
+        char owner[32] = "a loop";
+        if (t) snprintf(owner, sizeof owner, "loop #%u", (unsigned)t->loop->id);
+        tl__diag("%s: used from %s, but a primitive belongs to one loop "
+                 "(%s, whose tasks use it): from another thread, hand the "
+                 "work to that loop with tl_loop_call", what,
+                 tl__self ? "another loop's thread"
+                          : "a thread that runs no tulip loop", owner);
         return -EXDEV;
     }
     return 0;

@@ -475,7 +475,14 @@ TL_API int tl_started(intptr_t value);
 /* A handle to a runtime-owned scope record on the running task's scope
  * stack. Enter and exit in LIFO order; exiting out of order, or a function
  * returning without exiting its scope, is a misuse reported with the enter
- * site (file:line) followed by abort(). */
+ * site (file:line) followed by abort(). The early return is seen by the
+ * frame of the function that entered the scope: when the compiler inlines
+ * that function into its caller (-O2 does, for small static functions),
+ * the two share one frame, and the leak is caught only when the caller
+ * returns or exits one of its own scopes; until then the leaked deadline
+ * applies to the caller's code. Where a function may return early, use
+ * the TL_WITH_* block macros (they exit on every path, return included),
+ * or mark the function __attribute__((noinline)). */
 typedef struct tl_scope {
     void *rec;
     uint64_t gen;

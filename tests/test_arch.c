@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -151,6 +152,110 @@ TINY_TEST(errno_untouched)
     TINY_ASSERT_EQ(errno, 8765);
     tl__fiber_release(&errno_fiber);
     tl__stack_put(p, s);
+    tl__stack_pool_free(p);
+}
+
+/* ---- the signal mask belongs to the thread ------------------------------ */
+
+/* The mask is shared by every fiber of a thread, like FP control state
+ * (context.h): a switch never changes it. glibc's swapcontext did (one
+ * rt_sigprocmask per switch, the ucontext build's main cost). */
+static tl__fiber mask_fiber;
+static int mask_blocked_in_fiber;
+
+static int usr2_blocked(void)
+{
+    sigset_t cur;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0) return -1;
+    return sigismember(&cur, SIGUSR2);
+}
+
+static void mask_entry(void *arg)
+{
+    sigset_t usr2;
+    (void)arg;
+    tl__fiber_started(&mask_fiber);
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+    tl__fiber_switch(&mask_fiber, &main_fiber, 0);
+    mask_blocked_in_fiber = usr2_blocked(); /* main unblocked it meanwhile */
+    tl__fiber_switch(&mask_fiber, &main_fiber, 1);
+    abort();
+}
+
+TINY_TEST(signal_mask_is_the_threads)
+{
+    tl__stack_pool *p = new_pool(TL__GUARD_AUTO);
+    tl__stack *s = get_stack(p, 64 * 1024);
+    sigset_t usr2;
+
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    TINY_ASSERT_EQ(usr2_blocked(), 0);
+    tl__fiber_init_thread(&main_fiber);
+    tl__fiber_make(&mask_fiber, s->lo, (size_t)(s->hi - s->lo), mask_entry,
+                   NULL);
+    tl__fiber_switch(&main_fiber, &mask_fiber, 0);
+    TINY_ASSERT_EQ(usr2_blocked(), 1); /* the fiber's change stays */
+    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+    mask_blocked_in_fiber = -1;
+    tl__fiber_switch(&main_fiber, &mask_fiber, 0);
+    TINY_ASSERT_EQ(mask_blocked_in_fiber, 0);
+    TINY_ASSERT_EQ(usr2_blocked(), 0);
+    tl__fiber_release(&mask_fiber);
+    tl__stack_put(p, s);
+    tl__stack_pool_free(p);
+}
+
+/* ---- one stack, many fibers in turn ----------------------------------- */
+
+/* Fibers that run one after another on the same stack, as pooled stacks
+ * are handed out again (the ucontext switch starts a reused stack's fiber
+ * from a park point at the stack's top, and launches it afresh when the
+ * stack's memory was given back), each with callee-saved state checked. */
+struct seq {
+    tl__fiber fiber;
+    int id, ran;
+    uint64_t result;
+};
+
+static void seq_entry(void *arg)
+{
+    struct seq *me = arg;
+    tl__fiber_started(&me->fiber);
+    me->ran = me->id;
+    me->result = work(1000 + me->id, &me->fiber, &main_fiber);
+    tl__fiber_switch(&me->fiber, &main_fiber, 1);
+    abort();
+}
+
+TINY_TEST(stack_reused_by_fiber_after_fiber)
+{
+    tl__stack_pool *p = new_pool(TL__GUARD_AUTO);
+    tl__stack *s = get_stack(p, 64 * 1024);
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t size = (size_t)(s->hi - s->lo);
+
+    tl__fiber_init_thread(&main_fiber);
+    for (int id = 1; id <= 8; id++) {
+        struct seq q = {.id = id};
+        uint64_t ref = work(1000 + id, NULL, NULL);
+        /* 3: all but the top page given back (the pool's trim); 5: all
+         * of it (zero-filled when next touched). */
+        if (id == 3)
+            TINY_ASSERT_EQ(madvise(s->lo, size - (size_t)pg, MADV_DONTNEED), 0);
+        if (id == 5) TINY_ASSERT_EQ(madvise(s->lo, size, MADV_DONTNEED), 0);
+        tl__fiber_make(&q.fiber, s->lo, size, seq_entry, &q);
+        uint64_t mine = work(1000 + id, &main_fiber, &q.fiber);
+        tl__fiber_switch(&main_fiber, &q.fiber, 0); /* let it finish */
+        TINY_ASSERT_EQ(q.ran, id);
+        TINY_ASSERT_EQ(mine, ref);
+        TINY_ASSERT_EQ(q.result, ref);
+        tl__fiber_release(&q.fiber);
+    }
+    tl__stack_put(p, s);
+    tl__fiber_fini_thread(&main_fiber);
     tl__stack_pool_free(p);
 }
 

@@ -193,7 +193,14 @@ typedef struct tl_config {
  * Returns main's status, or -ENOMEM/-EMFILE/... if the loop could not be
  * made, or -EBUSY if this thread is already running a loop. Several threads
  * may each run their own tl_run at once. Blocks the calling thread; it must
- * not be called from a task. */
+ * not be called from a task.
+ * fork(): in a child forked from a task, the loop is dead (its poller,
+ * eventfd and ring are the parent's): every tulip call there returns
+ * TL_EFORK, and when the forking task returns (or anything else reaches
+ * the scheduler) this tl_run returns TL_EFORK at once, with a diagnostic,
+ * running no other task and polling, writing, closing and freeing nothing
+ * of the loop (its memory stays allocated in the child). A new tl_run in
+ * the child makes a fresh loop and works. */
 TL_API int tl_run(tl_fn main, void *arg);
 TL_API int tl_run_with(const tl_config *cfg, tl_fn main, void *arg);
 
@@ -214,7 +221,8 @@ TL_API tl_loop *tl_loop_ref(void);
 TL_API void tl_loop_unref(tl_loop *loop);
 /* Thread-safe: run fn(arg) as a new detached task on `loop` (named "call"
  * unless opts name it). Returns 0 once queued, -ESHUTDOWN if the loop has
- * ended or is tearing down, -ENOMEM. If the task could not be made on the
+ * ended or is tearing down, -ENOMEM, TL_EFORK for a handle made before
+ * this process was forked (the loop is the parent's; nothing is posted). If the task could not be made on the
  * loop's side (out of memory) fn does not run and a diagnostic says so;
  * a failure of fn is reported like any detached task's. The caller owns
  * `arg` until fn is done with it. Never suspends; callable from any

@@ -676,6 +676,16 @@ void tl__loop_handle_close(tl__loop *l);
 /* Fork detection (src/loop.c). */
 extern _Atomic unsigned tl__fork_gen;
 
+/* Was l inherited across fork()? Then it is dead in this process: its
+ * poller, eventfd and ring are the parent's, so nothing may run, poll or
+ * write through it (src/loop.c stops its scheduler, every call refuses
+ * with TL_EFORK). One relaxed load: checked at every suspension. */
+static inline bool tl__loop_forked(const tl__loop *l)
+{
+    return l->fork_gen !=
+           atomic_load_explicit(&tl__fork_gen, memory_order_relaxed);
+}
+
 /* Ctrl-C (src/signal.c). */
 int tl__sigint_install(tl__loop *l);
 void tl__sigint_restore(tl__loop *l);

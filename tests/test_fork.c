@@ -283,3 +283,150 @@ Test(fork, child_gets_its_own_ctrl_c, .timeout = 10)
     cr_expect_eq(F->reached, 1);
     cr_expect_eq(F->rc[5], 0);
 }
+
+/* ---- a child whose task returns: its loop is dead ------------------------ */
+
+/* A task forks and, in the child, simply returns. The child is back in the
+ * scheduler of its copy of the loop, whose epoll set, eventfd and ring are
+ * the parent's: it must not run another task, poll or write any of them;
+ * its tl_run returns TL_EFORK at once. Meanwhile the parent's tl_to_thread
+ * round trips (a worker's eventfd wake-up each) keep taking milliseconds.
+ * Before the fix the child went on polling the parent's epoll set, took
+ * wake-ups meant for the parent (a round trip took seconds) and ran the
+ * parent's other tasks. */
+#define ROUND_TRIPS 20
+
+struct dead {
+    pid_t parent, child;
+    int child_rc;          /* the child's tl_run result */
+    int child_returned;    /* ... and it got there */
+    int ran_in_child;      /* tasks that ran in the child */
+    int round_trip_rc[ROUND_TRIPS];
+    double round_trip_s[ROUND_TRIPS];
+    int child_exited_alone;
+    int parent_rc;
+    int call_rc;           /* tl_loop_call in the child */
+};
+
+static struct dead *D;
+static tl_event dead_done;
+static tl_loop *dead_ref;
+
+static int noop(void *arg)
+{
+    (void)arg;
+    return 3;
+}
+
+static int bystander(void *arg)
+{
+    (void)arg;
+    if (getpid() != D->parent) D->ran_in_child++;
+    return 0;
+}
+
+/* The parent's side, after the fork. */
+static void measure(void)
+{
+    /* Give the child the time to finish (fixed) or to settle in the
+     * parent's poller (before the fix): 2 s at most. */
+    int st = 0;
+    for (int i = 0; i < 400; i++) {
+        if (waitpid(D->child, &st, WNOHANG) == D->child) {
+            D->child_exited_alone = 1;
+            break;
+        }
+        TL_IGNORE(tl_sleep(0.005));
+    }
+    for (int i = 0; i < ROUND_TRIPS; i++) {
+        int rc = 0, res = -1;
+        double t0 = tl_test_now_s();
+        /* A 2 s deadline bounds a lost wake-up. */
+        TL_WITH_TIMEOUT(2.0, &rc) { rc = tl_to_thread(noop, NULL, &res); }
+        D->round_trip_s[i] = tl_test_now_s() - t0;
+        D->round_trip_rc[i] = rc == 0 ? res : rc;
+    }
+    if (!D->child_exited_alone) {
+        kill(D->child, SIGKILL);
+        while (waitpid(D->child, &st, 0) < 0 && errno == EINTR) {}
+    }
+}
+
+static int forker(void *arg)
+{
+    (void)arg;
+    tl_task b;
+    /* READY when the fork happens: it must not run in the child. */
+    if (tl_spawn(&b, bystander, NULL) < 0) return -1;
+    TL_IGNORE(tl_detach(b));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid == 0) {
+        /* The child. A loop handle from before the fork is refused, not
+         * posted through (that writes the parent's eventfd). */
+        D->call_rc = tl_loop_call(dead_ref, noop, NULL);
+        return 0; /* back to the inherited scheduler */
+    }
+    D->child = pid;
+    measure();
+    return tl_event_set(&dead_done);
+}
+
+static int dead_main(void *arg)
+{
+    (void)arg;
+    tl_task f;
+    if (tl_event_init(&dead_done) < 0) return -1;
+    if (!(dead_ref = tl_loop_ref())) return -1;
+    if (tl_spawn(&f, forker, NULL) < 0) return -1;
+    /* Parked here at the fork. In the child nothing sets the event: a
+     * child that kept its copy of the loop going would wait for it in the
+     * parent's poller forever. */
+    int rc = tl_event_wait(&dead_done);
+    if (getpid() != D->parent) D->ran_in_child++;
+    tl_loop_unref(dead_ref);
+    if (rc < 0) return rc;
+    return tl_join(f, NULL) < 0 ? -3 : 5;
+}
+
+static void dead_case(void *arg)
+{
+    (void)arg;
+    D->parent = getpid();
+    int rc = tl_run(dead_main, NULL);
+    if (getpid() != D->parent) {
+        D->child_rc = rc;
+        D->child_returned = 1;
+        fflush(NULL);
+        _exit(0);
+    }
+    D->parent_rc = rc;
+}
+
+static void child_task_returns_case(void)
+{
+    D = tl_test_shared_page(sizeof *D);
+    int st = run_child(dead_case, NULL, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x:\n%s", st,
+              out);
+    cr_expect_eq(D->parent_rc, 5, "%s", out);
+    cr_expect_eq(D->child_returned, 1, "the child's tl_run never returned");
+    cr_expect_eq(D->child_rc, TL_EFORK);
+    cr_expect_eq(D->child_exited_alone, 1);
+    cr_expect_eq(D->ran_in_child, 0, "the parent's tasks ran in the child");
+    cr_expect_eq(D->call_rc, TL_EFORK);
+    for (int i = 0; i < ROUND_TRIPS; i++) {
+        cr_expect_eq(D->round_trip_rc[i], 3, "round trip %d: %d", i,
+                     D->round_trip_rc[i]);
+        /* Milliseconds normally; a lost wake-up meets the 2 s deadline. */
+        cr_expect_lt(D->round_trip_s[i], 1.0, "round trip %d took %.3f s", i,
+                     D->round_trip_s[i]);
+    }
+    TL_EXPECT_OUT(out, "tulip: tl_run: this loop was inherited across fork()");
+}
+
+Test(fork, child_whose_task_returns_leaves_the_loop_alone, .timeout = 10)
+{
+    child_task_returns_case();
+}

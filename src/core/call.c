@@ -15,6 +15,7 @@ struct tl_loop {
     pthread_mutex_t lock;
     _Atomic unsigned refs; /* acq_rel decrement: the last one frees */
     tl__loop *live;        /* guarded by lock; NULL once the loop ended */
+    unsigned fork_gen;     /* tl__fork_gen when made (immutable) */
 };
 
 typedef struct call_job {
@@ -33,6 +34,7 @@ tl_loop *tl_loop_ref(void)
         pthread_mutex_init(&h->lock, NULL);
         atomic_init(&h->refs, 1); /* the loop's own reference */
         h->live = l;
+        h->fork_gen = l->fork_gen;
         l->handle = h;
     }
     atomic_fetch_add_explicit(&l->handle->refs, 1, memory_order_relaxed);
@@ -69,6 +71,12 @@ static void call_run(tl__loop *l, void *arg)
 int tl_loop_call(tl_loop *h, tl_fn fn, void *arg)
 {
     if (!h || !fn) return -EINVAL;
+    /* A handle inherited across fork(): its loop (and the eventfd a post
+     * writes) is the parent's, and its lock may have been held by one of
+     * the parent's threads at the fork. Touch neither. */
+    if (h->fork_gen != atomic_load_explicit(&tl__fork_gen,
+                                            memory_order_relaxed))
+        return TL_EFORK;
     call_job *job = malloc(sizeof *job);
     if (!job) return -ENOMEM;
     job->fn = fn;

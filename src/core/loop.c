@@ -250,6 +250,13 @@ static void resume(tl__loop *l, tl__task *t)
     tl__set_running(l, t);
     errno = t->saved_errno; /* invariant 10 */
     tl__fiber_switch(&l->sched, &t->fiber, 0);
+    if (tl__loop_forked(l)) {
+        /* A child forked from a task, back in its copy of the scheduler
+         * (the task returned, or suspended past every check): the loop is
+         * the parent's. Stop the batch; tl_run leaves. */
+        l->batch = NULL;
+        return;
+    }
     /* Tasks may have passed the CPU among themselves (the rest of the
      * batch, tl__handoff), so the one coming back is l->current. */
     t = l->current;
@@ -541,7 +548,7 @@ static void teardown(tl__loop *l)
     int named = 0;
     while (l->live > 0) {
         run_ready(l);
-        if (l->live == 0) break;
+        if (l->live == 0 || tl__loop_forked(l)) break;
         if (!named && tl__clock_ns() - start > 5 * (int64_t)1000000000) {
             named = 1;
             tl__diag("tl_run: %zu task(s) still running 5 s into teardown "
@@ -578,13 +585,28 @@ static void report_main(tl__loop *l, tl__task *m)
                  ? " (cancelled by Ctrl-C)" : "");
 }
 
+/* tl_run in a child forked from one of l's tasks, when that task returned
+ * to the scheduler: l's poller, eventfd, ring, pool and timers belong to
+ * the parent, so nothing of it is run, polled, written, closed or freed
+ * (the copy's memory is the child's and stays allocated; its descriptors
+ * are close-on-exec). */
+static int leave_forked_loop(tl__loop *outer)
+{
+    tl__diag("tl_run: this loop was inherited across fork() and a task "
+             "returned to it in the child; returning TL_EFORK without "
+             "touching it (the parent's loop runs on)");
+    tl__stack_thread_fini();
+    tl__self = outer;
+    return TL_EFORK;
+}
+
 int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
 {
     tl_config cfg = {0};
     if (cfg_in) cfg = *cfg_in;
     if (!main_fn) return -EINVAL;
     tl__loop *outer = tl__self;
-    if (outer && outer->fork_gen == atomic_load(&tl__fork_gen)) {
+    if (outer && !tl__loop_forked(outer)) {
         tl__diag("tl_run: this thread already runs a loop; spawn a task "
                  "instead (tl_spawn)");
         return -EBUSY;
@@ -612,6 +634,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
         tl__task_enqueue(l, m);
         while (m->state != TL__T_DONE) {
             run_ready(l);
+            if (tl__loop_forked(l)) return leave_forked_loop(outer);
             if (m->state == TL__T_DONE) break;
             poll_once(l);
         }
@@ -622,6 +645,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
         l->main_task = NULL;
         tl__loop_handle_close(l); /* tl_loop_call now says -ESHUTDOWN */
         teardown(l);
+        if (tl__loop_forked(l)) return leave_forked_loop(outer);
     }
     tl__io_loop_close(l); /* every task is done: wait out the kernel */
     if (l->census) tl__census_print(l);

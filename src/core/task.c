@@ -48,8 +48,7 @@ const char *tl__task_label(const tl__task *t, char *buf, size_t len)
 tl__task *tl__task_self(const char *what)
 {
     tl__loop *l = tl__self;
-    if (l && l->fork_gen != atomic_load_explicit(&tl__fork_gen,
-                                                 memory_order_relaxed)) {
+    if (l && tl__loop_forked(l)) {
         tl__diag("%s: loop inherited across fork(); start a new tl_run in "
                  "the child", what);
         return NULL;
@@ -79,8 +78,7 @@ tl__task *tl__task_self(const char *what)
 int tl__not_task_error(void)
 {
     tl__loop *l = tl__self;
-    if (l && l->fork_gen != atomic_load_explicit(&tl__fork_gen,
-                                                 memory_order_relaxed))
+    if (l && tl__loop_forked(l))
         return TL_EFORK;
     return l && l->current ? 0 : TL_ENOTASK;
 }
@@ -468,7 +466,9 @@ static void suspend(tl__task *t)
     tl__task_check_stack(t);
     tl__loop *l = t->loop;
     tl__task *next = l->batch;
-    if (next && next->stack) { /* started: no stack to take here */
+    /* In a child forked from a task, no other task may run: the
+     * scheduler notices the fork and leaves the dead loop. */
+    if (next && next->stack && !tl__loop_forked(l)) {
         l->batch = next->next_ready;
         switch_to_task(t, next);
     } else {

@@ -103,7 +103,8 @@ foreach(_src IN LISTS _tl_tests)
   endif()
 
   add_executable(${_name} "${_src}")
-  target_link_libraries(${_name} PRIVATE tulip tulip_internal Threads::Threads)
+  target_link_libraries(${_name} PRIVATE tulip tulip_internal Threads::Threads
+                        ${CMAKE_DL_LIBS})
   target_include_directories(${_name} PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}/tests")
   # For tests that run a tool of the source tree (test_gdb: tools/).
   target_compile_definitions(${_name} PRIVATE
@@ -127,6 +128,10 @@ foreach(_src IN LISTS _tl_tests)
   endif()
   if(NOT TULIP_TEST_BLOCKING_MS STREQUAL "")
     list(APPEND _env "TULIP_BLOCKING_MS=${TULIP_TEST_BLOCKING_MS}")
+  endif()
+  # The shared library, for tests that dlopen() it (test_process).
+  if(TARGET tulip_shared)
+    list(APPEND _env "TULIP_TEST_SHARED_LIB=$<TARGET_FILE:tulip_shared>")
   endif()
 
   set(_serial OFF)

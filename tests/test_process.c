@@ -55,7 +55,99 @@ static void install(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
     cr_assert_eq(sigaction(sig, &sa, NULL), 0);
 }
 
-/* ---- dlclose() of libtulip.so: a handler that repairs faults ------------ */
+/* ---- a crash reporter installed before tulip ----------------------------- */
+
+/* Reports and returns; SA_RESETHAND made the next delivery the default
+ * action, so the re-executed fault dumps core. Bounded: an old tulip
+ * called it again and again. */
+static void reporter(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    note_delivery(si);
+    if (F->calls > 3) _exit(3);
+}
+
+static int faulting_task(void *arg)
+{
+    (void)arg;
+    F->rc[1] = 1;
+    *(volatile char *)page = 1;
+    F->rc[2] = 1; /* not reached */
+    return 0;
+}
+
+static int fault_main(void *arg)
+{
+    (void)arg;
+    tl_task t;
+    if (tl_spawn(&t, faulting_task, NULL) < 0) return -1;
+    return tl_join(t, NULL);
+}
+
+/* The kernel writes "core" (maybe with the pid) into the working
+ * directory when core_pattern is that plain name: then the test can see
+ * the dump, in a directory of its own. Else only the signal is checked. */
+static int core_pattern_is_plain(void)
+{
+    char buf[128] = "";
+    FILE *f = fopen("/proc/sys/kernel/core_pattern", "re");
+    if (!f) return 0;
+    if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    return strcmp(buf, "core") == 0;
+}
+
+static void reporter_child(void *arg)
+{
+    const char *dir = arg;
+    if (dir) {
+        struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+        if (setrlimit(RLIMIT_CORE, &rl) != 0 || chdir(dir) != 0) _exit(4);
+    }
+    install(SIGSEGV, reporter, SA_RESETHAND); /* before tulip: no SA_ONSTACK */
+    F->rc[0] = run_virtual(fault_main, NULL);
+    F->rc[3] = 1; /* not reached */
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    TL_IGNORE(system(cmd));
+}
+
+Test(process, crash_reporter_installed_first_gets_one_delivery_then_the_core,
+     .timeout = 30)
+{
+    facts_init();
+    char dir[] = "/tmp/tulip-core-XXXXXX";
+    int plain = core_pattern_is_plain();
+    if (plain) cr_assert(mkdtemp(dir) != NULL);
+    int st = tl_test_child(reporter_child, plain ? dir : NULL, out, sizeof out);
+    if (plain) remove_dir(dir);
+    cr_expect_eq(F->rc[1], 1, "the task ran");
+    cr_expect_eq(F->rc[2], 0);
+    cr_expect_eq(F->rc[3], 0);
+    cr_expect_eq(F->calls, 1, "%d deliveries to the reporter", F->calls);
+    cr_expect_eq(F->right_addr, 1);
+    cr_expect_eq(F->on_altstack, 0,
+                 "the reporter ran on tulip's alternate stack");
+    cr_expect_eq(F->usr1_blocked, 1, "its sa_mask was not honoured");
+    TL_EXPECT_NOT_OUT(out, "stack overflow");
+#if TULIP_TEST_SANITIZED
+    /* ASan's own handler may be what the default action reaches. */
+    cr_expect(!(WIFEXITED(st) && WEXITSTATUS(st) == 0), "status %#x", st);
+#else
+    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+              "not killed by SIGSEGV (status %#x):\n%s", st, out);
+    if (plain)
+        cr_expect(WCOREDUMP(st), "no core dump (status %#x)", st);
+#endif
+}
+
+/* ---- a handler that repairs the fault, then a stack overflow ------------- */
 
 /* Like a garbage collector's write barrier: open the page, return, the
  * write is retried. */
@@ -69,6 +161,102 @@ static void repairer(int sig, siginfo_t *si, void *uc)
     else
         _exit(5); /* a fault it does not know: tulip should have had it */
 }
+
+static volatile int recurse_limit = 1 << 30;
+
+static __attribute__((noinline)) int recurse(int depth)
+{
+    volatile char frame[1024];
+    memset((char *)frame, depth & 0xff, sizeof frame);
+    if (depth >= recurse_limit) return frame[0];
+    return recurse(depth + 1) + frame[depth & 1023]; /* not a tail call */
+}
+
+static int deep(void *arg)
+{
+    (void)arg;
+    return recurse(0);
+}
+
+static int repair_main(void *arg)
+{
+    (void)arg;
+    tl_task t;
+    *(volatile char *)page = 7; /* repaired by the previous handler */
+    F->rc[1] = page[0];
+    TL_IGNORE(tl_yield()); /* the loop puts tulip's handler back */
+    if (tl_spawn_ex(&t, &(tl_spawn_opts){.name = "deep"}, deep, NULL) < 0)
+        return -1;
+    return tl_join(t, NULL);
+}
+
+static void repair_child(void *arg)
+{
+    (void)arg;
+    install(SIGSEGV, repairer, 0);
+    tl_config c = {.virtual_clock = 1, .guard = TL_GUARD_MPROTECT};
+    F->rc[0] = tl_run_with(&c, repair_main, NULL);
+    F->rc[3] = 1; /* not reached */
+}
+
+Test(process, handler_that_repairs_a_fault_keeps_it_and_overflows_still_report,
+     .timeout = 30)
+{
+    facts_init();
+    int st = tl_test_child(repair_child, NULL, out, sizeof out);
+    cr_expect_eq(F->calls, 1, "%d deliveries to the repairer", F->calls);
+    cr_expect_eq(F->rc[1], 7);
+    cr_expect_eq(F->on_altstack, 0);
+    cr_expect_eq(F->usr1_blocked, 1);
+    TL_EXPECT_ABORTED(st, out);
+    TL_EXPECT_OUT(out, "tulip: stack overflow in task 'deep'");
+    cr_expect_eq(F->rc[3], 0);
+}
+
+/* ---- a SIGSEGV sent with sigqueue ---------------------------------------- */
+
+static void counter(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    note_delivery(si);
+    F->code = si->si_code;
+    F->value = si->si_value.sival_int;
+}
+
+static int send_main(void *arg)
+{
+    (void)arg;
+    union sigval v = {.sival_int = 77};
+    F->rc[1] = sigqueue(getpid(), SIGSEGV, v);
+    TL_IGNORE(tl_yield());
+    return 0;
+}
+
+static void send_child(void *arg)
+{
+    (void)arg;
+    install(SIGSEGV, counter, 0);
+    F->rc[0] = run_virtual(send_main, NULL);
+    F->rc[3] = 1;
+}
+
+Test(process, sent_sigsegv_reaches_the_previous_handler_once_with_its_siginfo,
+     .timeout = 30)
+{
+    facts_init();
+    int st = tl_test_child(send_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[0], 0);
+    cr_expect_eq(F->rc[1], 0);
+    cr_expect_eq(F->rc[3], 1);
+    cr_expect_eq(F->calls, 1);
+    cr_expect_eq(F->code, SI_QUEUE);
+    cr_expect_eq(F->value, 77);
+    cr_expect_eq(F->on_altstack, 0);
+}
+
+/* ---- dlclose() of libtulip.so -------------------------------------------- */
 
 /* The shared library is built beside the tests; CTest names it. */
 typedef int (*run_fn)(tl_fn, void *);

@@ -435,6 +435,7 @@ static void poll_once(tl__loop *l)
         l->tick_ns = tl__loop_now(l);
         if (l->timers.count) tl__timer_run(l, l->tick_ns);
     }
+    tl__stack_handler_rearm(); /* after a fault chained to another handler */
 }
 
 /* ---- loop lifetime ------------------------------------------------------ */

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "stack.h"
@@ -504,6 +505,10 @@ static struct sigaction prev_segv, prev_bus; /* set before installing */
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static int installed;                         /* under install_lock */
 static size_t fault_page;                     /* page size, for the handler */
+/* Signals (1: SIGSEGV, 2: SIGBUS) whose fault on_fault handed back to the
+ * previous action, which it reinstalled: tulip's handler is put back at
+ * the loop's next iteration. Relaxed: the lock orders the re-arm. */
+static _Atomic int handed_over;
 
 /* This thread's alternate signal stack, if we mapped it. */
 static __thread char *alt_map;
@@ -581,21 +586,65 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
         abort();
     }
 
+    /* Not ours: hand the fault over exactly as the kernel would have
+     * delivered it to the action we displaced. Put that action back and
+     * return: a fault raised by the instruction (si_code > 0) re-executes
+     * it and meets the previous action with its own flags (SA_RESETHAND,
+     * sa_mask, SA_NODEFER, its stack: ours is the alternate stack, which
+     * the previous handler may not have asked for), once; the default
+     * action dumps core with the real faulting context. A signal sent with
+     * kill() or sigqueue() (si_code <= 0) would not come back by itself:
+     * queue it again with its own siginfo (it stays blocked until we
+     * return). Calling the previous handler from here ignored all of that:
+     * a crash reporter with SA_RESETHAND ran millions of times and no core
+     * was written. The loop puts tulip's handler back at its next
+     * iteration (tl__stack_handler_rearm) if nobody changed the action. */
     prev = sig == SIGBUS ? &prev_bus : &prev_segv;
-    if (prev->sa_flags & SA_SIGINFO) {
-        prev->sa_sigaction(sig, si, uctx);
-    } else if (prev->sa_handler == SIG_DFL || prev->sa_handler == SIG_IGN) {
-        /* A hardware fault re-executes the instruction after we return and
-         * now meets the default action (a core dump, with the real
-         * faulting context). A signal sent with kill() would not come
-         * back by itself: re-raise it (blocked until we return). */
-        set_default(sig);
-        if (si->si_code <= 0)
-            raise(sig);
-    } else {
-        prev->sa_handler(sig);
-    }
+    sigaction(sig, prev, NULL);
+    atomic_fetch_or_explicit(&handed_over, sig == SIGBUS ? 2 : 1,
+                             memory_order_relaxed);
+    if (si->si_code <= 0 &&
+        syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid),
+                sig, si) != 0)
+        raise(sig);
+    (void)uctx;
     errno = saved_errno;
+}
+
+/* The action on_fault installs. */
+static void our_action(struct sigaction *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sa_sigaction = on_fault;
+    sa->sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa->sa_mask);
+}
+
+static int same_handler(const struct sigaction *a, const struct sigaction *b)
+{
+    if ((a->sa_flags & SA_SIGINFO) != (b->sa_flags & SA_SIGINFO)) return 0;
+    return a->sa_flags & SA_SIGINFO ? a->sa_sigaction == b->sa_sigaction
+                                    : a->sa_handler == b->sa_handler;
+}
+
+void tl__stack_handler_rearm(void)
+{
+    if (!atomic_load_explicit(&handed_over, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&install_lock);
+    int bits = atomic_exchange_explicit(&handed_over, 0, memory_order_relaxed);
+    for (int i = 0; i < 2; i++) {
+        int sig = i ? SIGBUS : SIGSEGV;
+        const struct sigaction *prev = i ? &prev_bus : &prev_segv;
+        struct sigaction cur, sa;
+        if (!(bits & (1 << i)) || sigaction(sig, NULL, &cur) != 0) continue;
+        /* Still the action we handed the fault to (not one that it reset
+         * to SIG_DFL, nor one somebody installed since): ours again. */
+        if (!same_handler(&cur, prev)) continue;
+        our_action(&sa);
+        sigaction(sig, &sa, NULL);
+    }
+    pthread_mutex_unlock(&install_lock);
 }
 
 int tl__stack_install_handler(tl__guard_lookup lookup)
@@ -608,10 +657,7 @@ int tl__stack_install_handler(tl__guard_lookup lookup)
     atomic_store_explicit(&fault_lookup, lookup, memory_order_release);
     if (!installed) {
         fault_page = page_size;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = on_fault;
-        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-        sigemptyset(&sa.sa_mask);
+        our_action(&sa);
         if (sigaction(SIGSEGV, NULL, &prev_segv) != 0 ||
             sigaction(SIGBUS, NULL, &prev_bus) != 0 ||
             sigaction(SIGSEGV, &sa, NULL) != 0) {

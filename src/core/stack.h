@@ -63,9 +63,14 @@ size_t tl__stack_high_water(const tl__stack *s);
  * an alternate signal stack. The handler calls lookup(addr, name, len) to
  * ask whether addr lies in the guard of the task running on this thread;
  * if it does, it prints "stack overflow in task '<name>'" and aborts;
- * otherwise it chains to the previous handler. */
+ * otherwise it hands the fault to the action it displaced (see on_fault). */
 typedef int (*tl__guard_lookup)(void *fault_addr, char *name, size_t len);
 int tl__stack_install_handler(tl__guard_lookup lookup);
+/* After the handler handed a fault that was not a guard's to the action it
+ * had displaced (by reinstalling that action), put the handler back if the
+ * action is still that one. Cheap when nothing was handed over (one
+ * relaxed load): the loop calls it every iteration. */
+void tl__stack_handler_rearm(void);
 int tl__stack_thread_init(void);    /* sigaltstack for this thread */
 void tl__stack_thread_fini(void);
 

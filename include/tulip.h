@@ -261,7 +261,9 @@ TL_API size_t tl_task_count(void);
 
 /* A value handle: slot + generation (+ loop). A stale handle (the task was
  * joined or freed) is detected and refused with -ESRCH, never a
- * use-after-free. The zero value is "no task". */
+ * use-after-free, and never names a later task: a slot whose generation
+ * would wrap is retired for the loop's life. The zero value is "no
+ * task". */
 typedef struct tl_task {
     uint32_t slot;
     uint32_t gen;  /* 0 = no task */

@@ -404,6 +404,7 @@ struct tl__loop {
     tl__task **chunks;       /* task table: chunks of TL__CHUNK tasks */
     uint32_t nchunks, nslots;
     tl__task *free_slots;    /* linked by next_ready */
+    uint32_t retired_slots;  /* slots whose generation ran out (task.c) */
     size_t live;             /* tasks not DONE */
     size_t zombies;          /* DONE, not yet joined/freed */
     tl__task *main_task;
@@ -559,6 +560,9 @@ tl__task *tl__task_alloc(tl__loop *l, tl_fn fn, void *arg,
 void tl__task_enqueue(tl__loop *l, tl__task *t);
 /* Free a DONE task's slot (bumps the generation). */
 void tl__task_free(tl__loop *l, tl__task *t);
+/* The largest generation a task slot may reach (UINT32_MAX; tests lower
+ * it): a slot that would pass it is retired, so no handle ever aliases. */
+extern uint32_t tl__task_gen_limit;
 /* Describe a task: "'name'" or "#slot". */
 const char *tl__task_label(const tl__task *t, char *buf, size_t len);
 void tl__task_set_name(tl__task *t, const char *name);

@@ -1411,3 +1411,57 @@ Test(task, loops_on_several_threads, .timeout = 10)
         cr_expect_eq(ctx[i].bad, 0);
     }
 }
+
+/* ---- a slot's generation never wraps ------------------------------------- */
+
+/* Handles are (slot, 32-bit generation): 2^32 uses of one slot (minutes of
+ * a tight spawn/join loop) would wrap it, and a stale handle would name a
+ * later task. The limit is lowered here (tl__task_gen_limit, a test hook)
+ * so the wrap comes after a few dozen tasks instead. */
+extern uint32_t tl__task_gen_limit;
+
+struct wrap {
+    tl_task first;
+    int aliased, other_slot, cancel_rc, reused;
+};
+
+static int nop_task(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int wrap_main(void *arg)
+{
+    struct wrap *w = arg;
+    w->first = tl_test_spawn(nop_task, NULL);
+    tl_test_join(w->first);
+    for (int i = 0; i < 60; i++) {
+        tl_task t = tl_test_spawn(nop_task, NULL);
+        if (t.slot == w->first.slot) w->reused++;
+        else w->other_slot++;
+        if (t.slot == w->first.slot && t.gen == w->first.gen) {
+            w->aliased++;
+            w->cancel_rc = tl_cancel(w->first); /* would cancel t */
+        }
+        tl_test_join(t);
+    }
+    tl_task t = tl_test_spawn(nop_task, NULL); /* live while we ask */
+    w->cancel_rc = tl_cancel(w->first);
+    tl_test_join(t);
+    return 0;
+}
+
+Test(task, a_slot_whose_generation_would_wrap_is_retired, .timeout = 10)
+{
+    struct wrap w = {0};
+    uint32_t saved = tl__task_gen_limit;
+    tl__task_gen_limit = 40;
+    int rc = run_virtual(wrap_main, &w);
+    tl__task_gen_limit = saved;
+    cr_expect_eq(rc, 0);
+    cr_expect_eq(w.aliased, 0, "a stale handle named a later task");
+    cr_expect_eq(w.cancel_rc, -ESRCH);
+    cr_expect_gt(w.reused, 5, "the slot was reused %d times", w.reused);
+    cr_expect_gt(w.other_slot, 0, "the slot was never retired");
+}

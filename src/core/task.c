@@ -162,6 +162,10 @@ static int grow_table(tl__loop *l)
     return 0;
 }
 
+/* The largest generation a slot may reach. A test hook: tests lower it to
+ * see retirement without 2^32 spawns. */
+uint32_t tl__task_gen_limit = UINT32_MAX;
+
 tl__task *tl__task_alloc(tl__loop *l, tl_fn fn, void *arg,
                          const tl_spawn_opts *opts)
 {
@@ -169,8 +173,7 @@ tl__task *tl__task_alloc(tl__loop *l, tl_fn fn, void *arg,
     tl__task *t = l->free_slots;
     l->free_slots = t->next_ready;
 
-    uint32_t slot = t->slot, gen = t->gen + 1;
-    if (gen == 0) gen = 1;
+    uint32_t slot = t->slot, gen = t->gen + 1; /* never wraps: see free */
     memset(t, 0, offsetof(tl__task, name));
     t->slot = slot;
     t->gen = gen;
@@ -194,7 +197,17 @@ void tl__task_free(tl__loop *l, tl__task *t)
     free(t->fail_msg);
     t->fail_msg = NULL;
     t->state = TL__T_FREE;
-    if (++t->gen == 0) t->gen = 1;
+    /* A handle is (slot, 32-bit generation): a generation that wrapped
+     * would let a stale handle name a later task of the slot (a tight
+     * spawn/join loop gets there in minutes). Free bumps it once and
+     * alloc once more, so a slot that cannot take both is retired for the
+     * loop's life: FREE, off the free list, every old handle refused.
+     * That costs one slot per 2^31 tasks it ran. */
+    if (t->gen >= tl__task_gen_limit - 1) {
+        l->retired_slots++;
+        return;
+    }
+    t->gen++;
     t->next_ready = l->free_slots;
     l->free_slots = t;
 }

@@ -695,6 +695,8 @@ int tl__sigint_install(tl__loop *l);
 void tl__sigint_restore(tl__loop *l);
 void tl__sigint_dispatch(tl__loop *l);
 void tl__sigint_atfork_child(void);
+/* Test hook: called by the SIGINT handler while it holds the loop. */
+extern void (*volatile tl__sigint_test_hook)(void);
 
 /* Stack reports (src/stack_report.c): install the overflow report's
  * SIGSEGV handler once per process; the per-loop stack census. */

@@ -5,6 +5,8 @@
  * signal dispositions, fault on purpose, or die.
  */
 #include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 
@@ -307,4 +309,124 @@ Test(process, dlclose_of_libtulip_leaves_it_loaded, .timeout = 30)
     cr_expect_eq(F->rc[2], 1, "libtulip.so was unmapped by dlclose");
     cr_expect_eq(F->rc[3], 9);
     cr_expect_eq(F->calls, 1);
+}
+
+/* ---- SIGINT: a handler chained in front of tulip's ----------------------- */
+
+static struct sigaction int_prev; /* what user_int displaced: tulip's */
+
+static void user_int(int sig)
+{
+    F->calls++;
+    if (!(int_prev.sa_flags & SA_SIGINFO) && int_prev.sa_handler != SIG_DFL &&
+        int_prev.sa_handler != SIG_IGN)
+        int_prev.sa_handler(sig); /* chain, as a well-behaved handler does */
+}
+
+static int is_user_int(void)
+{
+    struct sigaction cur;
+    return sigaction(SIGINT, NULL, &cur) == 0 &&
+           !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == user_int;
+}
+
+static int chained_main(void *arg)
+{
+    (void)arg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = user_int;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, &int_prev) != 0) return -1;
+    F->rc[1] = int_prev.sa_handler != SIG_DFL; /* tulip's was in place */
+    raise(SIGINT); /* Ctrl-C: through user_int to tulip: main is cancelled */
+    return tl_sleep(10.0);
+}
+
+static void chained_child(void *arg)
+{
+    (void)arg;
+    signal(SIGINT, SIG_DFL);
+    F->rc[0] = tl_run(chained_main, NULL);
+    F->rc[2] = is_user_int(); /* tl_run left the newer handler alone */
+    fflush(NULL);
+    raise(SIGINT); /* no loop now: tulip's part is the default action */
+    F->rc[3] = 1;  /* not reached */
+}
+
+Test(process, sigint_handler_chained_in_front_of_tulips_stays, .timeout = 30)
+{
+    facts_init();
+    int st = tl_test_child(chained_child, NULL, out, sizeof out);
+    cr_expect_eq(F->rc[1], 1);
+    cr_expect_eq(F->rc[0], -ECANCELED, "%s", out);
+    TL_EXPECT_OUT(out, "Ctrl-C: cancelling the main task");
+    cr_expect_eq(F->rc[2], 1, "tl_run replaced a handler installed after it");
+    cr_expect_eq(F->calls, 2);
+    cr_expect_eq(F->rc[3], 0);
+    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT,
+              "not killed by SIGINT (status %#x):\n%s", st, out);
+}
+
+/* ---- SIGINT on another thread while tl_run returns ----------------------- */
+
+/* The handler runs on a thread of the program while the main thread's
+ * tl_run returns: it must finish with the loop before the loop is freed.
+ * The test hook holds the handler inside (bounded: 300 ms) and records
+ * whether tl_run returned meanwhile. */
+extern void (*volatile tl__sigint_test_hook)(void);
+static atomic_int in_handler, run_returned, returned_while_inside;
+
+static void hold_handler(void)
+{
+    atomic_store(&in_handler, 1);
+    double end = tl_test_now_s() + 0.3;
+    while (!atomic_load(&run_returned) && tl_test_now_s() < end) {}
+    atomic_store(&returned_while_inside, atomic_load(&run_returned));
+}
+
+static void *int_thread(void *arg)
+{
+    (void)arg;
+    pthread_kill(pthread_self(), SIGINT); /* delivered on this thread */
+    return NULL;
+}
+
+static int race_main(void *arg)
+{
+    pthread_t *th = arg;
+    if (pthread_create(th, NULL, int_thread, NULL) != 0) return -1;
+    for (int i = 0; i < 2000 && !atomic_load(&in_handler); i++)
+        TL_IGNORE(tl_sleep(0.001));
+    F->rc[1] = atomic_load(&in_handler);
+    return 0; /* tl_run now tears down while the handler holds the loop */
+}
+
+static void race_child(void *arg)
+{
+    (void)arg;
+    pthread_t th;
+    sigset_t int_set;
+    signal(SIGINT, SIG_DFL);
+    sigemptyset(&int_set);
+    sigaddset(&int_set, SIGINT);
+    tl__sigint_test_hook = hold_handler;
+    F->rc[0] = tl_run(race_main, &th);
+    atomic_store(&run_returned, 1);
+    /* tl_run gave SIGINT back its default: keep the main thread out of it */
+    pthread_sigmask(SIG_BLOCK, &int_set, NULL);
+    pthread_join(th, NULL);
+    F->rc[2] = atomic_load(&returned_while_inside);
+}
+
+Test(process, sigint_on_another_thread_finishes_before_the_loop_is_freed,
+     .timeout = 30)
+{
+    facts_init();
+    int st = tl_test_child(race_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[1], 1, "the handler never ran");
+    cr_expect_eq(F->rc[0], 0);
+    cr_expect_eq(F->rc[2], 0, "tl_run freed its loop while the SIGINT "
+                              "handler still used it");
 }

@@ -2,37 +2,66 @@
  * the first tl_run on the process's main thread installs a SIGINT handler
  * only if SIGINT is still at SIG_DFL; the first Ctrl-C cancels the main
  * task, the second restores SIG_DFL and re-raises (the process dies the
- * ordinary way); tl_run restores the old disposition when it returns. */
+ * ordinary way); tl_run restores the old disposition when it returns.
+ *
+ * SIGINT is sent to the process, so the handler may run on any thread that
+ * does not block it (tulip's own threads block everything; a program's may
+ * not), at the same time as the main thread's tl_run returns and frees its
+ * loop. So the handler counts itself in `busy` around its use of the loop,
+ * and tl__sigint_restore, after unhooking the loop, waits for `busy` to
+ * drain before tl_run may free it. The handler may also be called by a
+ * handler installed after tulip's that chains to it (it saved ours as its
+ * previous action): tl_run then leaves that handler in place, and ours,
+ * with no loop to talk to, does what the disposition it displaced
+ * (SIG_DFL) would have done.
+ */
 #include "internal.h"
 
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
-/* The loop the handler talks to; NULL when no handler is ours. Written by
- * the main thread, read by the handler on the same thread. */
-static tl__loop *volatile sigint_loop;
+/* The loop the handler talks to; NULL when none. Seq_cst, with busy, so
+ * that restore's store and its reading of busy cannot pass each other. */
+static _Atomic(tl__loop *) sigint_loop;
+static _Atomic int busy; /* handlers between loading sigint_loop and done */
 static volatile sig_atomic_t sigint_count;
 static struct sigaction sigint_old;
+
+/* Test hook: called inside the handler while it holds the loop. */
+void (*volatile tl__sigint_test_hook)(void);
 
 static void on_sigint(int sig)
 {
     int saved = errno; /* a handler must not clobber the task's errno */
-    tl__loop *l = sigint_loop;
-    if (sigint_count++ == 0 && l) {
+    atomic_fetch_add(&busy, 1);
+    tl__loop *l = atomic_load(&sigint_loop);
+    if (l && sigint_count++ == 0) {
+        void (*hook)(void) = tl__sigint_test_hook;
+        if (hook) hook();
         l->sigint_pending = 1;
         tl__loop_wake(l); /* eventfd write: async-signal-safe */
+        atomic_fetch_sub(&busy, 1);
     } else {
+        /* A second Ctrl-C, or no loop (tl_run has returned and a handler
+         * chained in front of ours called us): the default action. */
+        atomic_fetch_sub(&busy, 1);
         signal(sig, SIG_DFL);
         raise(sig);
     }
     errno = saved;
 }
 
+static int is_ours(const struct sigaction *sa)
+{
+    return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == on_sigint;
+}
+
 int tl__sigint_install(tl__loop *l)
 {
     if (getpid() != (pid_t)syscall(SYS_gettid)) return 0; /* not main */
-    if (sigint_loop) return 0; /* an outer loop owns it */
+    if (atomic_load(&sigint_loop)) return 0; /* an outer loop owns it */
     struct sigaction cur;
     if (sigaction(SIGINT, NULL, &cur) < 0) return -errno;
     if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler != SIG_DFL) return 0;
@@ -43,9 +72,9 @@ int tl__sigint_install(tl__loop *l)
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     sigint_count = 0;
-    sigint_loop = l;
+    atomic_store(&sigint_loop, l);
     if (sigaction(SIGINT, &sa, &sigint_old) < 0) {
-        sigint_loop = NULL;
+        atomic_store(&sigint_loop, NULL);
         return -errno;
     }
     l->sigint_installed = 1;
@@ -55,8 +84,18 @@ int tl__sigint_install(tl__loop *l)
 void tl__sigint_restore(tl__loop *l)
 {
     if (!l->sigint_installed) return;
-    sigaction(SIGINT, &sigint_old, NULL);
-    sigint_loop = NULL;
+    /* Give back the old disposition only if ours is still installed: a
+     * handler installed since (which may chain to ours) stays. */
+    struct sigaction cur;
+    if (sigaction(SIGINT, NULL, &cur) == 0 && is_ours(&cur))
+        sigaction(SIGINT, &sigint_old, NULL);
+    atomic_store(&sigint_loop, NULL);
+    /* A handler on another thread may still hold l: wait until it is done
+     * (a few instructions; bounded by the handler, which never blocks). */
+    while (atomic_load(&busy) > 0) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
     l->sigint_installed = 0;
 }
 
@@ -74,13 +113,16 @@ void tl__sigint_dispatch(tl__loop *l)
  * Give SIGINT back its pre-tulip disposition (sigaction is async-signal-
  * safe, as an atfork child handler requires), so that a new tl_run in the
  * child installs its own handler and a Ctrl-C never writes into the
- * parent's eventfd. */
+ * parent's eventfd. Only one thread exists here: no handler is running. */
 void tl__sigint_atfork_child(void)
 {
-    tl__loop *l = sigint_loop;
+    tl__loop *l = atomic_load(&sigint_loop);
     if (!l) return;
-    sigaction(SIGINT, &sigint_old, NULL);
-    sigint_loop = NULL;
+    struct sigaction cur;
+    if (sigaction(SIGINT, NULL, &cur) == 0 && is_ours(&cur))
+        sigaction(SIGINT, &sigint_old, NULL);
+    atomic_store(&sigint_loop, NULL);
+    atomic_store(&busy, 0);
     sigint_count = 0;
     l->sigint_installed = 0;
 }

@@ -218,3 +218,14 @@ foreach(_src IN LISTS _tl_guide)
       SKIP_RETURN_CODE 77)
   endforeach()
 endforeach()
+
+# The AArch64 context switch must carry the BTI/PAC GNU property note (see
+# the end of src/arch/switch_aarch64.S): checked on its object with the
+# target's readelf.
+if(TULIP_CONTEXT_SOURCE_NAME STREQUAL "switch_aarch64.S" AND CMAKE_READELF)
+  add_test(NAME arch_gnu_property
+           COMMAND sh "${CMAKE_CURRENT_SOURCE_DIR}/cmake/check-gnu-property.sh"
+                   "${CMAKE_READELF}" "AArch64 feature: BTI, PAC"
+                   "$<FILTER:$<TARGET_OBJECTS:tulip_objects>,INCLUDE,switch_aarch64>")
+  set_tests_properties(arch_gnu_property PROPERTIES LABELS "plain")
+endif()

@@ -16,6 +16,14 @@
  */
 #if defined(__aarch64__) && !defined(TL_CONTEXT_UCONTEXT)
 
+/* Branch Target Identification: every global function here may be reached
+ * by an indirect branch (a PLT stub's `br x17`, a function pointer), so it
+ * starts with a `bti c` landing pad. Written as its hint encoding, a NOP on
+ * cores (and assemblers) without BTI. The trampoline and
+ * tl__context_peek_ret are reached only by `ret`, which BTI does not
+ * check. */
+#define BTI_C hint #34
+
     .text
 
 /* void tl__context_switch(tl__context *from, tl__context *to)
@@ -26,6 +34,7 @@
     .p2align 4
 tl__context_switch:
     .cfi_startproc
+    BTI_C
     sub     sp, sp, #160
     .cfi_adjust_cfa_offset 160
     stp     x19, x20, [sp, #0]
@@ -85,6 +94,7 @@ tl__context_trampoline:
     .p2align 4
 tl__context_make:
     .cfi_startproc
+    BTI_C
     add     x9, x1, x2
     and     x9, x9, #-16        /* top of stack, 16-aligned */
     sub     x9, x9, #160
@@ -115,6 +125,7 @@ tl__context_make:
     .p2align 4
 tl__context_peek:
     .cfi_startproc
+    BTI_C
     stp     x29, x30, [sp, #-32]!
     .cfi_adjust_cfa_offset 32
     .cfi_rel_offset x29, 0
@@ -161,3 +172,24 @@ tl__context_peek_ret:           /* the return address unwinders see */
 /* Always present, even when the file assembles to nothing: without it the
  * linker would assume this object needs an executable stack. */
     .section .note.GNU-stack,"",%progbits
+
+#if defined(__aarch64__)
+/* The GNU property note saying this object is BTI- and PAC-compatible (the
+ * landing pads above; the switch signs nothing, and stores x30 only as the
+ * suspended context's own return address). The linker ANDs the notes of
+ * every object: one object without it turns BTI off for the whole program
+ * built with -mbranch-protection=standard (the default of some
+ * distributions). cmake/check-gnu-property.sh checks it in the cross
+ * build. */
+    .pushsection .note.gnu.property, "a"
+    .balign 8
+    .long   4                   /* n_namesz: "GNU\0" */
+    .long   16                  /* n_descsz */
+    .long   5                   /* NT_GNU_PROPERTY_TYPE_0 */
+    .asciz  "GNU"
+    .long   0xc0000000          /* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
+    .long   4                   /* pr_datasz */
+    .long   3                   /* BTI | PAC */
+    .long   0                   /* pad to 8 bytes */
+    .popsection
+#endif

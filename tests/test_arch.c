@@ -22,6 +22,14 @@
 #include "core/stack.h"
 #include "tiny.h"
 
+/* ASan builds keep released stacks out of reuse for a while (so a task
+ * that uses a dead stack is reported): no stack comes back at once. */
+#if defined(__SANITIZE_ADDRESS__)
+#define REUSE_AT_ONCE 0
+#else
+#define REUSE_AT_ONCE 1
+#endif
+
 /* ---- helpers ----------------------------------------------------------- */
 
 static tl__fiber main_fiber;
@@ -372,13 +380,13 @@ TINY_TEST(pool_reuse)
     long pg = sysconf(_SC_PAGESIZE);
 
     TINY_ASSERT((size_t)(a->hi - a->lo) >= 256 * 1024);
-    TINY_ASSERT_EQ(a->lo - a->guard_lo, 64 * 1024);
+    TINY_ASSERT_EQ(a->lo - a->guard_lo, (ptrdiff_t)TL__STACK_GUARD_SIZE);
     TINY_ASSERT_EQ(((uintptr_t)a->lo) % (uintptr_t)pg, 0);
     TINY_ASSERT_EQ(a->pooled, 0);
     tl__stack_put(p, a);
     TINY_ASSERT_EQ(a->pooled, 1);
     b = get_stack(p, 200 * 1024); /* same class: the same stack back */
-    TINY_ASSERT_EQ(b, a);
+    if (REUSE_AT_ONCE) TINY_ASSERT_EQ(b, a);
     TINY_ASSERT_EQ(b->pooled, 0);
     tl__stack_put(p, b);
 
@@ -401,7 +409,7 @@ TINY_TEST(pool_reuse)
         int found = 0;
         for (int j = 0; j < 40; j++)
             found |= s == many[j];
-        TINY_ASSERT(found);
+        if (REUSE_AT_ONCE) TINY_ASSERT(found);
         TINY_ASSERT_EQ(tl__stack_check(s), 0);
     }
     /* (all 40 are out again; the pool is freed with them out, which only
@@ -603,7 +611,7 @@ TINY_TEST(overflow_canary)
     tl__fiber_release(&canary_fiber);
     tl__stack_put(p, canary_stack);
     again = get_stack(p, 64 * 1024); /* reused, canary rewritten */
-    TINY_ASSERT_EQ(again, canary_stack);
+    if (REUSE_AT_ONCE) TINY_ASSERT_EQ(again, canary_stack);
     TINY_ASSERT_EQ(tl__stack_check(again), 0);
     tl__stack_put(p, again);
     tl__stack_pool_free(p);

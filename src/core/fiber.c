@@ -52,8 +52,6 @@ void __sanitizer_start_switch_fiber(void **fake_stack_save,
 void __sanitizer_finish_switch_fiber(void *fake_stack_save,
                                      const void **bottom_old,
                                      size_t *size_old);
-void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
-void *__asan_region_is_poisoned(void *beg, size_t size);
 #endif
 #ifdef TL_FIBER_TSAN
 void *__tsan_get_current_fiber(void);
@@ -101,18 +99,10 @@ void tl__fiber_make(tl__fiber *f, void *lo, size_t size,
     f->asan_fake_stack = NULL;
     f->tsan_fiber = NULL;
     f->valgrind_id = 0;
-#ifdef TL_FIBER_ASAN
-    /* A reused stack still carries the redzones of frames that never
-     * returned (the previous fiber switched away for good). Unpoison from
-     * the first poisoned byte only: unpoisoning writes the shadow, 1/8 of
-     * the stack (64 KiB for a 512 KiB ASan stack), which would make every
-     * task cost that much RSS and time; a fresh stack's shadow is clean,
-     * and a reused one is poisoned only near its top. */
-    {
-        char *p = __asan_region_is_poisoned(lo, size);
-        if (p) __asan_unpoison_memory_region(p, (size_t)((char *)lo + size - p));
-    }
-#endif
+    /* ASan: the pool unpoisons a reused stack when it hands it out
+     * (src/core/stack.c, tl__stack_get): only the part its last task used,
+     * never the whole stack, whose shadow (1/8 of it) would otherwise be
+     * read or written for every task. */
 #ifdef TL_FIBER_TSAN
     f->tsan_fiber = __tsan_create_fiber(0);
 #endif

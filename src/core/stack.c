@@ -14,18 +14,34 @@
  * (tl__stack) live in malloc'ed memory next to the arena record, never on
  * the stacks themselves, so an overflow cannot corrupt the pool.
  *
+ * The guard is 1 MiB: code built without -fstack-clash-protection (the
+ * compilers' default) moves the stack pointer by a whole frame at once and
+ * may first touch its lowest byte, so a frame of up to 1 MiB must land in
+ * the guard and not in the stack below. It costs no memory of the
+ * process's own, but it spaces stacks 1 MiB apart, and every 2 MiB of
+ * address space that holds a used stack top (or madvise guard markers)
+ * needs a page-table page: 2.5 KiB of page table per stack instead of
+ * 0.6, and on a VM with shadow page tables each is slow to make. So only
+ * the first TL__STACK_BIG_GUARDS (4096) stacks of a size class get it;
+ * arenas carved after them have 64 KiB guards, which catch frames from
+ * code built with -fstack-clash-protection (the pkg-config file and the
+ * CMake package pass it) and gradual overflows of any code.
+ *
  * Guards, chosen per process by a functional probe (tl__stack_probe):
  *   MADVISE  madvise(MADV_GUARD_INSTALL) (Linux 6.13+): guard markers in
- *            the page tables, no new VMA. The probe installs one and checks
- *            that write() from it into a pipe fails with EFAULT, because
- *            qemu-user returns 0 for the madvise and installs nothing.
+ *            the page tables, no new VMA, installed for a batch of fresh
+ *            slots in one process_madvise call. The probe installs one and
+ *            checks that write() from it into a pipe fails with EFAULT,
+ *            because qemu-user returns 0 for the madvise and installs
+ *            nothing.
  *   MPROTECT mprotect(PROT_NONE) splits the mapping (two more VMAs per
  *            guard), so it is rationed by a process-wide atomic budget
  *            derived from vm.max_map_count; past it a stack gets a canary.
  *   CANARY   a 64-bit word at the lowest usable bytes, compared by
  *            tl__stack_check() (the scheduler calls it at each switch);
- *            the 64 KiB gap below stays mapped but unused, so a modest
- *            overflow lands in the gap rather than in a neighbour.
+ *            the 1 MiB gap below stays mapped but unused, so an overflow
+ *            lands in the gap rather than in a neighbour (but one that
+ *            jumps the canary word is not seen).
  *
  * Threading: a pool is used by one thread (its loop). The probe, the
  * mprotect budget, the one-time notices and the signal handler state are
@@ -43,6 +59,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "stack.h"
@@ -63,13 +80,24 @@
 #endif
 #ifndef TL_STACK_NO_ASAN
 #define TL_STACK_NO_ASAN
+#else
+#define TL_STACK_ASAN 1
+/* Declared here: not every toolchain installs <sanitizer/asan_interface.h>. */
+void __asan_poison_memory_region(void const volatile *addr, size_t size);
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #endif
 
+/* Multiples of every page size in use. */
+#define GUARD_SIZE TL__STACK_GUARD_SIZE
+#define SMALL_GUARD_SIZE TL__STACK_SMALL_GUARD_SIZE
 enum {
-    GUARD_SIZE = 64 * 1024,   /* a multiple of every page size in use */
     ARENA_FIRST_SLOTS = 64,   /* first arena of a bucket */
     ARENA_MAX_SLOTS = 1024,   /* arenas double up to this */
-    HOT_KEEP = 16,            /* untrimmed stacks kept per bucket */
+    GUARD_BATCH_FIRST = 8,    /* guards installed by the first batch */
+    GUARD_BATCH_MAX = 1024,   /* ... doubling up to (UIO_MAXIOV) */
+    HOT_KEEP = 16,            /* untrimmed stacks kept per class */
+    TRIM_BATCH = 64,          /* released stacks trimmed per call */
+    QUARANTINE = 64,          /* ASan: releases before a stack is reused */
     MIN_CLASS = 16 * 1024,    /* smallest usable size handed out */
     ALTSTACK_SIZE = 64 * 1024 /* per-thread signal stack */
 };
@@ -189,29 +217,98 @@ typedef struct tl__stack_arena {
     size_t len;
     size_t nslots;       /* capacity */
     size_t used;         /* slots carved so far (in order) */
+    size_t guarded;      /* slots [0, guarded) got a batched madvise guard */
+    size_t guard;        /* guard bytes below each stack here */
+    size_t slot;         /* guard + the class's usable size */
     long nmprotect;      /* mprotect guards here, returned to the budget */
     tl__stack slots[];   /* descriptors of the carved slots */
 } tl__stack_arena;
 
-/* One size class. Free list: hot (untrimmed) stacks at the front, trimmed
- * ones appended at the back, so the first nhot entries are the hot ones
- * and a get reuses warm pages first. */
+/* One size class. A released stack goes, in this order of preference for
+ * the next get:
+ *   hot      untrimmed, LIFO, at most HOT_KEEP: reused with no syscall;
+ *   pending  untrimmed, waiting for the batch trim (at most TRIM_BATCH);
+ *   warm     trimmed below its top page (every task touches that one):
+ *            reused with no syscall and no fault.
+ * So after a burst the pool gives back everything but the top page of
+ * each stack (1/64 of a 256 KiB stack) and a few whole stacks, and a burst
+ * after a burst reuses stacks whose guards and top pages are in place.
+ * Trims are MADV_DONTNEED, not MADV_FREE: MADV_FREE'd pages stay in the
+ * process's RSS until the kernel is short of memory. The top pages are
+ * kept because giving one back costs as much as faulting it in (a page
+ * table update and a TLB flush each, slow on a VM): trimming them cost a
+ * million finishing sleepers minutes; munmap at the end frees them in
+ * bulk. */
 typedef struct tl__stack_class {
     struct tl__stack_class *next;
     size_t usable;             /* the class: power of two >= MIN_CLASS */
-    size_t slot;               /* GUARD_SIZE + usable */
-    tl__stack *head, *tail;    /* free list */
-    size_t nhot;               /* untrimmed stacks at the head */
+    size_t reserved;           /* slots of all its arenas */
+    tl__stack *hot, *warm;     /* LIFO lists through ->next */
+    size_t nhot;
+    tl__stack *pending[TRIM_BATCH];
+    size_t npending;
+    tl__stack *quar_head, *quar_tail; /* ASan: FIFO of released stacks */
+    size_t nquar;
     tl__stack_arena *arenas;   /* newest first; only it may have room */
     size_t next_slots;         /* capacity of the next arena */
+    size_t guard_batch;        /* guards installed per batch (grows) */
 } tl__stack_class;
 
 struct tl__stack_pool {
     tl__stack_class *classes;  /* few: a short list, most used first */
     int guard;                 /* strategy for new slots */
-    int madv_free;             /* MADV_FREE, or MADV_DONTNEED on old kernels */
+    int batch_ok;              /* process_madvise(PIDFD_SELF) works */
     size_t outstanding;        /* stacks handed out, for a leak check */
 };
+
+/* ---- batched madvise ---------------------------------------------------- */
+
+/* process_madvise(2) applies one advice to many ranges in one system call
+ * (any advice on the calling process itself since Linux 6.13, named by the
+ * PIDFD_SELF sentinel). A fresh stack needs a guard and a released one a
+ * trim: batching makes that one system call per many stacks instead of one
+ * each. Only the sentinel, never a pidfd from pidfd_open: a forked child
+ * inheriting such a pidfd would advise its parent's memory. */
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440 /* the same number on every architecture */
+#endif
+#define TL_PIDFD_SELF (-10000) /* PIDFD_SELF_THREAD; older headers lack it */
+
+/* Apply `advice` to iov[0..n): 0 if every range got it. Ranges the batch
+ * did not reach (an older kernel, a partial result) get one madvise each;
+ * -1 if any of those failed. errno is preserved. */
+static int advise_ranges(tl__stack_pool *p, struct iovec *iov, size_t n,
+                         int advice)
+{
+    size_t done = 0, total = 0;
+    int rc = 0, saved = errno;
+
+    for (size_t i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (p->batch_ok && n > 1) {
+        long r = syscall(SYS_process_madvise, TL_PIDFD_SELF, iov, n, advice,
+                         0);
+        if (r < 0 && errno != ENOMEM && errno != EAGAIN && errno != EINTR)
+            p->batch_ok = 0; /* no sentinel or no such advice: one each */
+        else if (r > 0)
+            done = (size_t)r;
+    }
+    if (done < total) {
+        for (size_t i = 0; i < n; i++) {
+            if (done >= iov[i].iov_len) {
+                done -= iov[i].iov_len;
+                continue;
+            }
+            /* A range partly done is done again: both advices used here
+             * are idempotent. */
+            done = 0;
+            if (madvise(iov[i].iov_base, iov[i].iov_len, advice) != 0)
+                rc = -1;
+        }
+    }
+    errno = saved;
+    return rc;
+}
 
 int tl__stack_pool_new(tl__stack_pool **out, int forced_guard)
 {
@@ -238,7 +335,7 @@ int tl__stack_pool_new(tl__stack_pool **out, int forced_guard)
     if (!p)
         return -ENOMEM;
     p->guard = want;
-    p->madv_free = MADV_FREE;
+    p->batch_ok = 1; /* until a call says otherwise */
     *out = p;
     return 0;
 }
@@ -254,6 +351,15 @@ void tl__stack_pool_free(tl__stack_pool *p)
         cn = c->next;
         for (a = c->arenas; a; a = an) {
             an = a->next;
+#ifdef TL_STACK_ASAN
+            /* The next mapping at these addresses must not inherit the
+             * poison of our released stacks. */
+            for (size_t i = 0; i < a->used; i++)
+                if (a->slots[i].poison_lo < a->slots[i].hi)
+                    __asan_unpoison_memory_region(
+                        a->slots[i].poison_lo,
+                        (size_t)(a->slots[i].hi - a->slots[i].poison_lo));
+#endif
             munmap(a->base, a->len);
             if (a->nmprotect)
                 atomic_fetch_add_explicit(&mprotect_budget, a->nmprotect,
@@ -299,8 +405,8 @@ static tl__stack_class *find_class(tl__stack_pool *p, size_t usable,
     if (!c)
         return NULL;
     c->usable = usable;
-    c->slot = GUARD_SIZE + usable;
     c->next_slots = ARENA_FIRST_SLOTS;
+    c->guard_batch = GUARD_BATCH_FIRST;
     c->next = p->classes;
     p->classes = c;
     return c;
@@ -309,12 +415,15 @@ static tl__stack_class *find_class(tl__stack_pool *p, size_t usable,
 static int new_arena(tl__stack_class *c)
 {
     size_t n = c->next_slots, len;
+    size_t guard = c->reserved < TL__STACK_BIG_GUARDS ? GUARD_SIZE
+                                                      : SMALL_GUARD_SIZE;
+    size_t slot = guard + c->usable;
     tl__stack_arena *a;
     void *m;
 
-    if (c->slot > SIZE_MAX / n)
+    if (slot < guard || slot > SIZE_MAX / n)
         return -ENOMEM;
-    len = c->slot * n;
+    len = slot * n;
     a = malloc(sizeof *a + n * sizeof a->slots[0]);
     if (!a)
         return -ENOMEM;
@@ -333,12 +442,38 @@ static int new_arena(tl__stack_class *c)
     a->len = len;
     a->nslots = n;
     a->used = 0;
+    a->guarded = 0;
+    a->guard = guard;
+    a->slot = slot;
     a->nmprotect = 0;
+    c->reserved += n;
     a->next = c->arenas;
     c->arenas = a;
     if (c->next_slots < ARENA_MAX_SLOTS)
         c->next_slots *= 2;
     return 0;
+}
+
+/* Guards for the next slots of arena a, starting at slot `from`, in one
+ * system call: the batch doubles (up to GUARD_BATCH_MAX) as a class
+ * keeps carving, so a program with a few tasks installs a few guards and
+ * a million tasks cost about a thousand calls. */
+static void guard_batch(tl__stack_pool *p, tl__stack_class *c,
+                        tl__stack_arena *a, size_t from)
+{
+    struct iovec iov[GUARD_BATCH_MAX];
+    size_t n = a->nslots - from;
+
+    if (n > c->guard_batch)
+        n = c->guard_batch;
+    for (size_t i = 0; i < n; i++) {
+        iov[i].iov_base = a->base + (from + i) * a->slot;
+        iov[i].iov_len = a->guard;
+    }
+    if (advise_ranges(p, iov, n, MADV_GUARD_INSTALL) == 0)
+        a->guarded = from + n;
+    if (c->guard_batch < GUARD_BATCH_MAX)
+        c->guard_batch *= 2;
 }
 
 /* Carve the next slot of the newest arena and give it its guard. */
@@ -355,20 +490,22 @@ static tl__stack *carve(tl__stack_pool *p, tl__stack_class *c)
     }
     s = &a->slots[a->used];
     s->next = NULL;
-    s->guard_lo = a->base + a->used * c->slot;
-    s->lo = s->guard_lo + GUARD_SIZE;
+    s->guard_lo = a->base + a->used * a->slot;
+    s->lo = s->guard_lo + a->guard;
     s->hi = s->lo + c->usable;
     s->size_class = c->usable;
     s->pooled = 0;
-    a->used++;
-
-    if (kind == TL__GUARD_MADVISE &&
-        madvise(s->guard_lo, GUARD_SIZE, MADV_GUARD_INSTALL) != 0)
+    s->poison_lo = s->hi;
+    if (kind == TL__GUARD_MADVISE && a->guarded <= a->used)
+        guard_batch(p, c, a, a->used);
+    if (kind == TL__GUARD_MADVISE && a->guarded <= a->used &&
+        madvise(s->guard_lo, a->guard, MADV_GUARD_INSTALL) != 0)
         kind = TL__GUARD_MPROTECT; /* ENOMEM for page tables, say */
+    a->used++;
     if (kind == TL__GUARD_MPROTECT) {
         if (atomic_fetch_sub_explicit(&mprotect_budget, 1,
                                       memory_order_relaxed) > 0 &&
-            mprotect(s->guard_lo, GUARD_SIZE, PROT_NONE) == 0) {
+            mprotect(s->guard_lo, a->guard, PROT_NONE) == 0) {
             a->nmprotect++;
         } else {
             atomic_fetch_add_explicit(&mprotect_budget, 1,
@@ -406,6 +543,14 @@ TL_STACK_NO_ASAN int tl__stack_check(const tl__stack *s)
                ? 0 : -1;
 }
 
+static tl__stack *pop(tl__stack **list)
+{
+    tl__stack *s = *list;
+    if (s)
+        *list = s->next;
+    return s;
+}
+
 int tl__stack_get(tl__stack_pool *p, size_t size, tl__stack **out)
 {
     size_t usable = class_of(size);
@@ -415,22 +560,66 @@ int tl__stack_get(tl__stack_pool *p, size_t size, tl__stack **out)
     *out = NULL;
     if (!usable || !(c = find_class(p, usable, 1)))
         return -ENOMEM;
-    if ((s = c->head)) {
-        c->head = s->next;
-        if (!c->head)
-            c->tail = NULL;
-        if (c->nhot)
-            c->nhot--;
-    } else if (!(s = carve(p, c))) {
+    if ((s = pop(&c->hot)))
+        c->nhot--;
+    else if (c->npending)
+        s = c->pending[--c->npending];
+    else if (!(s = pop(&c->warm)) && !(s = carve(p, c)))
         return -ENOMEM;
-    }
     s->next = NULL;
     s->pooled = 0;
+#ifdef TL_STACK_ASAN
+    /* Unpoison what the release poisoned, and always the top pages: the
+     * last frames of its previous task (which never returned) left their
+     * redzones there. A fresh stack's shadow is clean. */
+    if (s->poison_lo < s->hi) {
+        char *from = s->poison_lo;
+        if (s->hi - from < 2 * (ptrdiff_t)page_size)
+            from = s->hi - 2 * page_size;
+        __asan_unpoison_memory_region(from, (size_t)(s->hi - from));
+        s->poison_lo = s->hi;
+    }
+#endif
     if (s->guard == TL__GUARD_CANARY)
-        canary_write(s); /* MADV_FREE may have zeroed it */
+        canary_write(s); /* a trim zeroed it */
     p->outstanding++;
     *out = s;
     return 0;
+}
+
+/* Trim the pending stacks below their top pages in one call. */
+static void flush_pending(tl__stack_pool *p, tl__stack_class *c)
+{
+    struct iovec iov[TRIM_BATCH];
+    size_t n = c->npending;
+
+    for (size_t i = 0; i < n; i++) {
+        tl__stack *s = c->pending[i];
+        iov[i].iov_base = s->lo;
+        iov[i].iov_len = (size_t)(s->hi - s->lo) - page_size;
+    }
+    (void)advise_ranges(p, iov, n, MADV_DONTNEED); /* a failed trim only
+                                                      keeps memory */
+    for (size_t i = 0; i < n; i++) {
+        tl__stack *s = c->pending[i];
+        s->next = c->warm;
+        c->warm = s;
+    }
+    c->npending = 0;
+}
+
+static void release(tl__stack_pool *p, tl__stack_class *c, tl__stack *s)
+{
+    if (c->nhot < HOT_KEEP) {
+        /* Keep it hot: the next get reuses its pages with no syscall. */
+        s->next = c->hot;
+        c->hot = s;
+        c->nhot++;
+        return;
+    }
+    c->pending[c->npending++] = s;
+    if (c->npending == TRIM_BATCH)
+        flush_pending(p, c);
 }
 
 void tl__stack_put(tl__stack_pool *p, tl__stack *s)
@@ -443,39 +632,40 @@ void tl__stack_put(tl__stack_pool *p, tl__stack *s)
         abort(); /* double put, or a stack from another pool */
     s->pooled = 1;
     p->outstanding--;
-    if (c->nhot < HOT_KEEP) {
-        /* Keep it warm: the next get reuses its pages with no syscall. */
-        s->next = c->head;
-        c->head = s;
-        if (!c->tail)
-            c->tail = s;
-        c->nhot++;
-        return;
+#ifdef TL_STACK_ASAN
+    {
+        /* A task that still uses this stack (a pointer into a finished
+         * task's frame) must be named by ASan: poison what the task used
+         * (poisoning all of it would write 1/8 of the stack in shadow
+         * memory), and keep the stack out of reuse for QUARANTINE more
+         * releases so the poison stays long enough to be met. */
+        size_t used = tl__stack_high_water(s); /* 0: never touched */
+        s->poison_lo = s->hi - used;
+        if (used)
+            __asan_poison_memory_region(s->poison_lo, used);
+        s->next = NULL;
+        if (c->quar_tail)
+            c->quar_tail->next = s;
+        else
+            c->quar_head = s;
+        c->quar_tail = s;
+        if (++c->nquar <= QUARANTINE)
+            return;
+        s = c->quar_head;
+        c->quar_head = s->next;
+        if (!c->quar_head)
+            c->quar_tail = NULL;
+        c->nquar--;
     }
-    /* Trim all but the top page (every task touches that one). MADV_FREE
-     * pages are reclaimed only under memory pressure and reused without a
-     * fault otherwise; kernels before 4.5 lack it, then DONTNEED. */
-    if (s->hi - s->lo > (ptrdiff_t)page_size) {
-        if (madvise(s->lo, (size_t)(s->hi - s->lo) - page_size,
-                    p->madv_free) != 0 && p->madv_free == MADV_FREE) {
-            p->madv_free = MADV_DONTNEED;
-            madvise(s->lo, (size_t)(s->hi - s->lo) - page_size, MADV_DONTNEED);
-        }
-    }
-    s->next = NULL;
-    if (c->tail)
-        c->tail->next = s;
-    else
-        c->head = s;
-    c->tail = s;
+#endif
+    release(p, c, s);
 }
 
 /* Resident pages counted downwards from the top until the first
  * non-resident one. -fstack-clash-protection makes every frame touch each
  * page it spans, so the resident run from the top is the depth reached.
- * Commits nothing. Pages trimmed with MADV_FREE but not yet reclaimed
- * still count as resident, so after reuse this may report the deepest use
- * of any earlier task on the stack. */
+ * Commits nothing. Only a stack kept hot keeps the pages of earlier tasks,
+ * so after reuse this may report the deepest use of an earlier task. */
 size_t tl__stack_high_water(const tl__stack *s)
 {
     unsigned char vec[256];
@@ -552,7 +742,7 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
     int saved_errno = errno;
     tl__guard_lookup lookup =
         atomic_load_explicit(&fault_lookup, memory_order_acquire);
-    char name[128], scratch[8], msg[512];
+    char name[128], scratch[8], msg[640];
     const struct sigaction *prev;
 
     name[0] = '\0';
@@ -578,7 +768,10 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
         at = put_ptr(msg, at, sizeof msg, (void *)lo);
         at = put_str(msg, at, sizeof msg, ", ");
         at = put_ptr(msg, at, sizeof msg, (void *)hi);
-        at = put_str(msg, at, sizeof msg, "))\n");
+        at = put_str(msg, at, sizeof msg,
+                     ")): give the task a larger stack (tl_spawn_opts."
+                     "stack_size, tl_config.stack_size) or move large "
+                     "buffers to the heap\n");
         if (write(STDERR_FILENO, msg, at) < 0) {
             /* nothing left to try */
         }

@@ -2,8 +2,15 @@
  *
  * Layout of one stack (addresses grow to the right, the stack grows left):
  *
- *   lo_map                     guard_hi = lo                       hi
- *   | guard (64 KiB, no access) | usable stack ...................... |
+ *   guard_lo                    lo                                  hi
+ *   | guard (1 MiB, no access)  | usable stack ...................... |
+ *
+ * The guard is 1 MiB so that one frame of up to 1 MiB from code built
+ * without -fstack-clash-protection (which may skip pages) still lands in
+ * it rather than in the stack below. Past TL__STACK_BIG_GUARDS stacks of a
+ * size class, new stacks get 64 KiB guards: a 1 MiB guard spaces stacks
+ * 1 MiB apart, which costs a page-table page per 1.6 stacks (2.5 KiB per
+ * stack, against 0.6 KiB), and at a million stacks that is gigabytes.
  *
  * Stacks are carved from large MAP_NORESERVE arenas so that a million of
  * them do not need a million mappings (vm.max_map_count is 65,530). The
@@ -23,6 +30,13 @@ enum tl__guard_kind {
     TL__GUARD_CANARY,   /* a canary word checked at each switch + gap */
 };
 
+/* Bytes of guard below a stack (all strategies; the canary's gap)... */
+#define TL__STACK_GUARD_SIZE ((size_t)1024 * 1024)
+/* ...for the first TL__STACK_BIG_GUARDS stacks of each size class; the
+ * ones carved after them get TL__STACK_SMALL_GUARD_SIZE. */
+#define TL__STACK_BIG_GUARDS 4096
+#define TL__STACK_SMALL_GUARD_SIZE ((size_t)64 * 1024)
+
 typedef struct tl__stack {
     struct tl__stack *next; /* free-list link while pooled */
     char *lo;               /* lowest usable byte (just above the guard) */
@@ -31,6 +45,8 @@ typedef struct tl__stack {
     size_t size_class;      /* usable size requested (pool bucket key) */
     int guard;              /* enum tl__guard_kind actually applied */
     int pooled;             /* sitting in a pool free list */
+    char *poison_lo;        /* ASan builds: [poison_lo, hi) was poisoned
+                               when the stack was released; hi if not */
 } tl__stack;
 
 typedef struct tl__stack_pool tl__stack_pool;
@@ -47,7 +63,8 @@ void tl__stack_pool_free(tl__stack_pool *p);
 
 /* Take a stack with at least `size` usable bytes. 0 or -ENOMEM. */
 int tl__stack_get(tl__stack_pool *p, size_t size, tl__stack **out);
-/* Give it back; idle stacks are trimmed with MADV_FREE. */
+/* Give it back. A few stay hot; the rest are trimmed in batches (their
+ * memory goes back to the kernel, a bounded number keep their top page). */
 void tl__stack_put(tl__stack_pool *p, tl__stack *s);
 
 /* Canary strategy: 0 if intact, -1 if the canary at the bottom of the

@@ -462,6 +462,37 @@ static void switch_to_task(tl__task *from, tl__task *to)
     tl__fiber_switch(&from->fiber, &to->fiber, 0);
 }
 
+/* The batch is done and the loop iteration that would come next has
+ * nothing to do but start the next one: no fd waits, watchers or queued
+ * requests (the kernel is asked only for those while tasks are ready:
+ * must_poll in loop.c), no post, Ctrl-C or dump flagged, no timer due (the
+ * clock is read only when one is armed).
+ * Then the suspending task starts that batch itself and passes the CPU
+ * straight on, saving the two switches through the scheduler (a lone
+ * yielding task, a pair handing a queue back and forth). Not when the
+ * next task must first get a stack, not during teardown (which watches
+ * for tasks that never finish), and at most TL__HANDOFF_CAP times per
+ * scheduler iteration (counted with the handoffs), so the scheduler still
+ * runs its iteration regularly. Returns the first task of the new batch,
+ * or NULL. */
+static tl__task *next_batch_here(tl__loop *l)
+{
+    tl__task *next = l->runq_head;
+    if (!next || !next->stack || l->closing ||
+        l->handoffs >= TL__HANDOFF_CAP ||
+        l->io_waiters > 0 || l->io_watchers > 0 || l->io_queued ||
+        l->sigint_pending ||
+        atomic_load_explicit(&l->inbox_pending, memory_order_relaxed) ||
+        atomic_load_explicit(&l->dump_pending, memory_order_relaxed))
+        return NULL;
+    if (l->timers.count && tl__timer_next(l) <= tl__loop_now(l))
+        return NULL;
+    l->handoffs++;
+    l->batch = next->next_ready;
+    l->runq_head = l->runq_tail = NULL;
+    return next;
+}
+
 /* Switch from the running task to the next one of the batch, or to the
  * scheduler. The checks here run at
  * every suspension, so they are cheap: one compare for the scope frame,
@@ -484,6 +515,11 @@ static void suspend(tl__task *t)
     if (next && next->stack && !tl__loop_forked(l)) {
         l->batch = next->next_ready;
         switch_to_task(t, next);
+    } else if (!next && (next = next_batch_here(l))) {
+        if (next == t) /* it was alone: it runs on, as the scheduler */
+            tl__set_running(l, t); /* would resume it (a watchdog pulse) */
+        else
+            switch_to_task(t, next);
     } else {
         tl__fiber_switch(&t->fiber, &l->sched, 0);
     }

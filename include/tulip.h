@@ -178,7 +178,12 @@ typedef struct tl_config {
                             loop write tl_dump to stderr, like Go's
                             SIGQUIT; 0: $TULIP_DUMP_SIGNAL ("SIGUSR1",
                             "QUIT", "10"), else none; -1: none */
+    size_t call_capacity; /* tl_loop_call inbox bound; 0 = TL_LOOP_CALL_CAPACITY */
 } tl_config;
+
+/* Default bound of a loop's cross-thread inbox (tl_config.call_capacity):
+ * calls accepted by tl_loop_call that the loop has not taken yet. */
+#define TL_LOOP_CALL_CAPACITY 65536
 
 /* asyncio.run: make a loop on this thread, run main(arg) as the first task
  * (named "main"), and when it returns cancel every task still running and
@@ -219,12 +224,24 @@ typedef struct tl_loop tl_loop;
 TL_API tl_loop *tl_loop_ref(void);
 /* Drop a reference (NULL: no-op). Any thread. */
 TL_API void tl_loop_unref(tl_loop *loop);
-/* Thread-safe: run fn(arg) as a new detached task on `loop` (named "call"
- * unless opts name it). Returns 0 once queued, -ESHUTDOWN if the loop has
- * ended or is tearing down, -ENOMEM, TL_EFORK for a handle made before
- * this process was forked (the loop is the parent's; nothing is posted). If the task could not be made on the
- * loop's side (out of memory) fn does not run and a diagnostic says so;
- * a failure of fn is reported like any detached task's. The caller owns
+/* Thread-safe: run fn(arg) as a new detached task on `loop` (named
+ * "call"). Returns 0 once accepted: fn then runs exactly once, also when
+ * the loop's main returns before the loop took the call — it runs during
+ * tl_run's teardown as a task that starts cancelled (its suspending calls
+ * return -ECANCELED), so its cleanup still runs and can free `arg`. The
+ * one exception is the loop running out of memory for the task itself;
+ * a diagnostic then names the lost call. Errors (fn will not run, the
+ * caller still owns arg): -ESHUTDOWN once the loop's main has returned or
+ * the loop has ended; TL_EFORK for a handle made before this process was
+ * forked (the loop is the parent's; nothing is posted); -EAGAIN if the
+ * inbox is full (call_capacity calls,
+ * default TL_LOOP_CALL_CAPACITY, wait for the loop to take them: it takes all
+ * of them at each iteration); -ENOMEM; -EINVAL. The inbox is bounded and
+ * refuses rather than blocks, so a flood from other threads cannot grow
+ * the loop's memory without end, and the poster — not the loop — decides
+ * what a full loop means (retry later, drop, block on its own condition);
+ * a blocking variant would stall a thread-pool worker behind a busy loop.
+ * A failure of fn is reported like any detached task's. The caller owns
  * `arg` until fn is done with it. Never suspends; callable from any
  * thread, including the loop's own. */
 TL_API int tl_loop_call(tl_loop *loop, tl_fn fn, void *arg);

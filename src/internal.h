@@ -447,6 +447,9 @@ struct tl__loop {
     _Atomic int inbox_pending; /* set after a post (release), cleared by the
                                   loop before it drains (acquire): lets an
                                   idle iteration skip the mutex */
+    _Atomic size_t calls_queued; /* tl_loop_call posts not yet taken
+                                    (src/call.c), bounded by call_cap */
+    size_t call_cap;
 
     int sigint_installed;
     volatile sig_atomic_t sigint_pending; /* set by the SIGINT handler */

@@ -50,17 +50,21 @@ void tl_loop_unref(tl_loop *h)
     }
 }
 
-/* On the loop's thread, in the scheduler: make the task. */
+/* On the loop's thread, in the scheduler: make the task. Also during
+ * teardown (the handle closed first, so every call accepted before that is
+ * in the inbox, and teardown drains it before it checks for live tasks):
+ * an accepted call must run, and tl__task_alloc makes it start cancelled
+ * then, so its cleanup runs and frees what the poster handed over. */
 static void call_run(tl__loop *l, void *arg)
 {
     call_job *job = arg;
-    tl__task *t = NULL;
-    if (!l->closing)
-        t = tl__task_alloc(l, job->fn, job->arg,
-                           &(tl_spawn_opts){.name = "call"});
+    atomic_fetch_sub_explicit(&l->calls_queued, 1, memory_order_relaxed);
+    tl__task *t = tl__task_alloc(l, job->fn, job->arg,
+                                 &(tl_spawn_opts){.name = "call"});
     if (!t) {
-        tl__diag("tl_loop_call: %s; the call did not run",
-                 l->closing ? "the loop is tearing down" : "out of memory");
+        tl__diag("tl_loop_call: out of memory for the task of call %p(%p); "
+                 "that accepted call did not run", (void *)job->fn,
+                 job->arg);
     } else {
         t->detached = 1;
         tl__task_enqueue(l, t);
@@ -83,13 +87,32 @@ int tl_loop_call(tl_loop *h, tl_fn fn, void *arg)
     job->arg = arg;
     int rc = -ESHUTDOWN;
     pthread_mutex_lock(&h->lock);
-    if (h->live) rc = tl__loop_post(h->live, call_run, job);
+    tl__loop *l = h->live;
+    if (l) {
+        /* Posters check and count under h->lock, one at a time; the loop
+         * only ever lowers the count meanwhile, so the bound holds.
+         * Relaxed: the count guards memory, not the data of a call (the
+         * inbox mutex publishes that). */
+        if (atomic_load_explicit(&l->calls_queued, memory_order_relaxed) >=
+            l->call_cap) {
+            rc = -EAGAIN;
+        } else {
+            atomic_fetch_add_explicit(&l->calls_queued, 1,
+                                      memory_order_relaxed);
+            rc = tl__loop_post(l, call_run, job);
+            if (rc < 0)
+                atomic_fetch_sub_explicit(&l->calls_queued, 1,
+                                          memory_order_relaxed);
+        }
+    }
     pthread_mutex_unlock(&h->lock);
     if (rc < 0) free(job);
     return rc;
 }
 
-/* tl_run's end: calls from now on fail; pending posts were drained. */
+/* main returned: calls from now on fail with -ESHUTDOWN. Every call
+ * accepted before is in the inbox once this returns (posts happen under
+ * h->lock), and teardown runs them. */
 void tl__loop_handle_close(tl__loop *l)
 {
     tl_loop *h = l->handle;

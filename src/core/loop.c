@@ -522,6 +522,8 @@ static int loop_new(const tl_config *cfg, tl__loop **out)
     l->stack_default = def;
     l->guard = cfg->guard;
     l->pool = cfg->pool;
+    l->call_cap = cfg->call_capacity ? cfg->call_capacity
+                                     : TL_LOOP_CALL_CAPACITY;
     l->census = tl__census_new();
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     int rc = l->wake_fd < 0 ? -errno : 0;
@@ -547,6 +549,10 @@ static void teardown(tl__loop *l)
     }
     int64_t start = tl__clock_ns();
     int named = 0;
+    /* Calls tl_loop_call accepted before main returned may still be in
+     * the inbox: they become tasks (cancelled from the start) and run
+     * before the loop may end. */
+    tl__loop_drain_inbox(l);
     while (l->live > 0) {
         run_ready(l);
         if (l->live == 0 || tl__loop_forked(l)) break;
@@ -653,7 +659,9 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
     if (tl__pool_loop_close) tl__pool_loop_close(l);
     tl__loop_handle_close(l);
     l->closing = 1;
-    tl__loop_drain_inbox(l); /* free calls posted before the handle closed */
+    /* Thread-pool completions that arrived after teardown; tl_loop_call
+     * posts cannot be among them (the handle closed before teardown). */
+    tl__loop_drain_inbox(l);
     tl__watchdog_unregister(l);
     tl__sigint_restore(l);
     tl__dump_signal_remove(l);

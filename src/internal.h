@@ -468,6 +468,8 @@ struct tl__loop {
                                  writes the dump */
     int64_t stall_since;     /* virtual clock: nothing ready, nothing
                                 moving since (real ns), or 0 */
+    tl__link gens;           /* tl_gen objects not yet closed (src/sync/gen.c) */
+    tl__link waitsets;       /* tl_waitset objects not yet closed */
     unsigned handoffs;       /* direct handoffs this iteration (capped) */
     int fp_round;            /* rounding mode at start (debug check) */
     size_t nostack;          /* tasks that could not get a stack */
@@ -676,6 +678,11 @@ void tl__dump_diag(tl__loop *l);
 void tl__dump_signal_install(tl__loop *l, int cfg_signal);
 void tl__dump_signal_remove(tl__loop *l);
 _Noreturn void tl__fatal(const char *fmt, ...) TL_PRINTF(1, 2);
+
+/* tl_run's end, once no task is live: report every generator and wait
+ * set nobody closed, and free them (src/sync/gen.c, src/sync/waitset.c). */
+void tl__gen_reap_unclosed(tl__loop *l);
+void tl__waitset_reap_unclosed(tl__loop *l);
 
 /* tl_run's end: detach the tl_loop handle (src/call.c). */
 void tl__loop_handle_close(tl__loop *l);

@@ -67,7 +67,9 @@ typedef struct tl_gen_opts {
  * inherits no scope of its maker (the consumer's cancellation reaches it
  * through tl_gen_next and tl_gen_close). Returns 0 and *out, -EINVAL
  * (out or producer NULL), -ENOMEM, TL_ENOTASK. Never suspends. Every
- * generator must be closed with tl_gen_close. */
+ * generator must be closed with tl_gen_close; one still open when tl_run
+ * ends (its producer was cancelled with the other tasks) is named on
+ * stderr, like a failed task nobody joined, and freed. */
 TL_API int tl_gen_new(tl_gen **out, tl_gen_fn producer, void *arg,
                       const tl_gen_opts *opts);
 

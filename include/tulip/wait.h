@@ -45,7 +45,10 @@ typedef struct tl_waitset_item {
 } tl_waitset_item;
 
 /* Make an empty set. Returns 0 and *out, -EINVAL (out NULL), -ENOMEM,
- * TL_ENOTASK outside a task. Never suspends. Free with tl_waitset_close. */
+ * TL_ENOTASK outside a task. Never suspends. Free with tl_waitset_close;
+ * a set still open when tl_run ends is named on stderr, like a failed
+ * task nobody joined, and freed (with the failures of members it spawned
+ * that nobody saw). */
 TL_API int tl_waitset_new(tl_waitset **out);
 
 /* Add a task the caller spawned (asyncio.as_completed over tasks). The set

@@ -569,6 +569,11 @@ static void teardown(tl__loop *l)
     if (l->nostack > 3)
         tl__diag("%zu more task(s) could not get a stack and never ran",
                  l->nostack - 3);
+    /* Generators and wait sets nobody closed: named like an unjoined
+     * failure, then freed (their tasks are done; this frees their slots or
+     * hands them to the loop below). */
+    tl__gen_reap_unclosed(l);
+    tl__waitset_reap_unclosed(l);
     /* Failed tasks nobody joined (invariant 7). */
     for (uint32_t s = 0; s < l->nslots; s++) {
         tl__task *t = tl__slot_task(l, s);
@@ -625,6 +630,8 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
     registry_add(l);
     tl__fiber_init_thread(&l->sched);
     tl__stack_thread_init();
+    tl__list_init(&l->gens);
+    tl__list_init(&l->waitsets);
     tl__stack_report_install();
     if (!cfg.no_sigint) tl__sigint_install(l);
     tl__dump_signal_install(l, cfg.dump_signal);

@@ -46,6 +46,8 @@
 
 struct tl_gen {
     tl__loop *loop;
+    tl__link open_link;   /* in loop->gens until tl_gen_close frees it */
+    char maker[48];       /* label of the task that made it (reports) */
     tl__task *producer;   /* slot kept until tl_gen_close joins it */
     tl_gen_fn fn;
     void *arg;
@@ -168,6 +170,8 @@ int tl_gen_new(tl_gen **out, tl_gen_fn producer, void *arg,
     g->producer = t;
     g->fn = producer;
     g->arg = arg;
+    tl__task_label(self, g->maker, sizeof g->maker);
+    tl__list_push(&l->gens, &g->open_link);
     tl__task_enqueue(l, t); /* runs up to its first park in gen_main */
     *out = g;
     return 0;
@@ -260,6 +264,27 @@ int tl_gen_close(tl_gen *g)
     }
     t->loop->zombies--;
     tl__task_free(t->loop, t);
+    tl__list_remove(&g->open_link);
     free(g);
     return rc;
+}
+
+void tl__gen_reap_unclosed(tl__loop *l)
+{
+    for (tl__link *n; (n = tl__list_pop(&l->gens));) {
+        tl_gen *g = tl__container_of(n, tl_gen, open_link);
+        tl__task *t = g->producer;
+        char label[48];
+        tl__diag("generator %s (made by task %s) was never closed: call "
+                 "tl_gen_close when done with it; freed at tl_run's end",
+                 tl__task_label(t, label, sizeof label), g->maker);
+        /* Teardown cancelled and finished the producer: its slot waits
+         * for the join tl_gen_close would have done. A failure of its own
+         * that no tl_gen_next returned is reported as well. */
+        if (g->reported) t->reported = 1;
+        tl__report_unjoined(t);
+        l->zombies--;
+        tl__task_free(l, t);
+        free(g);
+    }
 }

@@ -41,6 +41,8 @@ typedef struct ws_entry {
 
 struct tl_waitset {
     tl__loop *loop;
+    tl__link open_link;      /* in loop->waitsets until closed */
+    char maker[48];          /* label of the task that made it (reports) */
     tl__link pending, done;
     size_t npending, ndone;
     size_t owned_pending;    /* owned members still running */
@@ -158,6 +160,8 @@ int tl_waitset_new(tl_waitset **out)
     tl__list_init(&ws->pending);
     tl__list_init(&ws->done);
     tl__timer_init(&ws->timer, ws_timer_fire);
+    tl__task_label(self, ws->maker, sizeof ws->maker);
+    tl__list_push(&ws->loop->waitsets, &ws->open_link);
     *out = ws;
     return 0;
 }
@@ -275,6 +279,25 @@ size_t tl_waitset_count(const tl_waitset *ws)
     return ws ? ws->npending + ws->ndone : 0;
 }
 
+/* The end of a close: owned members the set never yielded are joined (a
+ * failure among them is reported, nobody saw it); the caller's go back
+ * to it unjoined. Every member has finished. */
+static void ws_free(tl__loop *l, tl_waitset *ws)
+{
+    for (tl__link *n; (n = tl__list_pop(&ws->done));) {
+        ws_entry *e = tl__container_of(n, ws_entry, link);
+        if (e->owned) {
+            tl__report_unjoined(e->task); /* a failure nobody saw */
+            reap(l, e->task);
+        } else {
+            e->task->has_joiner = 0;
+        }
+        free(e);
+    }
+    tl__list_remove(&ws->open_link);
+    free(ws);
+}
+
 int tl_waitset_close(tl_waitset *ws)
 {
     if (!ws) return 0;
@@ -308,18 +331,21 @@ int tl_waitset_close(tl_waitset *ws)
         (void)tl__park(self, NULL, "tl_waitset_close");
     }
     ws->waiter = NULL;
-    for (tl__link *n; (n = tl__list_pop(&ws->done));) {
-        ws_entry *e = tl__container_of(n, ws_entry, link);
-        if (e->owned) {
-            tl__report_unjoined(e->task); /* a failure nobody saw */
-            reap(l, e->task);
-        } else {
-            e->task->has_joiner = 0;
-        }
-        free(e);
-    }
-    free(ws);
+    ws_free(l, ws);
     return 0;
+}
+
+void tl__waitset_reap_unclosed(tl__loop *l)
+{
+    for (tl__link *n; (n = l->waitsets.next) != &l->waitsets;) {
+        tl_waitset *ws = tl__container_of(n, tl_waitset, open_link);
+        tl__diag("a wait set (made by task %s, %zu member(s) not yielded) "
+                 "was never closed: call tl_waitset_close when done with "
+                 "it; freed at tl_run's end", ws->maker,
+                 ws->npending + ws->ndone);
+        /* No task is live: every member finished and sits in ws->done. */
+        ws_free(l, ws);
+    }
 }
 
 /* ---- tl_wait ---------------------------------------------------------------- */

@@ -63,6 +63,16 @@
  * Threads. One loop per thread; tasks never migrate. Unless a function says
  * otherwise, call it only from a task (or, where noted, from the thread
  * that runs the loop).
+ *
+ * Shared thread state. The tasks of a loop share their thread: errno is
+ * saved per task, but the FP control state (rounding mode, flush-to-zero,
+ * denormals-are-zero, exception masks, x87 precision; MXCSR, the x87
+ * control word, AArch64 FPCR) is not switched — it would double the cost
+ * of a switch. A task that changes it must restore it before any
+ * suspending call; set it before tl_run to give every task the same.
+ * Debug builds (no NDEBUG) check it at every switch, name a task that
+ * broke the rule and restore the loop's state. Thread-local variables,
+ * the locale and the signal mask are per loop, not per task.
  */
 #ifndef TULIP_H
 #define TULIP_H

@@ -32,6 +32,11 @@
 #include "core/stack.h"
 
 typedef struct tl__loop tl__loop;
+/* The FP control modes (src/core/loop.c, tl__fp_read): x86 MXCSR without
+ * its sticky flags + the x87 control word; AArch64 FPCR (x87 unused). */
+typedef struct tl__fpctl {
+    uint32_t sse, x87;
+} tl__fpctl;
 typedef struct tl__task tl__task;
 typedef struct tl__rec tl__rec;
 typedef struct tl__timer tl__timer;
@@ -471,7 +476,7 @@ struct tl__loop {
     tl__link gens;           /* tl_gen objects not yet closed (src/sync/gen.c) */
     tl__link waitsets;       /* tl_waitset objects not yet closed */
     unsigned handoffs;       /* direct handoffs this iteration (capped) */
-    int fp_round;            /* rounding mode at start (debug check) */
+    tl__fpctl fp_ctl;        /* FP control state at start (debug check) */
     size_t nostack;          /* tasks that could not get a stack */
     struct tl_loop *handle;  /* tl_loop_ref's handle (src/call.c), or NULL */
 
@@ -511,9 +516,12 @@ static inline void tl__set_running(tl__loop *l, tl__task *t)
                           memory_order_relaxed);
 }
 
-/* Debug builds: name a task that suspends with a changed FP rounding mode
- * (FP control state is not switched, invariant 10). */
+/* Debug builds: name a task that suspends with a changed FP control
+ * state — rounding, flush-to-zero, denormals-are-zero, exception masks,
+ * x87 precision (FP control state is not switched, invariant 10) — and
+ * restore the loop's. A no-op with NDEBUG. */
 void tl__fp_check(tl__loop *l, tl__task *t);
+tl__fpctl tl__fp_read(void);
 
 #define TL__CHUNK_BITS 10
 #define TL__CHUNK (1u << TL__CHUNK_BITS)

@@ -1,7 +1,10 @@
 /* Nothing silent, nothing lost: what a task leaves behind is reported.
  *
  * - a generator or a wait set nobody closed is named at tl_run's end like
- *   an unjoined failed task, and freed (no leak under ASan).
+ *   an unjoined failed task, and freed (no leak under ASan);
+ * - a task that suspends with a changed FP control state (flush-to-zero,
+ *   denormals-are-zero, x87 precision) is named in debug builds and the
+ *   state restored, so other tasks' arithmetic is not changed.
  *
  * Each case runs in a child (run_child) so that its stderr can be read
  * back; the child records what it saw in a MAP_SHARED page.
@@ -146,4 +149,143 @@ Test(abandoned, unclosed_wait_set_is_reported_and_freed, .init = facts_init,
     TL_EXPECT_OUT(out, "task 'fails_later' failed with -EIO");
     TL_EXPECT_OUT(out, "disk on fire");
     cr_expect_eq(F->leaks, 0, "%s", out);
+}
+
+/* ---- FP control state ----------------------------------------------------- */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define HAVE_FP_TEST 1
+static unsigned mxcsr_get(void)
+{
+    unsigned m;
+    __asm__ volatile("stmxcsr %0" : "=m"(m));
+    return m;
+}
+static void mxcsr_set(unsigned m) { __asm__ volatile("ldmxcsr %0" : : "m"(m)); }
+static unsigned short x87_get(void)
+{
+    unsigned short cw;
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    return cw;
+}
+static void x87_set(unsigned short cw) { __asm__ volatile("fldcw %0" : : "m"(cw)); }
+#define FTZ_DAZ ((1u << 15) | (1u << 6))
+#elif defined(__aarch64__)
+#define HAVE_FP_TEST 1
+static unsigned long fpcr_get(void)
+{
+    unsigned long v;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(v));
+    return v;
+}
+static void fpcr_set(unsigned long v) { __asm__ volatile("msr fpcr, %0" : : "r"(v)); }
+#else
+#define HAVE_FP_TEST 0
+#endif
+
+#if HAVE_FP_TEST
+/* Sets flush-to-zero (and denormals-are-zero on x86) and suspends. */
+static int sets_ftz(void *arg)
+{
+    (void)arg;
+#if defined(__aarch64__)
+    fpcr_set(fpcr_get() | (1ul << 24));
+#else
+    mxcsr_set(mxcsr_get() | FTZ_DAZ);
+#endif
+    return tl_yield();
+}
+
+/* Runs after sets_ftz suspended: is a denormal still a denormal? */
+static int computes(void *arg)
+{
+    (void)arg;
+    volatile double tiny = 1e-310, one = 1.0;
+    F->seen[1] = tiny * one != 0.0;
+#if defined(__aarch64__)
+    F->seen[2] = (fpcr_get() & (1ul << 24)) != 0;
+#else
+    F->seen[2] = (mxcsr_get() & FTZ_DAZ) != 0;
+#endif
+    return 0;
+}
+
+__attribute__((unused)) static int main_ftz(void *arg)
+{
+    (void)arg;
+    tl_task a, b;
+    if (tl_spawn_ex(&a, &(tl_spawn_opts){.name = "ftz"}, sets_ftz, NULL) ||
+        tl_spawn(&b, computes, NULL))
+        return -1;
+    F->rc[0] = tl_join(a, NULL);
+    F->rc[1] = tl_join(b, NULL);
+    return 0;
+}
+#endif
+
+Test(abandoned, flush_to_zero_does_not_leak_into_other_tasks,
+     .init = facts_init, .fini = facts_fini, .timeout = 10)
+{
+#if !HAVE_FP_TEST
+    cr_skip_test("FP control registers are read on x86 and AArch64 only");
+#elif defined(NDEBUG)
+    cr_skip_test("the FP control check is a debug-build check");
+#else
+    int st = child_run(main_ftz);
+    TL_ASSERT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[7], 0, "%s", out);
+    cr_expect_eq(F->seen[1], 1, "the other task saw denormals flushed");
+    cr_expect_eq(F->seen[2], 0, "the other task inherited flush-to-zero");
+    TL_EXPECT_OUT(out, "task 'ftz' suspended with a changed FP control "
+                       "state (flush-to-zero set");
+#if !defined(__aarch64__)
+    TL_EXPECT_OUT(out, "denormals-are-zero set (MXCSR.DAZ)");
+#endif
+#endif
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static int sets_x87_precision(void *arg)
+{
+    (void)arg;
+    x87_set((unsigned short)(x87_get() & ~(3u << 8))); /* 24-bit mantissa */
+    return tl_yield();
+}
+
+static int reads_x87(void *arg)
+{
+    (void)arg;
+    F->seen[3] = (x87_get() >> 8) & 3;
+    return 0;
+}
+
+__attribute__((unused)) static int main_x87(void *arg)
+{
+    (void)arg;
+    tl_task a, b;
+    if (tl_spawn_ex(&a, &(tl_spawn_opts){.name = "x87"}, sets_x87_precision,
+                    NULL) ||
+        tl_spawn(&b, reads_x87, NULL))
+        return -1;
+    F->seen[4] = (x87_get() >> 8) & 3; /* main's own precision */
+    F->rc[0] = tl_join(a, NULL);
+    F->rc[1] = tl_join(b, NULL);
+    return 0;
+}
+#endif
+
+Test(abandoned, x87_precision_does_not_leak_into_other_tasks,
+     .init = facts_init, .fini = facts_fini, .timeout = 10)
+{
+#if !defined(__x86_64__) && !defined(__i386__)
+    cr_skip_test("x86 only");
+#elif defined(NDEBUG)
+    cr_skip_test("the FP control check is a debug-build check");
+#else
+    int st = child_run(main_x87);
+    TL_ASSERT_EXITED_OK(st, out);
+    cr_expect_eq(F->seen[3], F->seen[4], "precision control leaked");
+    TL_EXPECT_OUT(out, "task 'x87' suspended with a changed FP control "
+                       "state (x87 precision control)");
+#endif
 }

@@ -16,6 +16,7 @@
 
 #include <fenv.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -268,15 +269,100 @@ static void resume(tl__loop *l, tl__task *t)
     if (t->state == TL__T_DONE) task_finished(l, t);
 }
 
+/* The FP control state tasks share (invariant 10: not switched, it would
+ * double the cost of a switch): every mode bit that changes another
+ * task's arithmetic. The sticky exception flags (MXCSR bits 0-5, FPSR) are
+ * results, not modes, and are left alone. */
+tl__fpctl tl__fp_read(void)
+{
+    tl__fpctl c = {0, 0};
+#if defined(__x86_64__) || defined(__i386__)
+    uint32_t mxcsr;
+    uint16_t cw;
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    c.sse = mxcsr & ~UINT32_C(0x3f);
+    c.x87 = cw;
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    c.sse = (uint32_t)fpcr;
+#else
+    c.sse = (uint32_t)fegetround();
+#endif
+    return c;
+}
+
+__attribute__((unused)) static void fp_write(tl__fpctl c)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    uint32_t mxcsr;
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    mxcsr = (mxcsr & UINT32_C(0x3f)) | c.sse; /* keep the sticky flags */
+    uint16_t cw = (uint16_t)c.x87;
+    __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
+    __asm__ volatile("fldcw %0" : : "m"(cw));
+#elif defined(__aarch64__)
+    uint64_t fpcr = c.sse;
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr));
+#else
+    fesetround((int)c.sse);
+#endif
+}
+
+/* What changed, in words a user can search for. */
+__attribute__((unused)) static void fp_describe(tl__fpctl was, tl__fpctl now, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = 0;
+#define FP_SAY(cond, text)                                                  \
+    do {                                                                    \
+        if ((cond) && n < len)                                              \
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "",  \
+                                  text);                                    \
+    } while (0)
+#if defined(__x86_64__) || defined(__i386__)
+    uint32_t d = was.sse ^ now.sse;
+    FP_SAY(d & (1u << 15), (now.sse & (1u << 15)) ? "flush-to-zero set (MXCSR.FZ)"
+                                                  : "flush-to-zero cleared (MXCSR.FZ)");
+    FP_SAY(d & (1u << 6), (now.sse & (1u << 6)) ? "denormals-are-zero set (MXCSR.DAZ)"
+                                                : "denormals-are-zero cleared (MXCSR.DAZ)");
+    FP_SAY(d & (3u << 13), "SSE rounding mode (MXCSR.RC)");
+    FP_SAY(d & (0x3fu << 7), "SSE exception masks (MXCSR)");
+    uint32_t x = was.x87 ^ now.x87;
+    FP_SAY(x & (3u << 10), "x87 rounding mode");
+    FP_SAY(x & (3u << 8), "x87 precision control");
+    FP_SAY(x & ~(0xfu << 8), "x87 exception masks");
+#elif defined(__aarch64__)
+    uint32_t d = was.sse ^ now.sse;
+    FP_SAY(d & (1u << 24), (now.sse & (1u << 24)) ? "flush-to-zero set (FPCR.FZ)"
+                                                  : "flush-to-zero cleared (FPCR.FZ)");
+    FP_SAY(d & (1u << 19), "half-precision flush-to-zero (FPCR.FZ16)");
+    FP_SAY(d & (1u << 25), "default NaN (FPCR.DN)");
+    FP_SAY(d & (3u << 22), "rounding mode (FPCR.RMode)");
+    FP_SAY(d & ~((1u << 24) | (1u << 19) | (1u << 25) | (3u << 22)),
+           "other FPCR bits (trap enables, AHP)");
+#else
+    FP_SAY(was.sse != now.sse, "rounding mode");
+#endif
+#undef FP_SAY
+    (void)was;
+    (void)now;
+    if (!n) snprintf(buf, len, "FP control state");
+}
+
 void tl__fp_check(tl__loop *l, tl__task *t)
 {
 #ifndef NDEBUG
-    if (fegetround() != l->fp_round) {
-        char label[48];
-        tl__diag("task %s suspended with a changed FP rounding mode; "
-                 "restore it before suspending (tasks share the thread's "
-                 "FP control state)", tl__task_label(t, label, sizeof label));
-        fesetround(l->fp_round);
+    tl__fpctl now = tl__fp_read();
+    if (now.sse != l->fp_ctl.sse || now.x87 != l->fp_ctl.x87) {
+        char label[48], what[256];
+        fp_describe(l->fp_ctl, now, what, sizeof what);
+        tl__diag("task %s suspended with a changed FP control state (%s); "
+                 "restored. Tasks share the thread's FP control state: "
+                 "restore it before a suspending call, or set it before "
+                 "tl_run", tl__task_label(t, label, sizeof label), what);
+        fp_write(l->fp_ctl);
     }
 #else
     (void)l;
@@ -513,8 +599,10 @@ static int loop_new(const tl_config *cfg, tl__loop **out)
     l->epoch = tl__clock_ns();
     l->wake_fd = -1;
     l->thread = pthread_self();
-    l->fp_round = fegetround();
+    l->fp_ctl = tl__fp_read();
     pthread_mutex_init(&l->inbox_lock, NULL);
+    tl__list_init(&l->gens);
+    tl__list_init(&l->waitsets);
     size_t def = cfg->stack_size ? cfg->stack_size : 256 * 1024;
 #if defined(__SANITIZE_ADDRESS__)
     if (!cfg->stack_size) def *= 2; /* ASan roughly doubles frames */

@@ -144,6 +144,8 @@ struct tl__task {
 
     tl__cancel_fn on_cancel; /* while WAITING; NULL = uncancellable */
     const char *wait_what;   /* what it waits on (diagnostics) */
+    void *wait_site;         /* the user's call site of a lock wait (the
+                                lock records it when it is handed over) */
     /* Optional detail for the task dump (src/core/dump.c): what exactly
      * the wait is on (the lock's owner, the pool job...). Set before
      * tl__park by the waiting call, cleared when the task wakes. Writes
@@ -175,6 +177,12 @@ struct tl__task {
     char *fail_msg;          /* heap, owned */
     char name[32];           /* written with relaxed atomics: the watchdog
                                 reads it from another thread */
+
+    /* Kept across slot reuse (after `name`, so task_alloc's memset leaves
+     * them): the tl_locks this task holds, so that a task ending with one
+     * is reported and the lock's waiters woken (src/sync/sync.c). */
+    void **locks;
+    uint32_t nlocks, locks_cap;
 };
 
 /* ---- scope records (src/scope.c, src/group.c) ------------------------- */
@@ -691,6 +699,11 @@ _Noreturn void tl__fatal(const char *fmt, ...) TL_PRINTF(1, 2);
  * set nobody closed, and free them (src/sync/gen.c, src/sync/waitset.c). */
 void tl__gen_reap_unclosed(tl__loop *l);
 void tl__waitset_reap_unclosed(tl__loop *l);
+
+/* t ended holding tl_locks (t->nlocks > 0): report each and abandon it,
+ * waking its waiters with -EOWNERDEAD (src/sync/sync.c). Runs on the
+ * scheduler's stack from task_finished. */
+void tl__sync_task_ended(tl__task *t);
 
 /* tl_run's end: detach the tl_loop handle (src/call.c). */
 void tl__loop_handle_close(tl__loop *l);

@@ -4,7 +4,10 @@
  *   an unjoined failed task, and freed (no leak under ASan);
  * - a task that suspends with a changed FP control state (flush-to-zero,
  *   denormals-are-zero, x87 precision) is named in debug builds and the
- *   state restored, so other tasks' arithmetic is not changed.
+ *   state restored, so other tasks' arithmetic is not changed;
+ * - a task that ends holding a tl_lock is named with where it acquired it,
+ *   and the lock's waiters and later acquirers get -EOWNERDEAD, never a
+ *   hang.
  *
  * Each case runs in a child (run_child) so that its stderr can be read
  * back; the child records what it saw in a MAP_SHARED page.
@@ -288,4 +291,144 @@ Test(abandoned, x87_precision_does_not_leak_into_other_tasks,
     TL_EXPECT_OUT(out, "task 'x87' suspended with a changed FP control "
                        "state (x87 precision control)");
 #endif
+}
+
+/* ---- a task that ends holding a lock -------------------------------------- */
+
+static tl_lock L;
+static tl_cond C;
+
+static int holder(void *arg)
+{
+    (void)arg;
+    if (tl_lock_acquire(&L) != 0) return -1;
+    F->seen[5] = 1;
+    (void)!tl_sleep(1);
+    return 0; /* forgets tl_lock_release */
+}
+
+static int waiter(void *arg)
+{
+    (void)arg;
+    F->rc[2] = tl_lock_acquire(&L); /* queued behind holder */
+    return 0;
+}
+
+static int main_abandons_a_lock(void *arg)
+{
+    (void)arg;
+    tl_lock_init(&L);
+    tl_task h, w;
+    if (tl_spawn_ex(&h, &(tl_spawn_opts){.name = "holder"}, holder, NULL) ||
+        tl_spawn(&w, waiter, NULL))
+        return -1;
+    if (tl_join(h, NULL) || tl_join(w, NULL)) return -2;
+    F->rc[3] = tl_lock_acquire(&L);     /* a later acquirer */
+    F->rc[4] = tl_lock_try_acquire(&L);
+    F->rc[5] = tl_lock_locked(&L);
+    /* Repaired: a new lock works. */
+    tl_lock_init(&L);
+    int rc = tl_lock_acquire(&L);
+    if (rc == 0) rc = tl_lock_release(&L);
+    F->rc[6] = rc;
+    return 0;
+}
+
+Test(abandoned, task_ending_with_a_lock_is_reported_and_nobody_hangs,
+     .init = facts_init, .fini = facts_fini, .timeout = 10)
+{
+    int st = child_run(main_abandons_a_lock);
+    TL_ASSERT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[7], 0, "%s", out);
+    cr_expect_eq(F->seen[5], 1);
+    cr_expect_eq(F->rc[2], -EOWNERDEAD, "waiter: %d\n%s", F->rc[2], out);
+    cr_expect_eq(F->rc[3], -EOWNERDEAD, "later acquire: %d", F->rc[3]);
+    cr_expect_eq(F->rc[4], -EOWNERDEAD, "try_acquire: %d", F->rc[4]);
+    cr_expect_neq(F->rc[5], 0, "an abandoned lock reads as locked");
+    cr_expect_eq(F->rc[6], 0, "re-initialised lock: %d", F->rc[6]);
+    /* Named once, at the owner's end, with where it acquired the lock
+     * (module+offset: this test program). */
+    TL_EXPECT_OUT(out, "task 'holder' ended holding lock ");
+    TL_EXPECT_OUT(out, "(acquired at ");
+    TL_EXPECT_OUT(out, "test_abandoned+0x");
+    TL_EXPECT_OUT(out, "1 waiter(s) and every later acquire get -EOWNERDEAD");
+    cr_expect_eq(tl_test_count_of(out, "ended holding lock"), 1, "%s", out);
+    TL_EXPECT_OUT(out, "tl_lock_acquire: lock ");
+}
+
+static int with_lock_holder(void *arg)
+{
+    (void)arg;
+    int rc;
+    TL_WITH_LOCK(&L, &rc)
+    {
+        /* Leaves the task, not the block: the cleanup releases the lock
+         * on the way out of the function, so nothing is abandoned. */
+        return tl_sleep(0.5);
+    }
+    return rc;
+}
+
+static int main_with_lock(void *arg)
+{
+    (void)arg;
+    tl_lock_init(&L);
+    tl_task h;
+    if (tl_spawn(&h, with_lock_holder, NULL)) return -1;
+    F->rc[0] = tl_lock_acquire(&L); /* waits for the block's release */
+    if (F->rc[0] == 0) (void)tl_lock_release(&L);
+    return tl_join(h, NULL);
+}
+
+Test(abandoned, a_lock_released_by_its_block_is_not_abandoned,
+     .init = facts_init, .fini = facts_fini, .timeout = 10)
+{
+    int st = child_run(main_with_lock);
+    TL_ASSERT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[7], 0, "%s", out);
+    cr_expect_eq(F->rc[0], 0);
+    TL_EXPECT_NOT_OUT(out, "abandon");
+}
+
+static int notifier_forgets(void *arg)
+{
+    (void)arg;
+    if (tl_lock_acquire(tl_cond_lock(&C)) != 0) return -1;
+    (void)tl_cond_notify_all(&C); /* the waiter now queues for the lock */
+    return 0;                     /* ... which is never released */
+}
+
+static int cond_waiter(void *arg)
+{
+    (void)arg;
+    if (tl_lock_acquire(tl_cond_lock(&C)) != 0) return -1;
+    F->rc[1] = tl_cond_wait(&C);
+    F->seen[6] = tl_lock_owned(tl_cond_lock(&C));
+    if (F->rc[1] == 0) (void)tl_lock_release(tl_cond_lock(&C));
+    return 0;
+}
+
+static int main_cond_abandoned(void *arg)
+{
+    (void)arg;
+    tl_cond_init(&C, NULL);
+    tl_task w, n;
+    if (tl_spawn(&w, cond_waiter, NULL)) return -1;
+    (void)!tl_yield(); /* the waiter is in tl_cond_wait */
+    if (tl_spawn_ex(&n, &(tl_spawn_opts){.name = "notifier"},
+                    notifier_forgets, NULL))
+        return -2;
+    if (tl_join(n, NULL) || tl_join(w, NULL)) return -3;
+    return 0;
+}
+
+Test(abandoned, cond_waiter_sees_an_abandoned_lock, .init = facts_init,
+     .fini = facts_fini, .timeout = 10)
+{
+    int st = child_run(main_cond_abandoned);
+    TL_ASSERT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[7], 0, "%s", out);
+    cr_expect_eq(F->rc[1], -EOWNERDEAD, "%d\n%s", F->rc[1], out);
+    cr_expect_eq(F->seen[6], 0, "returned without the lock");
+    TL_EXPECT_OUT(out, "task 'notifier' ended holding lock ");
 }

@@ -161,7 +161,7 @@ Test(dump, lists_every_task_with_its_wait_scopes_group_and_backtrace,
                        "  waits in tl_sleep for 2.500 s, wakes at 100.000 s "
                        "(in 97.500 s)\n");
     TL_EXPECT_OUT(out, "  waits in tl_lock_acquire for 2.500 s: lock ");
-    TL_EXPECT_OUT(out, " held by task 'main' (slot 0)\n");
+    TL_EXPECT_OUT(out, " held by task 'main' (slot 0), acquired at ");
     TL_EXPECT_OUT(out, "  waits in tl_join for 2.500 s: joining task "
                        "'sleeper' (slot 1, waiting)\n");
     TL_EXPECT_OUT(out, "  open scopes, innermost first:\n"

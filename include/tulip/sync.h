@@ -133,11 +133,26 @@ TL_API int tl_sem_locked(const tl_sem *s);
 typedef struct tl_lock {
     tl__waitq _waiters; /* tasks in tl_lock_acquire, FIFO */
     void *_owner;       /* the holding task (private), NULL: unlocked */
+    void *_site;        /* where the owner acquired it (a return address);
+                           with no owner: abandoned */
     uint32_t _owner_gen; /* its generation, so a reused slot never owns */
     uint32_t _magic;
 } tl_lock;
 
-#define TL_LOCK_INITIALIZER {{{0, 0}}, 0, 0, TL__LOCK_MAGIC}
+#define TL_LOCK_INITIALIZER {{{0, 0}}, 0, 0, 0, TL__LOCK_MAGIC}
+
+/* A task that ends while holding a lock (it returned, failed or was
+ * cancelled without releasing it) abandons it. tulip reports it at once on
+ * stderr — the task, the lock, and where it was acquired (module+offset,
+ * for addr2line) — and every task waiting for the lock is woken with
+ * -EOWNERDEAD, without it. The lock stays abandoned: later acquires return
+ * -EOWNERDEAD at once (with a diagnostic), tl_lock_locked says yes, until
+ * tl_lock_init makes it new. Why not pass it on, as a POSIX robust mutex
+ * does? The data it guarded may be half-updated, and a C caller's natural
+ * `if (rc < 0) return rc;` after an acquire that returned an error while
+ * holding the lock would abandon it again; why not keep it locked? Its
+ * waiters would hang with no message. Repair the data, then re-initialise
+ * the lock (tl_lock_destroy accepts an abandoned lock). */
 
 /* asyncio.Lock(): an unlocked lock. 0, -EINVAL. Never suspends. */
 TL_API int tl_lock_init(tl_lock *l);
@@ -148,14 +163,18 @@ TL_API int tl_lock_destroy(tl_lock *l);
 
 /* await lock.acquire(): lock it, waiting (FIFO) while another task holds
  * it. The lock is owned by the calling task: only that task may release
- * it. Returns 0 (held); -ECANCELED (not held); -EDEADLK (and a
- * diagnostic) if the caller already holds it — asyncio would hang;
- * -EINVAL; TL_ENOTASK; -EXDEV. A waiter that was handed the lock keeps it
- * even if cancelled before it ran again. SUSPENDS. */
+ * it, and it must before it ends (see "abandons" above). Returns 0 (held);
+ * -ECANCELED (not held); -EOWNERDEAD (not held: the lock was abandoned by
+ * a task that ended holding it, before or while we waited); -EDEADLK (and
+ * a diagnostic) if the caller already holds it — asyncio would hang;
+ * -ENOMEM (the task's record of held locks could not grow); -EINVAL;
+ * TL_ENOTASK; -EXDEV. A waiter that was handed the lock keeps it even if
+ * cancelled before it ran again. SUSPENDS. */
 TL_API TL_NODISCARD int tl_lock_acquire(tl_lock *l);
 
 /* Lock it only if it is free now. 0 (held), -EBUSY (held by someone,
- * possibly the caller), -EINVAL, TL_ENOTASK. Never suspends. */
+ * possibly the caller), -EOWNERDEAD (abandoned), -ENOMEM, -EINVAL,
+ * TL_ENOTASK. Never suspends. */
 TL_API int tl_lock_try_acquire(tl_lock *l);
 
 /* lock.release(): unlock; with waiters, ownership passes straight to the
@@ -164,7 +183,8 @@ TL_API int tl_lock_try_acquire(tl_lock *l);
  * -EINVAL; -EXDEV. Never suspends. */
 TL_API int tl_lock_release(tl_lock *l);
 
-/* lock.locked(): non-zero if some task holds it. Never suspends. Like
+/* lock.locked(): non-zero if some task holds it, or it was abandoned.
+ * Never suspends. Like
  * every yes/no function here, a bad object reads as 0 (after a
  * diagnostic). */
 TL_API int tl_lock_locked(const tl_lock *l);
@@ -239,7 +259,9 @@ TL_API tl_lock *tl_cond_lock(tl_cond *c);
  * released the lock); -EPERM (and a diagnostic) if the caller does not
  * hold the lock (nothing changed); -EINVAL; TL_ENOTASK; -EXDEV. A waiter
  * that was notified returns 0 even if cancelled before it ran again, so a
- * notification is never lost. SUSPENDS. */
+ * notification is never lost. The one return without the lock:
+ * -EOWNERDEAD, the lock was abandoned (a task ended holding it) while we
+ * waited to re-acquire it. SUSPENDS. */
 TL_API TL_NODISCARD int tl_cond_wait(tl_cond *c);
 
 /* await cond.wait_for(predicate): the caller must hold the lock. Checks

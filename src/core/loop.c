@@ -196,6 +196,7 @@ static void task_finished(tl__loop *l, tl__task *t)
         t->stack = NULL;
     }
     if (t->timer.index != TL__TIMER_IDLE) tl__timer_disarm(l, &t->timer);
+    if (t->nlocks) tl__sync_task_ended(t); /* it abandoned tl_locks */
     l->live--;
     if (t->status_out) *t->status_out = t->result;
     /* Whoever watches t (wait sets, tl_wait): each node is unlinked before
@@ -571,7 +572,10 @@ static void loop_free(tl__loop *l)
     if (l->backend) l->backend->close(l);
     if (l->wake_fd >= 0) close(l->wake_fd);
     for (uint32_t c = 0; c < l->nchunks; c++) {
-        for (uint32_t i = 0; i < TL__CHUNK; i++) free(l->chunks[c][i].fail_msg);
+        for (uint32_t i = 0; i < TL__CHUNK; i++) {
+            free(l->chunks[c][i].fail_msg);
+            free(l->chunks[c][i].locks);
+        }
         free(l->chunks[c]);
     }
     free(l->chunks);

@@ -187,6 +187,7 @@ tl__task *tl__task_alloc(tl__loop *l, tl_fn fn, void *arg,
     t->timer.index = TL__TIMER_IDLE;
     t->stack_size = opts ? opts->stack_size : 0;
     tl__task_set_name(t, opts ? opts->name : NULL);
+    t->nlocks = 0;
     l->live++;
     if (l->closing) t->cancel_requested = 1; /* tl_run is tearing down */
     return t;

@@ -18,10 +18,21 @@
  * task); a woken waiter keeps what it was given even if cancelled before
  * it runs (asyncio gives it back and wakes the next); the lock has an
  * owner; a barrier's indices stay unique when waiters leave a round.
+ *
+ * Abandoned locks. Each task keeps the locks it holds in t->locks (heap,
+ * runtime-owned, kept with its slot), added in lock_set_owner and removed
+ * when ownership moves on. A task whose record is not empty when it ends
+ * abandoned them: tl__sync_task_ended reports each and wakes its waiters
+ * with -EOWNERDEAD. An abandoned lock has no owner but keeps _site, so
+ * later acquirers are refused at once instead of queueing forever. The
+ * record only ever holds a lock while the lock names the task as owner;
+ * room is reserved (held_reserve) before a task can be made an owner, so
+ * handing a lock to a waiter never allocates.
  */
 #include "waitq.h"
 
 #include <limits.h>
+#include <stdlib.h>
 
 /* ---- misuse ------------------------------------------------------------- */
 
@@ -153,10 +164,78 @@ static bool lock_owned_by(const tl_lock *l, const tl__task *t)
     return t && l->_owner == t && l->_owner_gen == t->gen;
 }
 
-static void lock_set_owner(tl_lock *l, tl__task *t)
+static bool lock_abandoned(const tl_lock *l) { return !l->_owner && l->_site; }
+
+/* Room in t's record for one more lock: 0 or -ENOMEM. */
+static int held_reserve(tl__task *t)
 {
+    if (t->nlocks < t->locks_cap) return 0;
+    uint32_t cap = t->locks_cap ? t->locks_cap * 2 : 4;
+    void **n = realloc(t->locks, cap * sizeof *n);
+    if (!n) return -ENOMEM;
+    t->locks = n;
+    t->locks_cap = cap;
+    return 0;
+}
+
+static void held_remove(tl__task *t, const tl_lock *l)
+{
+    /* Newest first: locks are mostly released in reverse order. */
+    for (uint32_t i = t->nlocks; i-- > 0;)
+        if (t->locks[i] == l) {
+            t->locks[i] = t->locks[--t->nlocks];
+            return;
+        }
+}
+
+/* Make t (NULL: nobody) the owner; site is where t asked for it. The
+ * previous owner's record forgets the lock. t must have room reserved. */
+static void lock_set_owner(tl_lock *l, tl__task *t, void *site)
+{
+    tl__task *o = l->_owner;
+    if (o && l->_owner_gen == o->gen) held_remove(o, l);
     l->_owner = t;
     l->_owner_gen = t ? t->gen : 0;
+    l->_site = t ? site : NULL;
+    if (t) t->locks[t->nlocks++] = l;
+}
+
+static int abandoned_error(const tl_lock *l, const char *what)
+{
+    char where[320];
+    tl__diag("%s: lock %p was abandoned: a task ended while holding it "
+             "(acquired at %s); re-initialise it with tl_lock_init once the "
+             "data it guards is repaired", what, (const void *)l,
+             tl__symbolize(l->_site, 1, where, sizeof where));
+    return -EOWNERDEAD;
+}
+
+void tl__sync_task_ended(tl__task *t)
+{
+    char label[48], where[320];
+    tl__task_label(t, label, sizeof label);
+    while (t->nlocks) {
+        tl_lock *l = t->locks[--t->nlocks];
+        /* The record names only locks that name t as owner, unless the
+         * user reused the lock's memory without releasing it. */
+        if (l->_magic != TL__LOCK_MAGIC || !lock_owned_by(l, t)) {
+            tl__diag("task %s ended holding lock %p, whose memory was since "
+                     "reused or destroyed", label, (void *)l);
+            continue;
+        }
+        size_t n = 0;
+        for (tl__link *k = tl__waitq_head(&l->_waiters)->next;
+             k != tl__waitq_head(&l->_waiters); k = k->next)
+            n++;
+        tl__diag("task %s ended holding lock %p (acquired at %s): the lock "
+                 "is abandoned; %zu waiter(s) and every later acquire get "
+                 "-EOWNERDEAD", label, (void *)l,
+                 tl__symbolize(l->_site, 1, where, sizeof where), n);
+        l->_owner = NULL; /* abandoned: no owner, _site kept */
+        l->_owner_gen = 0;
+        for (tl__task *w; (w = tl__waitq_pop(&l->_waiters));)
+            tl__wake(w, -EOWNERDEAD);
+    }
 }
 
 /* Marks (in wait_data) a condition waiter that was cancelled before any
@@ -168,7 +247,7 @@ static char cond_cancelled_mark;
 static void lock_release_held(tl_lock *l)
 {
     tl__task *w = tl__waitq_pop(&l->_waiters);
-    lock_set_owner(l, w);
+    lock_set_owner(l, w, w ? w->wait_site : NULL);
     if (w)
         tl__wake(w, w->wait_data == &cond_cancelled_mark ? -ECANCELED : 0);
 }
@@ -187,7 +266,7 @@ int tl_lock_destroy(tl_lock *l)
     CHECK(l, TL__LOCK_MAGIC, "tl_lock_destroy", "tl_lock");
     if (!tl__waitq_empty(&l->_waiters))
         return busy("tl_lock_destroy", "lock", l);
-    if (l->_owner) {
+    if (l->_owner) { /* an abandoned lock may be destroyed */
         tl__diag("tl_lock_destroy: lock %p is still held; release it "
                  "before destroying it", (void *)l);
         return -EBUSY;
@@ -202,14 +281,19 @@ static void lock_describe(const tl__task *t, char *buf, size_t len)
     const tl_lock *l = t->wait_data;
     const tl__task *o = l ? l->_owner : NULL;
     char label[48];
+    char where[320];
     if (o && o->gen == l->_owner_gen)
-        snprintf(buf, len, "lock %p held by task %s (slot %u)", (void *)l,
-                 tl__task_label(o, label, sizeof label), (unsigned)o->slot);
+        snprintf(buf, len, "lock %p held by task %s (slot %u), acquired at "
+                 "%s", (void *)l, tl__task_label(o, label, sizeof label),
+                 (unsigned)o->slot,
+                 tl__symbolize(l->_site, 1, where, sizeof where));
     else
         snprintf(buf, len, "lock %p", (void *)l);
 }
 
-int tl_lock_acquire(tl_lock *l)
+/* tl_lock_acquire, with the user's call site (TL_WITH_LOCK passes its
+ * own caller's, not tl__held_begin's). */
+static int lock_acquire(tl_lock *l, void *site)
 {
     tl__task *self = tl__task_self("tl_lock_acquire");
     if (!self) return tl__not_task_error();
@@ -221,19 +305,29 @@ int tl_lock_acquire(tl_lock *l)
                  tl__task_label(self, label, sizeof label), (void *)l);
         return -EDEADLK;
     }
-    int rc = tl__checkpoint(self, "tl_lock_acquire",
-                            __builtin_return_address(0));
+    int rc = tl__checkpoint(self, "tl_lock_acquire", site);
     if (rc < 0) return rc;
+    if (lock_abandoned(l)) return abandoned_error(l, "tl_lock_acquire");
+    if ((rc = held_reserve(self)) < 0) return rc;
     if (!l->_owner) {
-        lock_set_owner(l, self);
+        lock_set_owner(l, self, site);
         return 0;
     }
     rc = tl__waitq_check_loop(&l->_waiters, "tl_lock_acquire");
     if (rc < 0) return rc;
     self->wait_describe = lock_describe;
-    /* Woken with 0 by a release: we are the owner already. */
-    return tl__waitq_park(&l->_waiters, self, l, tl__waitq_cancel,
-                          "tl_lock_acquire");
+    /* Woken with 0 by a release: we are the owner already (site recorded
+     * from wait_site); -EOWNERDEAD: the owner ended holding it. */
+    self->wait_site = site;
+    rc = tl__waitq_park(&l->_waiters, self, l, tl__waitq_cancel,
+                        "tl_lock_acquire");
+    self->wait_site = NULL;
+    return rc;
+}
+
+int tl_lock_acquire(tl_lock *l)
+{
+    return lock_acquire(l, __builtin_return_address(0));
 }
 
 int tl_lock_try_acquire(tl_lock *l)
@@ -242,7 +336,10 @@ int tl_lock_try_acquire(tl_lock *l)
     if (!self) return tl__not_task_error();
     CHECK(l, TL__LOCK_MAGIC, "tl_lock_try_acquire", "tl_lock");
     if (l->_owner) return -EBUSY;
-    lock_set_owner(l, self);
+    if (lock_abandoned(l)) return abandoned_error(l, "tl_lock_try_acquire");
+    int rc = held_reserve(self);
+    if (rc < 0) return rc;
+    lock_set_owner(l, self, __builtin_return_address(0));
     return 0;
 }
 
@@ -258,7 +355,10 @@ int tl_lock_release(tl_lock *l)
                  self ? "task " : "",
                  self ? tl__task_label(self, label, sizeof label)
                       : "code outside any task",
-                 (void *)l, o ? "is held by task " : "is not locked",
+                 (void *)l, o ? "is held by task "
+                            : lock_abandoned(l) ? "was abandoned by a task "
+                                                  "that ended holding it"
+                                                : "is not locked",
                  o ? tl__task_label(o, olabel, sizeof olabel) : "");
         return -EPERM;
     }
@@ -271,7 +371,7 @@ int tl_lock_release(tl_lock *l)
 int tl_lock_locked(const tl_lock *l)
 {
     CHECK_PRED(l, TL__LOCK_MAGIC, "tl_lock_locked", "tl_lock");
-    return l->_owner != NULL;
+    return l->_owner != NULL || lock_abandoned(l);
 }
 
 int tl_lock_owned(const tl_lock *l)
@@ -407,8 +507,12 @@ static void cond_cancel(tl__task *t)
 {
     tl_lock *l = cond_lock(t->wait_data);
     tl__list_remove(&t->wait_link);
+    if (lock_abandoned(l)) { /* returns without the lock */
+        tl__wake(t, -EOWNERDEAD);
+        return;
+    }
     if (!l->_owner) { /* no owner means no waiters either */
-        lock_set_owner(l, t);
+        lock_set_owner(l, t, t->wait_site);
         tl__wake(t, -ECANCELED);
         return;
     }
@@ -429,11 +533,17 @@ int tl_cond_wait(tl_cond *c)
     if (rc < 0) return rc; /* still holding the lock */
     rc = tl__waitq_check_loop(&c->_waiters, "tl_cond_wait");
     if (rc < 0) return rc;
+    /* Releasing leaves room in our record for the re-acquire. */
+    void *site = cond_lock(c)->_site;
     lock_release_held(cond_lock(c));
     /* Woken owning the lock either way: 0 notified, -ECANCELED cancelled
-     * first (cond_cancel). */
-    return tl__waitq_park(&c->_waiters, self, c, cond_cancel,
-                          "tl_cond_wait");
+     * first (cond_cancel); or -EOWNERDEAD without it, if a task abandoned
+     * the lock while we waited to re-acquire it. The re-acquired lock
+     * keeps the site of the original acquire. */
+    self->wait_site = site;
+    rc = tl__waitq_park(&c->_waiters, self, c, cond_cancel, "tl_cond_wait");
+    self->wait_site = NULL;
+    return rc;
 }
 
 int tl_cond_wait_for(tl_cond *c, int (*pred)(void *arg), void *arg)
@@ -595,7 +705,8 @@ struct tl__held tl__held_begin(int kind, void *obj, int *rcp)
     struct tl__held h = {0};
     h.kind = kind;
     h.obj = obj;
-    int rc = kind == 1 ? tl_lock_acquire(obj) : tl_sem_acquire(obj);
+    int rc = kind == 1 ? lock_acquire(obj, __builtin_return_address(0))
+                       : tl_sem_acquire(obj);
     if (rcp) *rcp = rc;
     if (rc == 0) h.once = h.held = 1;
     return h;

@@ -214,6 +214,10 @@ if [ $table_only -eq 0 ]; then
     total=$((reps * ${#runs[@]} * ${#used[@]}))
     i=0
     failures=0
+    # Ctrl-C (or SIGTERM) ends the run after the current process and still
+    # prints the table of what was measured.
+    stop=0
+    trap 'stop=1' INT TERM
     loads=()
     tty=0
     [ -t 1 ] && tty=1
@@ -225,6 +229,7 @@ if [ $table_only -eq 0 ]; then
             scenario=$(field "$r" 2)
             n=$(awk -F'\t' -v r="$name" '$1 == r {print $2}' "$res/runs.tsv")
             for p in "${used[@]}"; do
+                [ $stop -eq 1 ] && break 3
                 i=$((i + 1))
                 l=$(loadavg)
                 loads+=("$l")
@@ -247,13 +252,17 @@ if [ $table_only -eq 0 ]; then
         done
     done
     [ $tty -eq 1 ] && printf '\r\033[K'
+    trap - INT TERM
+    done_runs=$i
+    [ $stop -eq 1 ] &&
+        echo "bench: interrupted: the table covers the $done_runs run(s) that finished"
     elapsed=$(($(date +%s) - start))
     load_end=$(cut -d' ' -f1-3 /proc/loadavg)
     lo=$(printf '%s\n' "${loads[@]}" | sort -g | head -n1)
     hi=$(printf '%s\n' "${loads[@]}" | sort -g | tail -n1)
     cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     {
-        echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), $(mmss $elapsed) for $reps rep(s)$([ $quick -eq 1 ] && echo ', quick mode (small N)')$([ $failures -gt 0 ] && echo ", $failures failed run(s)")"
+        echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), $(mmss $elapsed) for $reps rep(s)$([ $stop -eq 1 ] && echo " (interrupted after $done_runs of $total runs)")$([ $quick -eq 1 ] && echo ', quick mode (small N)')$([ $failures -gt 0 ] && echo ", $failures failed run(s)")"
         echo "machine: ${cpu:-unknown CPU}, $(nproc) CPU(s), $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo)"
         echo "load average (1 min): $load_start at the start, $lo-$hi at the start of each run, $load_end at the end"
     } >"$res/machine.txt"
@@ -338,6 +347,14 @@ awk -F'\t' '{printf "%s: %s\n", $2, $3}' "$res/peers.tsv"
 echo "each cell: median of the runs (min-max); tulip/best < 1 means tulip wins a lower-is-better row, > 1 a higher-is-better one"
 echo
 cat "$out/table.md"
+# Programs flag a run whose shape did not hold ("note: ..."): say which.
+notes=$(cd "$res" && grep -H '^note: ' -- *.out 2>/dev/null |
+    sed -E 's/^([^.]+)\.([^.]+)\.([0-9]+)\.out:note: /  \1, \2, run \3: /')
+if [ -n "$notes" ]; then
+    echo
+    echo "notes:"
+    printf '%s\n' "$notes"
+fi
 
 # ---- the chart ------------------------------------------------------------------
 if ! command -v gnuplot >/dev/null 2>&1; then

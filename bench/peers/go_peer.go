@@ -10,7 +10,9 @@
 //	go_peer yield N     a lone goroutine calling runtime.Gosched  ns/yield
 //	go_peer sleep N     N goroutines each time.Sleep(1 s), all asleep at
 //	                    once: wall s; resident B/task once every one has
-//	                    started (a WaitGroup counts them in)
+//	                    started (a WaitGroup counts them in); "note: ..."
+//	                    if some had already woken then (spawning took
+//	                    over a second: goroutines start as they are made)
 //	go_peer sem N       N goroutines through a 100-slot buffered channel
 //	                    (Go's semaphore idiom), each holding a slot for
 //	                    time.Sleep(1 ms): wall s
@@ -107,6 +109,7 @@ func sleep(n int) {
 	}
 	started.Wait()
 	peak := rssBytes()
+	early := atomic.LoadInt64(&woke) // > 0: not all asleep at once
 	done.Wait()
 	d := time.Since(t0)
 	if woke != int64(n) {
@@ -115,6 +118,9 @@ func sleep(n int) {
 	}
 	fmt.Printf("sleep_wall: %.3f s\n", d.Seconds())
 	fmt.Printf("sleep_rss: %.0f B/task\n", (peak-base)/float64(n))
+	if early > 0 {
+		fmt.Printf("note: %d of %d goroutines woke before the last one slept: not all asleep at once\n", early, n)
+	}
 }
 
 func sem(n int) {

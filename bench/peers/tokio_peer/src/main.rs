@@ -11,7 +11,8 @@
 //!   tokio_peer yield N     a lone task awaiting task::yield_now  ns/yield
 //!   tokio_peer sleep N     N tasks each awaiting time::sleep(1 s), all
 //!                          asleep at once: wall s; resident B/task once
-//!                          every one has started
+//!                          every one has started ("note: ..." if some
+//!                          had already woken then)
 //!   tokio_peer sem N       N tasks through a tokio::sync::Semaphore of 100
 //!                          permits, each holding one for time::sleep(1 ms)
 //!                          (Tokio's timer wheel has 1 ms slots): wall s
@@ -74,6 +75,7 @@ async fn yield_(n: usize) {
 }
 
 static STARTED: AtomicUsize = AtomicUsize::new(0);
+static WOKE: AtomicUsize = AtomicUsize::new(0);
 
 async fn sleep(n: usize) {
     let base = rss_bytes();
@@ -83,6 +85,7 @@ async fn sleep(n: usize) {
             tokio::spawn(async {
                 STARTED.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                WOKE.fetch_add(1, Ordering::Relaxed);
                 1usize
             })
         })
@@ -91,6 +94,7 @@ async fn sleep(n: usize) {
         tokio::task::yield_now().await;
     }
     let peak = rss_bytes();
+    let early = WOKE.load(Ordering::Relaxed); // > 0: not all asleep at once
     let mut woke = 0;
     for h in handles {
         woke += h.await.unwrap();
@@ -99,6 +103,9 @@ async fn sleep(n: usize) {
     check(woke, n, "sleep: woke");
     println!("sleep_wall: {:.3} s", d.as_secs_f64());
     println!("sleep_rss: {:.0} B/task", (peak - base) / n as f64);
+    if early > 0 {
+        println!("note: {} of {} tasks woke before the last one slept: not all asleep at once", early, n);
+    }
 }
 
 async fn sem(n: usize) {

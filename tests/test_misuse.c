@@ -522,6 +522,45 @@ Test(misuse, helper_that_leaks_a_scope_is_caught_at_the_callers_next_suspend,
     facts_fini();
 }
 
+/* The same helper without noinline: a small static function called once
+ * is inlined at -O2 unless the enter macro pins its frame; inlined, it
+ * would share its caller's frame and the leaked deadline would go on
+ * cancelling the caller's code, silently. */
+static void inlinable_forgetful_helper(void)
+{
+    tl_scope s = tl_timeout_enter(0.0); F->line[2] = __LINE__;
+    (void)s;
+}
+
+static int inlinable_helper_main(void *arg)
+{
+    (void)arg;
+    inlinable_forgetful_helper();
+    F->reached = 1;
+    F->rc[3] = tl_sleep(0.001);
+    F->reached = 2;
+    return 0;
+}
+
+Test(misuse, inlinable_helper_that_leaks_a_scope_is_caught_at_next_suspend,
+     .timeout = 10)
+{
+#if !defined(__x86_64__) && !defined(__aarch64__)
+    cr_skip_test("frame records are read on x86-64 and AArch64 only");
+#endif
+    F = tl_test_shared_page(sizeof *F);
+    int st = child_run(inlinable_helper_main);
+    TL_EXPECT_ABORTED(st, out);
+    cr_expect_eq(F->reached, 1);
+    char want[1200];
+    snprintf(want, sizeof want,
+             "tulip: task 'main': the function that entered the scope at "
+             "%s returned without exiting it (scope stack corrupted)",
+             site(F->line[2]));
+    TL_EXPECT_OUT(out, want);
+    facts_fini();
+}
+
 /* ---- a task returns with a group / scope open ---------------------------- */
 
 static int long_child(void *arg)

@@ -669,5 +669,6 @@ TL_API void tl__with_end(struct tl__with *w);
 #include "tulip/version.h"
 #include "tulip/io.h"
 #include "tulip/net.h"
+#include "tulip/stream.h"
 
 #endif /* TULIP_H */

@@ -1,0 +1,709 @@
+/* Streams (tulip/stream.h): read, readexactly, readuntil, readline,
+ * write + drain with water marks, write_eof, close / wait_closed, the
+ * lines generator; what a cancel, a reset, an end of stream or a line over
+ * the limit leaves behind; a tulip client against Python's own asyncio
+ * server; no fd leaked. Runs on each backend. */
+#include "helpers.h"
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+
+extern char **environ;
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the DIR's own fd */
+}
+
+/* tl_run(fn) and check that it returned 0 and left no fd open. */
+static void run_checked(tl_fn fn, void *arg)
+{
+    int before = count_fds();
+    int rc = tl_run(fn, arg);
+    cr_expect_eq(rc, 0, "tl_run: %d (%s)", rc, tl_strerror(rc));
+    cr_expect_eq(count_fds(), before, "fds before %d, after %d", before,
+                 count_fds());
+}
+
+/* Wait (bounded: 10 s) until cond holds, polling with short sleeps: for
+ * conditions another process or the kernel makes true. */
+#define WAIT_UNTIL(cond)                                                       \
+    do {                                                                       \
+        for (int wu_i_ = 0; wu_i_ < 5000 && !(cond); wu_i_++)                  \
+            TL_IGNORE(tl_sleep(0.002));                                        \
+        cr_expect((cond), "timed out waiting for %s", #cond);                  \
+    } while (0)
+
+/* A stream over one end of a socketpair; *peer gets the other end. */
+static tl_stream *pair_stream(int *peer, const tl_stream_opts *o)
+{
+    int sv[2];
+    cr_assert_eq(tl_socketpair(SOCK_STREAM, sv), 0);
+    tl_stream *s = NULL;
+    int rc = tl_stream_open(&s, sv[0], o);
+    cr_assert_eq(rc, 0, "open: %s", tl_strerror(rc));
+    *peer = sv[1];
+    return s;
+}
+
+static void put(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    cr_expect_eq(tl_write(fd, text, len), (ssize_t)len);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+static int main_read_kinds(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    put(peer, "hello\nwor");
+    char line[64];
+    cr_expect_eq(tl_stream_readline(s, line, sizeof line), 6);
+    cr_expect_str_eq(line, "hello\n");
+    cr_expect_eq(tl_stream_buffered(s), 3);
+    put(peer, "ld\r\nab--cd");
+    cr_expect_eq(tl_stream_readline(s, line, sizeof line), 7);
+    cr_expect_str_eq(line, "world\r\n");
+    cr_expect_eq(tl_stream_readuntil(s, "--", 2, line, sizeof line), 4);
+    cr_expect_str_eq(line, "ab--");
+    char b[16];
+    size_t part = 99;
+    cr_expect_eq(tl_stream_readexactly(s, b, 2, &part), 2);
+    cr_expect_eq(part, 2);
+    cr_expect_eq(memcmp(b, "cd", 2), 0);
+    put(peer, "xyz");
+    cr_expect_eq(tl_stream_read(s, b, sizeof b), 3);
+    cr_expect_eq(memcmp(b, "xyz", 3), 0);
+    cr_expect_eq(tl_stream_read(s, b, 0), 0);
+    /* the write side */
+    cr_expect_eq(tl_stream_write(s, "pong\n", 5), 0);
+    cr_expect_eq(tl_stream_drain(s), 0);
+    cr_expect_eq(tl_read(peer, b, sizeof b), 5);
+    cr_expect_eq(memcmp(b, "pong\n", 5), 0);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, read_readline_readuntil_readexactly_write, .timeout = 30)
+{
+    run_checked(main_read_kinds, NULL);
+}
+
+static int main_eof(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    put(peer, "12345");
+    cr_expect_eq(tl_close(peer), 0);
+    char b[16];
+    size_t part = 0;
+    /* readexactly: TL_EOF, the partial count, the bytes kept */
+    cr_expect_eq(tl_stream_readexactly(s, b, 10, &part), TL_EOF);
+    cr_expect_eq(part, 5);
+    cr_expect_eq(tl_stream_buffered(s), 5);
+    cr_expect_not(tl_stream_at_eof(s));
+    /* readuntil: TL_EOF without a separator, kept too */
+    cr_expect_eq(tl_stream_readuntil(s, "\n", 1, b, sizeof b), TL_EOF);
+    cr_expect_eq(tl_stream_read(s, b, sizeof b), 5);
+    cr_expect_eq(memcmp(b, "12345", 5), 0);
+    cr_expect(tl_stream_at_eof(s));
+    /* reads after EOF return 0, every time */
+    cr_expect_eq(tl_stream_read(s, b, sizeof b), 0);
+    cr_expect_eq(tl_stream_read(s, b, sizeof b), 0);
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 0);
+    cr_expect_eq(tl_stream_readuntil(s, "x", 1, b, sizeof b), 0);
+    cr_expect_eq(tl_stream_readexactly(s, b, 1, &part), TL_EOF);
+    cr_expect_eq(part, 0);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    return 0;
+}
+
+Test(stream, end_of_stream_keeps_partial_data, .timeout = 30)
+{
+    run_checked(main_eof, NULL);
+}
+
+static int main_last_line(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    put(peer, "one\ntwo");
+    cr_expect_eq(tl_close(peer), 0);
+    char b[16];
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 4);
+    cr_expect_str_eq(b, "one\n");
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 3);
+    cr_expect_str_eq(b, "two");
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 0);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    return 0;
+}
+
+Test(stream, readline_returns_last_line_without_newline, .timeout = 30)
+{
+    run_checked(main_last_line, NULL);
+}
+
+static int main_limit(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream_opts o = {.limit = 16};
+    tl_stream *s = pair_stream(&peer, &o);
+    put(peer, "0123456789abcdefghij\nrest\n");
+    char b[64];
+    /* over the stream's limit: -EMSGSIZE, nothing consumed */
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), -EMSGSIZE);
+    cr_expect_neq(tl_fail_message(-EMSGSIZE), NULL);
+    cr_expect_geq(tl_stream_buffered(s), 16);
+    cr_expect_eq(tl_stream_readuntil(s, "\n", 1, b, sizeof b), -EMSGSIZE);
+    /* the data is still there, in order */
+    cr_expect_eq(tl_stream_read(s, b, 10), 10);
+    cr_expect_eq(memcmp(b, "0123456789", 10), 0);
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 11);
+    cr_expect_str_eq(b, "abcdefghij\n");
+    /* a caller's buffer smaller than the line is a limit too */
+    char small[4];
+    cr_expect_eq(tl_stream_readline(s, small, sizeof small), -EMSGSIZE);
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 5);
+    cr_expect_str_eq(b, "rest\n");
+    cr_expect_eq(tl_stream_readuntil(s, "", 0, b, sizeof b), -EINVAL);
+    cr_expect_eq(tl_stream_readline(s, b, 1), -EINVAL);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, readuntil_limit_keeps_data, .timeout = 30)
+{
+    run_checked(main_limit, NULL);
+}
+
+/* ---- cancel ----------------------------------------------------------- */
+
+struct reader {
+    tl_stream *s;
+    size_t n;
+    size_t partial;
+    ssize_t rc;
+    char buf[64];
+};
+
+static int reader_exactly(void *arg)
+{
+    struct reader *r = arg;
+    r->rc = tl_stream_readexactly(r->s, r->buf, r->n, &r->partial);
+    return 0;
+}
+
+static int main_cancel_keeps(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    struct reader r = {.s = s, .n = 10, .rc = 12345};
+    tl_task t = tl_test_spawn(reader_exactly, &r);
+    tl_test_settle();
+    put(peer, "abcd");
+    WAIT_UNTIL(tl_stream_buffered(s) == 4);
+    cr_expect_eq(r.rc, 12345, "the reader returned early: %zd", r.rc);
+    cr_expect_eq(tl_cancel(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
+    cr_expect_eq(r.rc, -ECANCELED);
+    cr_expect_eq(r.partial, 4);
+    /* nothing lost: the four bytes come first */
+    put(peer, "efghij");
+    char b[16];
+    size_t part;
+    cr_expect_eq(tl_stream_readexactly(s, b, 10, &part), 10);
+    cr_expect_eq(memcmp(b, "abcdefghij", 10), 0);
+    /* a reader cancelled before anything arrived */
+    r.rc = 12345;
+    t = tl_test_spawn(reader_exactly, &r);
+    tl_test_settle();
+    cr_expect_eq(tl_cancel(t), 0);
+    cr_expect_eq(tl_test_join(t), 0);
+    cr_expect_eq(r.rc, -ECANCELED);
+    put(peer, "k\n");
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 2);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, cancelled_read_keeps_bytes, .timeout = 30)
+{
+    run_checked(main_cancel_keeps, NULL);
+}
+
+static int main_timeout_read(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    put(peer, "par");
+    char b[16];
+    int rc;
+    TL_WITH_TIMEOUT(0.05, &rc) { rc = (int)tl_stream_readline(s, b, sizeof b); }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    cr_expect_eq(tl_stream_buffered(s), 3);
+    put(peer, "tial\n");
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 8);
+    cr_expect_str_eq(b, "partial\n");
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, timed_out_readline_keeps_bytes, .timeout = 30)
+{
+    run_checked(main_timeout_read, NULL);
+}
+
+/* ---- misuse ----------------------------------------------------------- */
+
+static int main_misuse(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    struct reader r = {.s = s, .n = 4, .rc = 12345};
+    tl_task t = tl_test_spawn(reader_exactly, &r);
+    tl_test_settle();
+    char b[8];
+    /* a second reader */
+    cr_expect_eq(tl_stream_read(s, b, sizeof b), -EBUSY);
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), -EBUSY);
+    /* close wakes the reader */
+    cr_expect_eq(tl_stream_close(s), 0);
+    cr_expect_eq(tl_test_join(t), 0);
+    cr_expect_eq(r.rc, TL_ECLOSED);
+    /* use after close */
+    cr_expect_eq(tl_stream_read(s, b, sizeof b), TL_ECLOSED);
+    cr_expect_eq(tl_stream_write(s, "x", 1), TL_ECLOSED);
+    cr_expect_eq(tl_stream_drain(s), TL_ECLOSED);
+    cr_expect_eq(tl_stream_write_eof(s), TL_ECLOSED);
+    cr_expect_eq(tl_stream_close(s), 0);
+    cr_expect_eq(tl_stream_fd(s), -1);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    /* the peer sees the end */
+    cr_expect_eq(tl_read(peer, b, sizeof b), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    /* bad arguments */
+    cr_expect_eq(tl_stream_read(NULL, b, 1), -EINVAL);
+    cr_expect_eq(tl_stream_write(NULL, b, 1), -EINVAL);
+    cr_expect_eq(tl_stream_wait_closed(NULL), 0);
+    cr_expect_eq(tl_stream_close(NULL), 0);
+    tl_stream *x;
+    cr_expect_eq(tl_stream_open(&x, 12345, NULL), -EBADF);
+    tl_stream_opts bad = {.high_water = 10, .low_water = 20};
+    cr_expect_eq(tl_stream_open(&x, 0, &bad), -EINVAL);
+    tl_stream_opts badf = {.flags = 0x100};
+    cr_expect_eq(tl_stream_open(&x, 0, &badf), -EINVAL);
+    cr_expect_eq(tl_stream_open(NULL, 0, NULL), -EINVAL);
+    return 0;
+}
+
+Test(stream, misuse_two_readers_and_use_after_close, .timeout = 30)
+{
+    run_checked(main_misuse, NULL);
+}
+
+/* ---- writing: drain and the water marks ------------------------------- */
+
+struct writer {
+    tl_stream *s;
+    size_t total;   /* bytes to write */
+    size_t chunk;
+    size_t written; /* handed to tl_stream_write */
+    size_t max_queued;
+    int drains_waited; /* drains that found the queue over high water */
+    int rc;
+    int done;
+};
+
+static int writer_task(void *arg)
+{
+    struct writer *w = arg;
+    char *buf = malloc(w->chunk);
+    memset(buf, 'w', w->chunk);
+    while (w->written < w->total) {
+        int rc = tl_stream_write(w->s, buf, w->chunk);
+        if (rc < 0) {
+            w->rc = rc;
+            break;
+        }
+        w->written += w->chunk;
+        size_t q = tl_stream_write_buffered(w->s);
+        if (q > w->max_queued) w->max_queued = q;
+        if (q > 64 * 1024) w->drains_waited++;
+        rc = tl_stream_drain(w->s);
+        if (rc < 0) {
+            w->rc = rc;
+            break;
+        }
+    }
+    free(buf);
+    w->done = 1;
+    return 0;
+}
+
+static int main_drain(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL); /* 64 KiB high, 16 KiB low */
+    struct writer w = {.s = s, .total = 4 << 20, .chunk = 8192};
+    tl_task t = tl_test_spawn(writer_task, &w);
+    /* The peer does not read: the writer ends up suspended in drain with
+     * the queue just over the high-water mark, not growing. */
+    WAIT_UNTIL(tl_stream_write_buffered(s) > 64 * 1024);
+    size_t at = w.written;
+    for (int i = 0; i < 20; i++) TL_IGNORE(tl_sleep(0.001));
+    cr_expect_eq(w.written, at, "the writer went on without the peer");
+    cr_expect_not(w.done);
+    cr_expect_leq(w.max_queued, 64 * 1024 + 8192);
+    cr_expect_leq(tl_stream_write_buffered(s), 64 * 1024 + 8192);
+    /* The peer reads everything: the writer resumes and finishes. */
+    char *buf = malloc(65536);
+    size_t got = 0;
+    while (got < w.total) {
+        ssize_t n = tl_read(peer, buf, 65536);
+        cr_assert_gt(n, 0, "peer read: %zd", n);
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != 'w') cr_assert_fail("byte %zu is %d", got + i, buf[i]);
+        got += (size_t)n;
+    }
+    free(buf);
+    cr_expect_eq(tl_test_join(t), 0);
+    cr_expect_eq(w.rc, 0);
+    cr_expect(w.done);
+    cr_expect_gt(w.drains_waited, 0);
+    cr_expect_leq(w.max_queued, 64 * 1024 + 8192);
+    cr_expect_eq(tl_stream_write_buffered(s), 0);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, drain_suspends_for_a_peer_that_does_not_read, .timeout = 30)
+{
+    run_checked(main_drain, NULL);
+}
+
+static int main_drain_cancel(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream_opts o = {.high_water = 1024, .low_water = 0};
+    tl_stream *s = pair_stream(&peer, &o);
+    char *big = malloc(1 << 20);
+    memset(big, 'q', 1 << 20);
+    cr_expect_eq(tl_stream_write(s, big, 1 << 20), 0);
+    size_t q = tl_stream_write_buffered(s);
+    cr_expect_gt(q, 1024);
+    int rc;
+    TL_WITH_TIMEOUT(0.05, &rc) { rc = tl_stream_drain(s); }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    /* nothing lost: the queue is intact and still goes out */
+    cr_expect_eq(tl_stream_write_buffered(s), q);
+    size_t got = 0;
+    char *buf = malloc(65536);
+    while (got < (1u << 20)) {
+        ssize_t n = tl_read(peer, buf, 65536);
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+    cr_expect_eq(got, 1u << 20);
+    /* low water 0: drain returns once every byte was handed over */
+    cr_expect_eq(tl_stream_drain(s), 0);
+    cr_expect_eq(tl_stream_write_buffered(s), 0);
+    free(buf);
+    free(big);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, cancelled_drain_keeps_the_queue, .timeout = 30)
+{
+    run_checked(main_drain_cancel, NULL);
+}
+
+static int wait_closed_task(void *arg) { return tl_stream_wait_closed(arg); }
+
+/* wait_closed sends what is queued first; with a peer that never reads
+ * a timeout around it closes anyway. */
+static int main_wait_closed(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    char *big = malloc(1 << 20);
+    memset(big, 'z', 1 << 20);
+    cr_expect_eq(tl_stream_write(s, big, 1 << 20), 0);
+    cr_expect_gt(tl_stream_write_buffered(s), 0);
+    int rc;
+    TL_WITH_TIMEOUT(0.05, &rc) { rc = tl_stream_wait_closed(s); }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    /* s is gone; the peer reads what got through, then the end */
+    char *buf = malloc(65536);
+    size_t got = 0;
+    ssize_t n;
+    while ((n = tl_read(peer, buf, 65536)) > 0) got += (size_t)n;
+    cr_expect_eq(n, 0);
+    cr_expect_lt(got, 1u << 20);
+    cr_expect_eq(tl_close(peer), 0);
+
+    /* the same with a reading peer: every byte, then the end */
+    s = pair_stream(&peer, NULL);
+    cr_expect_eq(tl_stream_write(s, big, 1 << 20), 0);
+    cr_expect_eq(tl_stream_close(s), 0);
+    cr_expect_eq(tl_stream_write(s, "x", 1), TL_ECLOSED);
+    /* read in this task while a child waits for the close */
+    tl_task t = tl_test_spawn(wait_closed_task, s);
+    got = 0;
+    while ((n = tl_read(peer, buf, 65536)) > 0) got += (size_t)n;
+    cr_expect_eq(n, 0);
+    cr_expect_eq(got, 1u << 20);
+    cr_expect_eq(tl_test_join(t), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    free(buf);
+    free(big);
+    return 0;
+}
+
+Test(stream, wait_closed_flushes_or_gives_up_in_a_timeout, .timeout = 30)
+{
+    run_checked(main_wait_closed, NULL);
+}
+
+/* ---- write_eof, reset, pipes ------------------------------------------ */
+
+static int main_write_eof(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    cr_expect_eq(tl_stream_write(s, "last words", 10), 0);
+    cr_expect_eq(tl_stream_write_eof(s), 0);
+    cr_expect_eq(tl_stream_write_eof(s), 0);
+    cr_expect_eq(tl_stream_write(s, "more", 4), -ESHUTDOWN);
+    char b[32];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = tl_read(peer, b + got, sizeof b - got)) > 0) got += (size_t)n;
+    cr_expect_eq(n, 0, "the peer saw %zd, not the end", n);
+    cr_expect_eq(got, 10);
+    /* half-close: the other direction still works */
+    put(peer, "reply\n");
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 6);
+    cr_expect_str_eq(b, "reply\n");
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, write_eof_is_seen_as_end_by_the_peer, .timeout = 30)
+{
+    run_checked(main_write_eof, NULL);
+}
+
+static int main_reset(void *arg)
+{
+    (void)arg;
+    tl_sockaddr a;
+    cr_assert_eq(tl_sockaddr_ip(&a, "127.0.0.1", 0), 0);
+    int l = tl_net_listen(&a, SOCK_STREAM, 0, 0);
+    cr_assert_geq(l, 0);
+    cr_assert_eq(tl_sockaddr_local(l, &a), 0);
+    int c = tl_net_connect(&a, SOCK_STREAM);
+    cr_assert_geq(c, 0);
+    int srv = tl_accept(l, NULL, NULL);
+    cr_assert_geq(srv, 0);
+    tl_stream *s;
+    cr_assert_eq(tl_stream_open(&s, c, NULL), 0);
+    struct reader r = {.s = s, .n = 10, .rc = 12345};
+    tl_task t = tl_test_spawn(reader_exactly, &r);
+    put(srv, "half!");
+    WAIT_UNTIL(tl_stream_buffered(s) == 5);
+    /* reset mid-message: SO_LINGER 0 makes close send an RST */
+    struct linger lg = {1, 0};
+    cr_expect_eq(setsockopt(srv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    cr_expect_eq(tl_close(srv), 0);
+    cr_expect_eq(tl_test_join(t), 0);
+    cr_expect_eq(r.rc, -ECONNRESET, "readexactly: %zd (%s)", r.rc,
+                 tl_strerror((int)r.rc));
+    cr_expect_eq(r.partial, 5);
+    /* what was buffered is still readable, then the error again */
+    char b[16];
+    cr_expect_eq(tl_stream_read(s, b, sizeof b), 5);
+    cr_expect_eq(memcmp(b, "half!", 5), 0);
+    cr_expect_eq(tl_stream_read(s, b, sizeof b), -ECONNRESET);
+    cr_expect_eq(tl_stream_read(s, b, sizeof b), -ECONNRESET);
+    /* writing to the reset connection: an error, never SIGPIPE */
+    int wrc = 0;
+    for (int i = 0; i < 10 && wrc == 0; i++) {
+        wrc = tl_stream_write(s, "x", 1);
+        if (wrc == 0) wrc = tl_stream_drain(s);
+    }
+    cr_expect(wrc == -EPIPE || wrc == -ECONNRESET, "write: %d", wrc);
+    int wc = tl_stream_wait_closed(s);
+    cr_expect(wc == 0 || wc == -EPIPE || wc == -ECONNRESET, "%d", wc);
+    cr_expect_eq(tl_close(l), 0);
+    return 0;
+}
+
+Test(stream, reset_mid_message_keeps_buffered_bytes, .timeout = 30)
+{
+    run_checked(main_reset, NULL);
+}
+
+static int main_pipe(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    tl_stream *in, *out;
+    cr_assert_eq(tl_stream_open(&in, p[0], NULL), 0);
+    cr_assert_eq(tl_stream_open(&out, p[1], NULL), 0);
+    cr_expect_eq(tl_stream_write(out, "via pipe\n", 9), 0);
+    cr_expect_eq(tl_stream_write_eof(out), 0); /* closes the write end */
+    char b[32];
+    cr_expect_eq(tl_stream_readline(in, b, sizeof b), 9);
+    cr_expect_eq(tl_stream_readline(in, b, sizeof b), 0);
+    cr_expect_eq(tl_stream_wait_closed(out), 0);
+    cr_expect_eq(tl_stream_wait_closed(in), 0);
+
+    /* a pipe whose reader is gone: -EPIPE, and no SIGPIPE kills us */
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    cr_assert_eq(tl_stream_open(&out, p[1], NULL), 0);
+    close(p[0]);
+    cr_expect_eq(tl_stream_write(out, "x", 1), -EPIPE);
+    cr_expect_eq(tl_stream_write(out, "x", 1), -EPIPE);
+    cr_expect_eq(tl_stream_drain(out), -EPIPE);
+    cr_expect_eq(tl_stream_wait_closed(out), 0);
+    sigset_t pend;
+    sigpending(&pend);
+    cr_expect_not(sigismember(&pend, SIGPIPE));
+
+    /* borrowed: the fd stays open */
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    tl_stream_opts o = {.flags = TL_STREAM_BORROW};
+    cr_assert_eq(tl_stream_open(&out, p[1], &o), 0);
+    cr_expect_eq(tl_stream_write_eof(out), -EOPNOTSUPP);
+    cr_expect_eq(tl_stream_wait_closed(out), 0);
+    cr_expect_geq(fcntl(p[1], F_GETFD), 0, "a borrowed fd was closed");
+    cr_expect_eq(tl_close(p[0]), 0);
+    cr_expect_eq(tl_close(p[1]), 0);
+    return 0;
+}
+
+Test(stream, pipes_write_eof_epipe_and_borrowed_fds, .timeout = 30)
+{
+    run_checked(main_pipe, NULL);
+}
+
+/* ---- the lines generator ---------------------------------------------- */
+
+struct trickle {
+    int fd;
+    tl_event got; /* the consumer took a line: send the next piece */
+    int pieces;
+};
+
+/* Sends lines in pieces, each after the consumer took the previous line:
+ * events, not sleeps, pace it. */
+static int trickler(void *arg)
+{
+    struct trickle *tr = arg;
+    static const char *const pieces[] = {"alpha\n", "be", "ta\r\n",
+                                         "gam", "ma\n", "last"};
+    for (size_t i = 0; i < sizeof pieces / sizeof *pieces; i++) {
+        put(tr->fd, pieces[i]);
+        tr->pieces++;
+        if (strchr(pieces[i], '\n')) {
+            int rc = tl_event_wait(&tr->got);
+            if (rc < 0) return rc;
+            TL_IGNORE(tl_event_clear(&tr->got));
+        } else {
+            tl_test_settle(); /* let a partial line reach the reader */
+        }
+    }
+    return tl_close(tr->fd);
+}
+
+static int main_lines(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    struct trickle tr = {.fd = peer};
+    cr_assert_eq(tl_event_init(&tr.got), 0);
+    tl_task t = tl_test_spawn(trickler, &tr);
+    tl_gen *g;
+    cr_assert_eq(tl_stream_lines(&g, s), 0);
+    static const char *const want[] = {"alpha", "beta", "gamma", "last"};
+    size_t i = 0;
+    const char *line;
+    int rc;
+    TL_GEN_FOREACH(g, line, &rc)
+    {
+        cr_expect_lt(i, 4);
+        if (i < 4) cr_expect_str_eq(line, want[i]);
+        i++;
+        TL_IGNORE(tl_event_set(&tr.got));
+    }
+    cr_expect_eq(rc, 0, "lines: %d (%s)", rc, tl_strerror(rc));
+    cr_expect_eq(i, 4);
+    cr_expect_eq(tl_gen_close(g), 0);
+    cr_expect_eq(tl_test_join(t), 0);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+
+    /* closed early: the stream stays usable */
+    s = pair_stream(&peer, NULL);
+    put(peer, "one\ntwo\n");
+    cr_assert_eq(tl_stream_lines(&g, s), 0);
+    void *v;
+    cr_expect_eq(tl_gen_next(g, &v), 0);
+    cr_expect_str_eq(v, "one");
+    cr_expect_eq(tl_gen_close(g), 0);
+    char b[16];
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 4);
+    cr_expect_str_eq(b, "two\n");
+    /* a line over the limit fails the generator */
+    tl_stream_opts o = {.limit = 8};
+    tl_stream *s2 = NULL;
+    int p2;
+    s2 = pair_stream(&p2, &o);
+    put(p2, "much too long a line\n");
+    cr_assert_eq(tl_stream_lines(&g, s2), 0);
+    cr_expect_eq(tl_gen_next(g, &v), -EMSGSIZE);
+    cr_expect_eq(tl_gen_close(g), 0);
+    cr_expect_eq(tl_stream_buffered(s2), 21);
+    cr_expect_eq(tl_stream_wait_closed(s2), 0);
+    cr_expect_eq(tl_close(p2), 0);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, lines_generator_over_a_trickling_peer, .timeout = 30)
+{
+    run_checked(main_lines, NULL);
+}

@@ -51,7 +51,7 @@ CFG_aarch64  := -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64.cmake \
                 -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
                 -DTULIP_EXPECT_GUARD="$(TULIP_EXPECT_GUARD)"
 CFG_bench    := -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
-                -DTULIP_BUILD_TESTS=OFF -DTULIP_BUILD_EXAMPLES=OFF \
+                -DTULIP_BUILD_TESTS=OFF -DTULIP_BUILD_EXAMPLES=ON \
                 -DTULIP_BUILD_SHARED=OFF
 
 CTEST_ARGS := --output-on-failure -j$(JOBS)
@@ -66,7 +66,7 @@ ENV_tsan      := $(SLOW_ENV)
 ENV_ucontext  :=
 ENV_aarch64   := $(SLOW_ENV)
 
-.PHONY: all release demo test test-quick install bench clean \
+.PHONY: all release demo test test-quick install bench bench-net clean \
         $(addprefix build-,$(STAGES) bench) $(addprefix test-,$(STAGES))
 
 all: release
@@ -117,6 +117,9 @@ install: build-release
 # tools/bench.sh builds build/bench itself (make build-bench) and the peers.
 bench:
 	tools/bench.sh --reps $(REPS) $(if $(filter 1,$(QUICK)),--quick) $(BENCH_ARGS)
+
+bench-net:
+	tools/bench-net.sh --reps $(REPS) $(BENCH_ARGS)
 
 clean:
 	rm -rf build

@@ -7,13 +7,32 @@
 # includes <uv.h> is built only when pkg-config finds libuv; add further
 # peers to _tl_bench_peers below (header regex, pkg-config module).
 
+#
+# An example that includes <http_parser.h> (examples/http_server.c) is built
+# only when libhttp-parser (Debian's libhttp-parser-dev) is found: the
+# library itself never links it.
+
 if(TULIP_BUILD_EXAMPLES)
   file(GLOB _tl_examples CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/examples/*.c")
   list(SORT _tl_examples)
   foreach(_src IN LISTS _tl_examples)
     get_filename_component(_name "${_src}" NAME_WE)
+    file(READ "${_src}" _text)
+    set(_libs "")
+    if(_text MATCHES "#[ \t]*include[ \t]*<http_parser\\.h>")
+      find_path(TULIP_HTTP_PARSER_INCLUDE http_parser.h)
+      find_library(TULIP_HTTP_PARSER_LIB http_parser)
+      if(NOT TULIP_HTTP_PARSER_INCLUDE OR NOT TULIP_HTTP_PARSER_LIB)
+        message(STATUS "tulip: examples/${_name}.c not built (libhttp-parser not found; scripts/install-deps.sh)")
+        continue()
+      endif()
+      set(_libs "${TULIP_HTTP_PARSER_LIB}")
+    endif()
     add_executable(example_${_name} "${_src}")
-    target_link_libraries(example_${_name} PRIVATE tulip Threads::Threads)
+    target_link_libraries(example_${_name} PRIVATE tulip Threads::Threads ${_libs})
+    if(_libs)
+      target_include_directories(example_${_name} PRIVATE "${TULIP_HTTP_PARSER_INCLUDE}")
+    endif()
     set_target_properties(example_${_name} PROPERTIES
       OUTPUT_NAME ${_name}
       RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/examples")

@@ -9,10 +9,15 @@
 #                      download); cargo + rustc when no cargo is on PATH
 #   nodejs             Node peer (plain JS, no npm packages), if no node
 #   gnuplot-nox        the PNG chart
+#   librust-hyper-dev  the Tokio peer's HTTP server (tools/bench-net.sh)
+#   nginx-light        the nginx HTTP peer (tools/bench-net.sh)
+#   libhttp-parser-dev the libuv HTTP peer's parser, and wrk the HTTP load
+#                      (also in install-deps.sh: the example tests use them)
 # Like install-deps.sh: installs only what is missing, as root or via sudo.
 set -eu
 
-PACKAGES="python3 libuv1-dev golang-go librust-tokio-dev gnuplot-nox"
+PACKAGES="python3 libuv1-dev golang-go librust-tokio-dev gnuplot-nox
+librust-hyper-dev nginx-light libhttp-parser-dev wrk"
 command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
 command -v cargo >/dev/null 2>&1 || PACKAGES="$PACKAGES cargo rustc"
 

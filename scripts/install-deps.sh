@@ -1,12 +1,15 @@
 #!/bin/sh
 # Installs, from Debian, the packages the build and the test matrix need
 # (make test): only those missing, so a second run does nothing.
+# libhttp-parser-dev builds examples/http_server; curl and wrk are the
+# clients the example tests drive it with.
 # Runs as root, or through sudo when not root.
 set -eu
 
 PACKAGES="build-essential cmake ninja-build pkg-config git python3
 libcriterion-dev liburing-dev valgrind man-db
-gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+libhttp-parser-dev curl wrk"
 
 missing=""
 for p in $PACKAGES; do

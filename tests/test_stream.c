@@ -97,7 +97,7 @@ static int main_read_kinds(void *arg)
     return 0;
 }
 
-Test(stream, read_readline_readuntil_readexactly_write, .timeout = 30)
+Test(stream, read_readline_readuntil_readexactly_write, .timeout = 60)
 {
     run_checked(main_read_kinds, NULL);
 }
@@ -132,7 +132,7 @@ static int main_eof(void *arg)
     return 0;
 }
 
-Test(stream, end_of_stream_keeps_partial_data, .timeout = 30)
+Test(stream, end_of_stream_keeps_partial_data, .timeout = 60)
 {
     run_checked(main_eof, NULL);
 }
@@ -154,7 +154,7 @@ static int main_last_line(void *arg)
     return 0;
 }
 
-Test(stream, readline_returns_last_line_without_newline, .timeout = 30)
+Test(stream, readline_returns_last_line_without_newline, .timeout = 60)
 {
     run_checked(main_last_line, NULL);
 }
@@ -189,7 +189,7 @@ static int main_limit(void *arg)
     return 0;
 }
 
-Test(stream, readuntil_limit_keeps_data, .timeout = 30)
+Test(stream, readuntil_limit_keeps_data, .timeout = 60)
 {
     run_checked(main_limit, NULL);
 }
@@ -246,7 +246,7 @@ static int main_cancel_keeps(void *arg)
     return 0;
 }
 
-Test(stream, cancelled_read_keeps_bytes, .timeout = 30)
+Test(stream, cancelled_read_keeps_bytes, .timeout = 60)
 {
     run_checked(main_cancel_keeps, NULL);
 }
@@ -270,7 +270,7 @@ static int main_timeout_read(void *arg)
     return 0;
 }
 
-Test(stream, timed_out_readline_keeps_bytes, .timeout = 30)
+Test(stream, timed_out_readline_keeps_bytes, .timeout = 60)
 {
     run_checked(main_timeout_read, NULL);
 }
@@ -319,7 +319,7 @@ static int main_misuse(void *arg)
     return 0;
 }
 
-Test(stream, misuse_two_readers_and_use_after_close, .timeout = 30)
+Test(stream, misuse_two_readers_and_use_after_close, .timeout = 60)
 {
     run_checked(main_misuse, NULL);
 }
@@ -401,7 +401,7 @@ static int main_drain(void *arg)
     return 0;
 }
 
-Test(stream, drain_suspends_for_a_peer_that_does_not_read, .timeout = 30)
+Test(stream, drain_suspends_for_a_peer_that_does_not_read, .timeout = 60)
 {
     run_checked(main_drain, NULL);
 }
@@ -440,7 +440,7 @@ static int main_drain_cancel(void *arg)
     return 0;
 }
 
-Test(stream, cancelled_drain_keeps_the_queue, .timeout = 30)
+Test(stream, cancelled_drain_keeps_the_queue, .timeout = 60)
 {
     run_checked(main_drain_cancel, NULL);
 }
@@ -488,7 +488,7 @@ static int main_wait_closed(void *arg)
     return 0;
 }
 
-Test(stream, wait_closed_flushes_or_gives_up_in_a_timeout, .timeout = 30)
+Test(stream, wait_closed_flushes_or_gives_up_in_a_timeout, .timeout = 60)
 {
     run_checked(main_wait_closed, NULL);
 }
@@ -519,7 +519,7 @@ static int main_write_eof(void *arg)
     return 0;
 }
 
-Test(stream, write_eof_is_seen_as_end_by_the_peer, .timeout = 30)
+Test(stream, write_eof_is_seen_as_end_by_the_peer, .timeout = 60)
 {
     run_checked(main_write_eof, NULL);
 }
@@ -569,7 +569,7 @@ static int main_reset(void *arg)
     return 0;
 }
 
-Test(stream, reset_mid_message_keeps_buffered_bytes, .timeout = 30)
+Test(stream, reset_mid_message_keeps_buffered_bytes, .timeout = 60)
 {
     run_checked(main_reset, NULL);
 }
@@ -614,7 +614,7 @@ static int main_pipe(void *arg)
     return 0;
 }
 
-Test(stream, pipes_write_eof_epipe_and_borrowed_fds, .timeout = 30)
+Test(stream, pipes_write_eof_epipe_and_borrowed_fds, .timeout = 60)
 {
     run_checked(main_pipe, NULL);
 }
@@ -703,7 +703,209 @@ static int main_lines(void *arg)
     return 0;
 }
 
-Test(stream, lines_generator_over_a_trickling_peer, .timeout = 30)
+Test(stream, lines_generator_over_a_trickling_peer, .timeout = 60)
 {
     run_checked(main_lines, NULL);
+}
+
+/* ---- a tulip client against Python's own asyncio server ---------------- */
+
+static const char py_server[] =
+    "import asyncio, sys\n"
+    "async def main():\n"
+    "    done = asyncio.Event()\n"
+    "    async def handle(r, w):\n"
+    "        while True:\n"
+    "            line = await r.readline()\n"
+    "            if not line: break\n"
+    "            w.write(line)\n"
+    "            await w.drain()\n"
+    "        w.close()\n"
+    "        await w.wait_closed()\n"
+    "        done.set()\n"
+    "    srv = await asyncio.start_server(handle, '127.0.0.1', 0)\n"
+    "    print(srv.sockets[0].getsockname()[1], flush=True)\n"
+    "    await asyncio.wait_for(done.wait(), 20)\n"
+    "    srv.close()\n"
+    "    await srv.wait_closed()\n"
+    "asyncio.run(main())\n";
+
+#define PY_LINES 2000
+
+struct py_client {
+    tl_stream *s;
+    int rc;
+};
+
+static void py_line(char *buf, size_t cap, int i)
+{
+    /* lines of varying length, up to a few KiB */
+    int len = snprintf(buf, cap, "line %d:", i);
+    int extra = (i * 37) % 3000;
+    for (int k = 0; k < extra && len < (int)cap - 2; k++)
+        buf[len++] = (char)('a' + (i + k) % 26);
+    buf[len++] = '\n';
+    buf[len] = '\0';
+}
+
+static int py_writer(void *arg)
+{
+    struct py_client *c = arg;
+    char line[4096];
+    for (int i = 0; i < PY_LINES; i++) {
+        py_line(line, sizeof line, i);
+        int rc = tl_stream_write(c->s, line, strlen(line));
+        if (rc == 0) rc = tl_stream_drain(c->s);
+        if (rc < 0) return c->rc = rc;
+    }
+    return c->rc = tl_stream_write_eof(c->s);
+}
+
+struct py_run {
+    pid_t pid;
+};
+
+static int main_python(void *arg)
+{
+    struct py_run *pr = arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    char *argv[] = {"python3", "-c", (char *)py_server, NULL};
+    int rc = posix_spawnp(&pr->pid, "python3", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    cr_assert_eq(rc, 0, "spawn python3: %s", strerror(rc));
+    /* the port, from the child's stdout: a stream over a pipe */
+    tl_stream *out;
+    cr_assert_eq(tl_stream_open(&out, p[0], NULL), 0);
+    char port[32];
+    ssize_t n;
+    TL_WITH_TIMEOUT(20.0, &rc) { rc = (int)tl_stream_readline(out, port, sizeof port); }
+    cr_assert_gt(rc, 0, "python's port: %d (%s)", rc, tl_strerror(rc));
+    tl_sockaddr a;
+    cr_assert_eq(tl_sockaddr_ip(&a, "127.0.0.1", atoi(port)), 0);
+    int fd = tl_net_connect(&a, SOCK_STREAM);
+    cr_assert_geq(fd, 0, "connect: %s", tl_strerror(fd));
+    tl_stream *s;
+    cr_assert_eq(tl_stream_open(&s, fd, NULL), 0);
+    struct py_client c = {.s = s};
+    tl_task w = tl_test_spawn(py_writer, &c);
+    char want[4096], got[4096];
+    int lines = 0;
+    TL_WITH_TIMEOUT(20.0, &rc)
+    {
+        for (; lines < PY_LINES; lines++) {
+            py_line(want, sizeof want, lines);
+            n = tl_stream_readline(s, got, sizeof got);
+            if (n <= 0) {
+                rc = (int)n;
+                break;
+            }
+            if (strcmp(got, want) != 0) {
+                cr_expect_str_eq(got, want, "line %d", lines);
+                break;
+            }
+        }
+        if (rc == 0) rc = (int)tl_stream_read(s, got, sizeof got);
+    }
+    cr_expect_eq(lines, PY_LINES);
+    cr_expect_eq(rc, 0, "after the echo: %d (%s), not the end", rc,
+                 tl_strerror(rc));
+    cr_expect_eq(tl_test_join(w), 0);
+    cr_expect_eq(c.rc, 0);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    /* the server exits after its one client: its stdout ends */
+    TL_WITH_TIMEOUT(20.0, &rc) { rc = (int)tl_stream_read(out, got, sizeof got); }
+    cr_expect_eq(rc, 0);
+    cr_expect_eq(tl_stream_wait_closed(out), 0);
+    return 0;
+}
+
+Test(stream, client_against_python_asyncio_server, .timeout = 60)
+{
+    if (access("/usr/bin/python3", X_OK) != 0) cr_skip_test("no python3");
+    struct py_run pr = {0};
+    run_checked(main_python, &pr);
+    if (pr.pid > 0) {
+        int st = 0;
+        pid_t r = 0;
+        for (int i = 0; i < 2000 && (r = waitpid(pr.pid, &st, WNOHANG)) == 0; i++)
+            usleep(10000);
+        if (r == 0) {
+            kill(pr.pid, SIGKILL);
+            waitpid(pr.pid, &st, 0);
+            cr_expect_fail("python did not exit");
+        } else {
+            cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                      "python's status %#x", st);
+        }
+    }
+}
+
+/* ---- close while tasks are inside ------------------------------------- */
+
+static int reader_line(void *arg)
+{
+    struct reader *r = arg;
+    r->rc = tl_stream_readline(r->s, r->buf, sizeof r->buf);
+    return 0;
+}
+
+static int main_close_busy(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    /* a reader parked, a drainer parked, a megabyte queued */
+    struct reader r = {.s = s, .rc = 12345};
+    tl_task rt = tl_test_spawn(reader_line, &r);
+    char *big = malloc(1 << 20);
+    memset(big, 'c', 1 << 20);
+    cr_expect_eq(tl_stream_write(s, big, 1 << 20), 0);
+    struct writer w = {.s = s, .total = 1, .chunk = 1};
+    tl_task wt = tl_test_spawn(writer_task, &w);
+    tl_test_settle();
+    cr_expect_not(w.done);
+    cr_expect_eq(tl_stream_close(s), 0);
+    cr_expect_eq(tl_test_join(rt), 0);
+    cr_expect_eq(r.rc, TL_ECLOSED);
+    cr_expect_eq(tl_test_join(wt), 0);
+    cr_expect_eq(w.rc, TL_ECLOSED);
+    /* the queue still goes out, then the end */
+    tl_task ct = tl_test_spawn(wait_closed_task, s);
+    char *buf = malloc(65536);
+    size_t got = 0;
+    ssize_t n;
+    while ((n = tl_read(peer, buf, 65536)) > 0) got += (size_t)n;
+    cr_expect_eq(n, 0);
+    cr_expect_eq(got, (1u << 20) + 1);
+    cr_expect_eq(tl_test_join(ct), 0);
+    cr_expect_eq(tl_close(peer), 0);
+
+    /* wait_closed cancelled while a reader is still on its way out */
+    s = pair_stream(&peer, NULL);
+    r.s = s;
+    r.rc = 12345;
+    rt = tl_test_spawn(reader_line, &r);
+    tl_test_settle();
+    cr_expect_eq(tl_stream_write(s, big, 1 << 20), 0);
+    int rc;
+    TL_WITH_TIMEOUT(0.02, &rc) { rc = tl_stream_wait_closed(s); }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    cr_expect_eq(tl_test_join(rt), 0);
+    cr_expect_eq(r.rc, TL_ECLOSED);
+    while ((n = tl_read(peer, buf, 65536)) > 0) {}
+    cr_expect_eq(n, 0);
+    cr_expect_eq(tl_close(peer), 0);
+    free(buf);
+    free(big);
+    return 0;
+}
+
+Test(stream, close_wakes_readers_and_drainers_and_still_flushes, .timeout = 60)
+{
+    run_checked(main_close_busy, NULL);
 }

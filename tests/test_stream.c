@@ -909,3 +909,62 @@ Test(stream, close_wakes_readers_and_drainers_and_still_flushes, .timeout = 60)
 {
     run_checked(main_close_busy, NULL);
 }
+
+/* A read that waits on a pipe before anything was written (the stream
+ * made the pipe non-blocking). */
+static int main_pipe_wait(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    tl_stream *in;
+    cr_assert_eq(tl_stream_open(&in, p[0], NULL), 0);
+    struct reader r = {.s = in, .rc = 12345};
+    tl_task t = tl_test_spawn(reader_line, &r);
+    tl_test_settle();
+    cr_expect_eq(r.rc, 12345);
+    put(p[1], "late\n");
+    cr_expect_eq(tl_test_join(t), 0);
+    cr_expect_eq(r.rc, 5, "readline: %zd (%s)", r.rc, tl_strerror((int)r.rc));
+    cr_expect_str_eq(r.buf, "late\n");
+    cr_expect_eq(tl_stream_wait_closed(in), 0);
+    cr_expect_eq(tl_close(p[1]), 0);
+    return 0;
+}
+
+Test(stream, pipe_read_waits_for_data, .timeout = 60)
+{
+    run_checked(main_pipe_wait, NULL);
+}
+
+/* A consumer of the lines generator that times out: the producer's
+ * readline is cancelled and the half line it had stays in the stream. */
+static int main_lines_cancel(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    put(peer, "whole\nhal");
+    tl_gen *g;
+    cr_assert_eq(tl_stream_lines(&g, s), 0);
+    void *v;
+    cr_expect_eq(tl_gen_next(g, &v), 0);
+    cr_expect_str_eq(v, "whole");
+    int rc;
+    TL_WITH_TIMEOUT(0.05, &rc) { rc = tl_gen_next(g, &v); }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    cr_expect_eq(tl_gen_close(g), 0);
+    cr_expect_eq(tl_stream_buffered(s), 3);
+    put(peer, "f\n");
+    char b[16];
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 5);
+    cr_expect_str_eq(b, "half\n");
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, lines_consumer_timeout_keeps_the_half_line, .timeout = 60)
+{
+    run_checked(main_lines_cancel, NULL);
+}

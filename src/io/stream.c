@@ -109,7 +109,15 @@ struct tl_stream {
 
 static ssize_t fd_read(tl_stream *s, void *buf, size_t len)
 {
-    return tl_read(s->fd, buf, len);
+    for (;;) {
+        ssize_t n = tl_read(s->fd, buf, len);
+        if (n != -EAGAIN) return n;
+        /* io_uring on kernels that answer a read of an O_NONBLOCK file
+         * with -EAGAIN instead of waiting (the stream makes pipes
+         * non-blocking for its own writes): wait, then read again. */
+        int rc = tl_fd_wait(s->fd, TL_READABLE);
+        if (rc < 0) return rc;
+    }
 }
 
 /* write(2) on a pipe whose reader is gone raises SIGPIPE; MSG_NOSIGNAL

@@ -730,7 +730,7 @@ static const char py_server[] =
     "    await srv.wait_closed()\n"
     "asyncio.run(main())\n";
 
-#define PY_LINES 2000
+#define PY_LINES TL_TEST_SCALE(2000)
 
 struct py_client {
     tl_stream *s;
@@ -967,4 +967,94 @@ static int main_lines_cancel(void *arg)
 Test(stream, lines_consumer_timeout_keeps_the_half_line, .timeout = 60)
 {
     run_checked(main_lines_cancel, NULL);
+}
+
+/* ---- many streams, reads cut short over and over ---------------------- */
+
+#define CHAOS_PAIRS 16
+#define CHAOS_LINES 300
+
+struct chaos {
+    tl_stream *w, *r;
+    int next;     /* the line the reader expects */
+    int timeouts; /* reads cut short by a deadline */
+    int bad;
+};
+
+static int chaos_writer(void *arg)
+{
+    struct chaos *c = arg;
+    char line[128];
+    for (int i = 0; i < CHAOS_LINES; i++) {
+        int n = snprintf(line, sizeof line, "%d:%0*d\n", i, i % 90, 7);
+        /* in two pieces, so reads meet half lines */
+        int rc = tl_stream_write(c->w, line, (size_t)n / 2);
+        if (rc == 0) rc = tl_stream_drain(c->w);
+        if (rc == 0 && i % 3 == 0) TL_IGNORE(tl_yield());
+        if (rc == 0 && i % 10 == 0) TL_IGNORE(tl_sleep(0.002)); /* half a line waits */
+        if (rc == 0) rc = tl_stream_write(c->w, line + n / 2, (size_t)(n - n / 2));
+        if (rc == 0) rc = tl_stream_drain(c->w);
+        if (rc < 0) return rc;
+    }
+    return tl_stream_write_eof(c->w);
+}
+
+static int chaos_reader(void *arg)
+{
+    struct chaos *c = arg;
+    char line[128];
+    for (;;) {
+        int rc;
+        ssize_t n = 0;
+        TL_WITH_TIMEOUT(0.0002 * (1 + c->next % 5), &rc)
+        {
+            n = tl_stream_readline(c->r, line, sizeof line);
+            rc = n < 0 ? (int)n : 0;
+        }
+        if (rc == -ETIMEDOUT) {
+            c->timeouts++;
+            continue;
+        }
+        if (rc < 0) return rc;
+        if (n == 0) break;
+        int idx = atoi(line);
+        if (idx != c->next) c->bad++;
+        c->next++;
+    }
+    return 0;
+}
+
+static int main_chaos(void *arg)
+{
+    (void)arg;
+    static struct chaos cs[CHAOS_PAIRS];
+    tl_task ts[2 * CHAOS_PAIRS];
+    for (int i = 0; i < CHAOS_PAIRS; i++) {
+        int sv[2];
+        cr_assert_eq(tl_socketpair(SOCK_STREAM, sv), 0);
+        tl_stream_opts o = {.high_water = 256, .low_water = 64};
+        cs[i] = (struct chaos){0};
+        cr_assert_eq(tl_stream_open(&cs[i].w, sv[0], &o), 0);
+        cr_assert_eq(tl_stream_open(&cs[i].r, sv[1], NULL), 0);
+        ts[2 * i] = tl_test_spawn(chaos_writer, &cs[i]);
+        ts[2 * i + 1] = tl_test_spawn(chaos_reader, &cs[i]);
+    }
+    int timeouts = 0;
+    for (int i = 0; i < CHAOS_PAIRS; i++) {
+        cr_expect_eq(tl_test_join(ts[2 * i]), 0);
+        cr_expect_eq(tl_test_join(ts[2 * i + 1]), 0);
+        cr_expect_eq(cs[i].next, CHAOS_LINES, "pair %d got %d lines", i,
+                     cs[i].next);
+        cr_expect_eq(cs[i].bad, 0, "pair %d: lines out of order", i);
+        timeouts += cs[i].timeouts;
+        cr_expect_eq(tl_stream_wait_closed(cs[i].w), 0);
+        cr_expect_eq(tl_stream_wait_closed(cs[i].r), 0);
+    }
+    cr_log_info("%d reads cut short by a deadline", timeouts);
+    return 0;
+}
+
+Test(stream, many_streams_with_reads_cut_short_lose_nothing, .timeout = 60)
+{
+    run_checked(main_chaos, NULL);
 }

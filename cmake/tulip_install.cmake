@@ -12,8 +12,10 @@ install(TARGETS ${_tl_installed} EXPORT tulipTargets
   LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
   RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
   INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+# The integrations' headers install with their libraries
+# (cmake/tulip_integrations.cmake).
 install(DIRECTORY include/ DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
-  FILES_MATCHING PATTERN "*.h")
+  FILES_MATCHING PATTERN "*.h" PATTERN "pg.h" EXCLUDE)
 # Man pages, generated from the header comments by tools/gendocs.sh and
 # committed (so building needs no Python): `man tl_spawn`, `man tulip`.
 install(DIRECTORY man/ DESTINATION "${CMAKE_INSTALL_MANDIR}")

@@ -3,13 +3,15 @@
 # (make test): only those missing, so a second run does nothing.
 # libhttp-parser-dev builds examples/http_server; curl and wrk are the
 # clients the example tests drive it with.
+# libpq-dev builds libtulip-pg; postgresql is the server its tests start.
 # Runs as root, or through sudo when not root.
 set -eu
 
 PACKAGES="build-essential cmake ninja-build pkg-config git python3
 libcriterion-dev liburing-dev valgrind man-db
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-libhttp-parser-dev curl wrk"
+libhttp-parser-dev curl wrk
+libpq-dev postgresql"
 
 missing=""
 for p in $PACKAGES; do

@@ -41,6 +41,17 @@ root = sys.argv[1]
 inc = os.path.join(root, "include")
 main_h = os.path.join(inc, "tulip.h")
 
+def included_by_main():
+    text = open(main_h).read()
+    return set(re.findall(r'#\s*include\s+"(tulip/[^"]+\.h)"', text))
+
+def include_line(rel):
+    """What a program includes to get the declarations of `rel`: <tulip.h>,
+    or an integration's own header (tulip/pg.h: its own library)."""
+    if rel == "tulip.h" or rel in included_by_main():
+        return "<tulip.h>"
+    return "<%s>" % rel
+
 def topic_order():
     text = open(main_h).read()
     named = re.findall(r'#\s*include\s+"(tulip/[^"]+\.h)"', text)
@@ -329,7 +340,16 @@ def main():
             out.append("## " + title)
             out.append("")
             if rel != "tulip.h":
-                out.append("*Declared in `include/%s` (included by `<tulip.h>`).*" % rel)
+                if include_line(rel) == "<tulip.h>":
+                    out.append("*Declared in `include/%s` (included by `<tulip.h>`).*" % rel)
+                elif intro is None:
+                    out.append("*Declared in `include/%s` (`#include %s`).*"
+                               % (rel, include_line(rel)))
+                else:
+                    out.append("*Declared in `include/%s`: an integration with "
+                               "its own library, not part of `<tulip.h>`: "
+                               "`#include %s` (it says how to link).*"
+                               % (rel, include_line(rel)))
                 out.append("")
                 if intro:
                     out.extend(md_text(intro))
@@ -441,7 +461,7 @@ def man_main(outdir):
                 p = head + [th(first, 3), ".SH NAME",
                             "%s \\- %s" % (", ".join(roff_escape(page_name(n)) for n in ns),
                                            roff_escape(summary(comment, title)))]
-                p += [".SH SYNOPSIS", ".nf", ".B #include <tulip.h>", ".PP"]
+                p += [".SH SYNOPSIS", ".nf", ".B #include %s" % include_line(rel), ".PP"]
                 p += [roff_escape(l) for l in decl]
                 p += [".fi", ".SH DESCRIPTION"]
                 p += roff_text(comment) if comment else \

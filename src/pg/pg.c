@@ -370,8 +370,9 @@ static int sent(tl_pg *c, int ok)
 }
 
 /* Collect every result of the query; keep the last one (or the first
- * error). */
-static int collect(tl_pg *c, PGresult **out)
+ * error). `single`: one statement (extended protocol), so once its result
+ * is in only the end marker is missing. */
+static int collect(tl_pg *c, PGresult **out, int single)
 {
     PGresult *keep = NULL, *r;
     int err = 0;
@@ -379,7 +380,7 @@ static int collect(tl_pg *c, PGresult **out)
         int rc = next_result(c, &r);
         if (rc < 0) {
             /* All results read but the end: completed wins. */
-            int done = keep && !err;
+            int done = single && keep && !err;
             abort_query(c, !done);
             if (!done) {
                 PQclear(keep);
@@ -426,7 +427,7 @@ int tl_pg_query(tl_pg *c, PGresult **out, const char *sql, int nparams,
     c->busy = 1;
     rc = sent(c, PQsendQueryParams(c->conn, sql, nparams, NULL, params,
                                    NULL, NULL, 0));
-    if (rc >= 0) rc = collect(c, out);
+    if (rc >= 0) rc = collect(c, out, 1);
     c->busy = 0;
     return rc;
 }
@@ -438,7 +439,7 @@ int tl_pg_exec(tl_pg *c, const char *sql)
     if (rc < 0) return rc;
     c->busy = 1;
     rc = sent(c, PQsendQuery(c->conn, sql));
-    if (rc >= 0) rc = collect(c, NULL);
+    if (rc >= 0) rc = collect(c, NULL, 0);
     c->busy = 0;
     return rc;
 }

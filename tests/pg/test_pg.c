@@ -187,7 +187,7 @@ static int start_server(void)
         return 1;
     }
     if (g_drop && chown(g_dir, g_uid, g_gid) != 0) return 1;
-    char data[128], log[128], cmd[1600];
+    char data[128], log[128], cmd[4096];
     snprintf(data, sizeof data, "%s/data", g_dir);
     snprintf(log, sizeof log, "%s/log", g_dir);
     /* One template per server build (named after its folder). */
@@ -583,10 +583,21 @@ static int main_cancel(void *arg)
     TINY_ASSERT_EQ(rc, -ETIMEDOUT);
     TINY_ASSERT(took < 20);
     expect_usable(c);
+    /* A script cancelled in its second statement: cancelled too, not
+     * taken for done because the first one's result was in. */
+    t0 = tl_now();
+    TL_WITH_TIMEOUT(0.3, &rc)
+    {
+        rc = tl_pg_exec(c, "SELECT 1; SELECT pg_sleep(100); SELECT 2");
+    }
+    TINY_ASSERT_EQ(rc, -ETIMEDOUT);
+    TINY_ASSERT(tl_now() - t0 < 20);
+    expect_usable(c);
     /* The server is not running it any more. */
     char buf[16];
     TINY_ASSERT_STR_EQ(one(b, "SELECT count(*) FROM pg_stat_activity "
-                              "WHERE query = 'SELECT pg_sleep(100)' "
+                              "WHERE query LIKE '%pg_sleep(100)%' "
+                              "AND pid <> pg_backend_pid() "
                               "AND state = 'active'",
                            buf, sizeof buf),
                        "0");

@@ -241,7 +241,10 @@ typedef struct tl_pg_pool tl_pg_pool;
 TL_API int tl_pg_pool_new(tl_pg_pool **out, const char *conninfo, int cap);
 
 /* pool.acquire(): an idle connection, or a new one while fewer than cap
- * exist; at the cap, wait (FIFO) until one is released. Returns 0 and
+ * exist; at the cap, wait (FIFO) until one is released. An idle
+ * connection the server has ended meanwhile (it was terminated, the
+ * server restarted) is noticed without waiting, closed and replaced.
+ * Returns 0 and
  * *out (give it back with tl_pg_pool_release), -ECANCELED (nothing
  * taken), or tl_pg_connect's error. SUSPENDS. */
 TL_API TL_NODISCARD int tl_pg_pool_acquire(tl_pg_pool *p, tl_pg **out);

@@ -8,6 +8,7 @@
  * PQsocket no longer names it (libpq dropped a lost connection). */
 #include <tulip/pg.h>
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -695,6 +696,27 @@ struct tl_pg_pool {
     tl_sem sem;
 };
 
+/* An idle connection has nothing to read unless the server said goodbye
+ * (a terminated backend, a restart: an error message, then EOF) or sent
+ * a notice; read it without waiting and keep the connection only if
+ * libpq still has it. */
+static int idle_alive(tl_pg *c)
+{
+    if (c->broken || PQstatus(c->conn) != CONNECTION_OK) return 0;
+    /* The goodbye message and the EOF behind it take two reads. */
+    for (int i = 0; i < 4; i++) {
+        struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
+        if (pfd.fd < 0) return 0;
+        if (poll(&pfd, 1, 0) <= 0) return 1;
+        if (!PQconsumeInput(c->conn) ||
+            PQstatus(c->conn) != CONNECTION_OK) {
+            sync_fd(c);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int tl_pg_pool_new(tl_pg_pool **out, const char *conninfo, int cap)
 {
     if (!out || !conninfo || cap < 1) return -EINVAL;
@@ -724,9 +746,13 @@ int tl_pg_pool_acquire(tl_pg_pool *p, tl_pg **out)
     p->waiting--;
     if (rc < 0) return rc;
     p->out++;
-    if (p->nidle) {
-        *out = p->idle[--p->nidle];
-        return 0;
+    while (p->nidle) {
+        tl_pg *c = p->idle[--p->nidle];
+        if (idle_alive(c)) {
+            *out = c;
+            return 0;
+        }
+        tl_pg_close(c); /* the server ended it while it was idle */
     }
     rc = tl_pg_connect(out, p->conninfo);
     if (rc < 0) {

@@ -765,6 +765,31 @@ static int main_pool(void *arg)
     TINY_ASSERT_EQ(p.done, N);
     TINY_ASSERT_EQ(p.max, 3);   /* the cap, and reached */
     TINY_ASSERT_EQ(p.nseen, 3); /* connections were reused */
+    /* At the cap, acquire waits: a timeout scope ends the wait. */
+    tl_pg *held[3];
+    for (int i = 0; i < 3; i++)
+        TINY_ASSERT_EQ(tl_pg_pool_acquire(p.pool, &held[i]), 0);
+    int rc;
+    tl_pg *extra = NULL;
+    TL_WITH_TIMEOUT(0.1, &rc) { rc = tl_pg_pool_acquire(p.pool, &extra); }
+    TINY_ASSERT_EQ(rc, -ETIMEDOUT);
+    TINY_ASSERT_EQ(extra, NULL);
+    /* One of them is ended by the server while idle in the pool: the next
+     * acquire notices and hands out a working connection. */
+    int pid = PQbackendPID(tl_pg_conn(held[0]));
+    for (int i = 0; i < 3; i++)
+        TINY_ASSERT_EQ(tl_pg_pool_release(p.pool, held[i]), 0);
+    tl_pg *b = open_conn();
+    char q[96], buf[16];
+    snprintf(q, sizeof q, "SELECT pg_terminate_backend(%d, 10000)", pid);
+    TINY_ASSERT_STR_EQ(one(b, q, buf, sizeof buf), "t");
+    tl_pg_close(b);
+    for (int i = 0; i < 3; i++) {
+        TINY_ASSERT_EQ(tl_pg_pool_acquire(p.pool, &held[i]), 0);
+        expect_usable(held[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        TINY_ASSERT_EQ(tl_pg_pool_release(p.pool, held[i]), 0);
     TINY_ASSERT_EQ(tl_pg_pool_free(p.pool), 0);
     return 0;
 }

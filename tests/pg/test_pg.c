@@ -897,6 +897,45 @@ TINY_TEST(no_fd_leaked)
     TINY_ASSERT_EQ(count_fds(), before);
 }
 
+/* ---- the server stops mid-query (last: it stops the server) ---------- */
+
+static int main_server_stops(void *arg)
+{
+    (void)arg;
+    tl_pg *c = open_conn();
+    tl_task t;
+    TINY_ASSERT_EQ(tl_spawn(&t, sleeper, c), 0);
+    TINY_ASSERT_EQ(tl_sleep(0.2), 0);
+    TINY_ASSERT_EQ(kill(g_pm, SIGINT), 0); /* fast shutdown */
+    int st;
+    TINY_ASSERT_EQ(tl_join(t, &st), 0);
+    TINY_ASSERT(st == -ECONNRESET || st == -EREMOTEIO);
+    TINY_ASSERT(tl_pg_broken(c));
+    TINY_ASSERT_EQ(tl_pg_close(c), 0);
+    /* And it is gone: a clear error, not a hang. */
+    for (int i = 0; i < 200 && kill(g_pm, 0) == 0; i++) {
+        /* the postmaster is our parent's child: wait until it stops
+         * answering (its socket goes away) */
+        tl_pg *d;
+        int rc = tl_pg_connect(&d, g_ci);
+        if (rc < 0) break;
+        tl_pg_close(d);
+        TINY_ASSERT_EQ(tl_sleep(0.05), 0);
+    }
+    tl_pg *d = NULL;
+    int rc = tl_pg_connect(&d, g_ci);
+    TINY_ASSERT(rc == -ECONNREFUSED || rc == -ECONNABORTED);
+    TINY_ASSERT_EQ(d, NULL);
+    return 0;
+}
+
+TINY_TEST(server_stopped_mid_query)
+{
+    int before = count_fds();
+    run(main_server_stops);
+    TINY_ASSERT_EQ(count_fds(), before);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -400,7 +400,7 @@ static int main_stream(void *arg)
 {
     (void)arg;
     tl_pg *c = open_conn();
-    const long n = TULIP_TEST_SANITIZED ? 10000 : 1000000;
+    const long n = TULIP_TEST_SANITIZED ? 2000 : 1000000;
     char nbuf[32];
     snprintf(nbuf, sizeof nbuf, "%ld", n);
     const char *p[] = {nbuf};

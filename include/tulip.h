@@ -114,7 +114,8 @@ extern "C" {
     X(TL_ENOTASK, TL__ERR_BASE + 8, "not called from a tulip task")         \
     X(TL_EGENDONE, TL__ERR_BASE + 9, "generator is exhausted")              \
     X(TL_ENOTSTARTED, TL__ERR_BASE + 10,                                    \
-      "task returned without calling tl_started")
+      "task returned without calling tl_started")                           \
+    X(TL_ENONAME, TL__ERR_BASE + 11, "name or service not known")
 
 enum {
 #define TL__ERR_ENUM(name, value, text) name = -(value),

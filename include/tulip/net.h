@@ -5,11 +5,14 @@
  * datagram sockets. Every fd made here is close-on-exec and non-blocking;
  * the caller owns it and closes it with tl_close. Data moves with the
  * operations of tulip/io.h (tl_read, tl_send, tl_recvfrom, tl_accept, ...).
- * Addresses here are numeric: name resolution comes separately.
+ * tl_sockaddr_ip takes numeric addresses only; names are resolved by
+ * tl_getaddrinfo (on the thread pool), and tl_net_connect_host resolves
+ * and connects with Happy Eyeballs.
  */
 #ifndef TULIP_NET_H
 #define TULIP_NET_H
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -102,6 +105,96 @@ TL_API int tl_net_listen(const tl_sockaddr *addr, int type, int backlog,
  * -ETIMEDOUT, -EINVAL, -EMFILE, ... or the codes of tl_connect.
  * SUSPENDS (a cancellation point; timeouts through scopes). */
 TL_API TL_NODISCARD int tl_net_connect(const tl_sockaddr *addr, int type);
+
+/* ======================================================================
+ * Name resolution and connecting by name
+ * ====================================================================== */
+
+/* getaddrinfo(3) off the loop: the lookup runs on the loop's thread pool
+ * (tulip/thread.h) and only the calling task waits. host and service
+ * (either may be NULL, not both) and hints (may be NULL; only ai_flags,
+ * ai_family, ai_socktype and ai_protocol are read) are copied before the
+ * call suspends.
+ *
+ * Memory (invariant 1): the lookup works on runtime memory only, so a
+ * cancelled call returns -ECANCELED at once; the lookup goes on in its
+ * thread and frees its own result when it ends. *out is written only on
+ * success.
+ *
+ * Returns 0 and *out, the list getaddrinfo made (owned by the caller:
+ * tl_freeaddrinfo), or
+ *   TL_ENONAME   the name or service is not known (EAI_NONAME,
+ *                EAI_NODATA, EAI_ADDRFAMILY, EAI_SERVICE);
+ *   -EAGAIN      temporary failure (EAI_AGAIN: the server did not answer);
+ *   -EIO         unrecoverable failure (EAI_FAIL);
+ *   -EAFNOSUPPORT, -ESOCKTNOSUPPORT, -EINVAL (bad hints: EAI_FAMILY,
+ *                EAI_SOCKTYPE, EAI_BADFLAGS; or out NULL, host and
+ *                service both NULL);
+ *   -ENOMEM, -errno of EAI_SYSTEM;
+ *   -ECANCELED, TL_ENOTASK, TL_EFORK, and -EAGAIN of the thread pool.
+ * Every lookup failure carries getaddrinfo's own words as the tl_fail
+ * message ("getaddrinfo(\"x.invalid\", 80): Name or service not known";
+ * tl_fail_message(code) reads it). SUSPENDS (a cancellation point;
+ * timeouts through scopes). */
+TL_API TL_NODISCARD int tl_getaddrinfo(const char *host, const char *service,
+                                       const struct addrinfo *hints,
+                                       struct addrinfo **out);
+
+/* Free a list from tl_getaddrinfo (NULL: no-op). Any thread. */
+TL_API void tl_freeaddrinfo(struct addrinfo *ai);
+
+/* Options of tl_net_connect_host / tl_net_connect_addrs; NULL or a
+ * zeroed struct gives the defaults. */
+typedef struct tl_connect_opts {
+    double delay;   /* Happy Eyeballs: seconds between starting one
+                       attempt and the next while the earlier ones are
+                       still pending (asyncio's happy_eyeballs_delay).
+                       0: 0.25 (RFC 8305's recommendation); < 0: one
+                       attempt at a time (the next starts only when the
+                       previous failed); NaN: -EINVAL */
+    int family;     /* AF_UNSPEC (0): any; AF_INET or AF_INET6 only */
+    int interleave; /* addresses of the first family tried before the
+                       first of the other (asyncio's interleave); 0: 1 */
+} tl_connect_opts;
+
+/* asyncio.open_connection(host, port) / Trio's open_tcp_stream: resolve
+ * host (a name or a numeric address; tl_getaddrinfo with the socket
+ * type), then connect to its addresses with Happy Eyeballs (RFC 8305):
+ * the addresses are reordered to alternate IPv6 and IPv4 (opts->
+ * interleave), the first attempt starts at once, the next one when the
+ * previous failed or opts->delay passed, whichever comes first; the
+ * first connection made wins, and every other attempt is cancelled and
+ * its socket closed before the call returns. A cancel or a scope
+ * deadline of the caller cancels every attempt and closes every socket
+ * before the call returns. A connection made before the cancel arrived
+ * is returned (completed wins: close it).
+ *
+ * Returns the connected fd (close-on-exec, non-blocking; owned by the
+ * caller: tl_close), or
+ *   -EINVAL      host NULL or "", port outside 0..65535, type other
+ *                than SOCK_STREAM / SOCK_DGRAM, bad opts (family, NaN
+ *                delay);
+ *   the codes of tl_getaddrinfo (TL_ENONAME, -EAGAIN, ...);
+ *   every attempt failed: the first attempt's code (-ECONNREFUSED,
+ *                -ETIMEDOUT, -ENETUNREACH, ...), with a tl_fail message
+ *                naming each address and its error ("connect to
+ *                localhost:80: [::1]:80: Connection refused; 127.0.0.1:80:
+ *                Connection refused");
+ *   -EAFNOSUPPORT no address of opts->family; -ENOMEM; -ECANCELED;
+ *   TL_ENOTASK, TL_EFORK.
+ * SUSPENDS (a cancellation point; timeouts through scopes). */
+TL_API TL_NODISCARD int tl_net_connect_host(const char *host, int port,
+                                            int type,
+                                            const tl_connect_opts *opts);
+
+/* Happy Eyeballs over addresses the caller already has (n >= 1; IPv4,
+ * IPv6 or Unix; the list is copied before the call suspends), exactly as
+ * tl_net_connect_host does after resolving. Returns the fd, or -EINVAL
+ * (addrs NULL, n 0, an address of an unknown family or length, bad type
+ * or opts) and the other codes of tl_net_connect_host. SUSPENDS. */
+TL_API TL_NODISCARD int tl_net_connect_addrs(const tl_sockaddr *addrs,
+                                             size_t n, int type,
+                                             const tl_connect_opts *opts);
 
 /* setsockopt / getsockopt of an int option (SO_RCVBUF, TCP_NODELAY, ...):
  * 0 or -errno. Never suspend. */

@@ -207,14 +207,19 @@ TL_API TL_NODISCARD int tl_pg_notify_wait(tl_pg *c, PGnotify **out);
 TL_API TL_NODISCARD int tl_pg_begin(tl_pg *c);
 
 /* Close the transaction tl_pg_begin opened: COMMIT when body_rc >= 0 and
- * the task is not cancelled, else ROLLBACK. The ROLLBACK runs shielded
+ * the task is not cancelled, else ROLLBACK. A COMMIT, once sent, runs
+ * shielded (bounded by TL_PG_DRAIN_TIMEOUT): a cancel or a deadline that
+ * comes while the server commits does not leave the outcome unknown; it
+ * shows at the next suspending call. The ROLLBACK runs shielded
  * (bounded by TL_PG_DRAIN_TIMEOUT), so a cancel or a timeout cannot
  * leave the connection inside the transaction; a connection where even
  * that fails is marked broken (the server rolls back when it goes).
  * Returns body_rc when the commit succeeded; the commit's error when it
  * failed (-EREMOTEIO: a deferred constraint, a serialization failure —
- * the server rolled back; -ECANCELED: cancelled before COMMIT was sent,
- * and rolled back); -EREMOTEIO when body_rc >= 0 but a statement of the
+ * the server rolled back; -ETIMEDOUT: the COMMIT took longer than
+ * TL_PG_DRAIN_TIMEOUT, the connection is broken and the outcome is the
+ * server's); -ECANCELED when the task was cancelled before COMMIT was
+ * sent (rolled back); -EREMOTEIO when body_rc >= 0 but a statement of the
  * transaction had failed (the transaction was aborted: rolled back);
  * otherwise body_rc itself (rolled back), so a -ECANCELED from the body
  * travels on to the scope that turns it into -ETIMEDOUT. The body's

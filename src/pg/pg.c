@@ -651,7 +651,7 @@ static void rollback(tl_pg *c)
 int tl_pg_end(tl_pg *c, int body_rc)
 {
     if (!c) return -EINVAL;
-    if (body_rc >= 0 && !c->broken) {
+    if (body_rc >= 0 && !c->broken && !tl_cancelled()) {
         PGTransactionStatusType ts = PQtransactionStatus(c->conn);
         if (ts == PQTRANS_INERROR) {
             rollback(c);
@@ -659,7 +659,15 @@ int tl_pg_end(tl_pg *c, int body_rc)
                                        "aborted by an earlier error and "
                                        "rolled back");
         }
-        int rc = tl_pg_exec(c, "COMMIT");
+        /* Once sent, a COMMIT is seen through: cancelling it midway
+         * would leave the caller not knowing whether the data is in.
+         * The cancel shows at the next call (completed wins). */
+        int rc;
+        tl_scope sh = tl_shield_enter();
+        tl_scope to = tl_timeout_enter(TL_PG_DRAIN_TIMEOUT);
+        rc = tl_pg_exec(c, "COMMIT");
+        rc = tl_scope_exit(to, rc);
+        rc = tl_scope_exit(sh, rc);
         if (rc == 0) return body_rc;
         if (c->broken || PQtransactionStatus(c->conn) == PQTRANS_IDLE)
             return rc; /* the server ended it (rolled back) */
@@ -673,7 +681,10 @@ int tl_pg_end(tl_pg *c, int body_rc)
     if (m) snprintf(msg, sizeof msg, "%s", m);
     rollback(c);
     if (m && saved < 0) return tl_fail(saved, "%s", msg);
-    return saved < 0 ? saved : broken_error(c);
+    if (saved < 0) return saved;
+    /* The body succeeded but nothing was committed: the connection broke,
+     * or the task was cancelled before COMMIT. */
+    return c->broken ? broken_error(c) : -ECANCELED;
 }
 
 int tl_pg_transaction(tl_pg *c, int (*body)(tl_pg *c, void *arg), void *arg)

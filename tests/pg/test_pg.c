@@ -710,6 +710,36 @@ static int main_tx(void *arg)
     TINY_ASSERT(tl_now() - t0 < 20);
     TINY_ASSERT_EQ(seen(b, tag[2]), 0);
     expect_usable(c);
+    /* A deadline that passes while the server commits (a deferred
+     * trigger makes COMMIT take 1 s): the commit is seen through. */
+    TINY_ASSERT_EQ(tl_pg_exec(c,
+        "CREATE TEMP TABLE t_slow (tag text);"
+        "CREATE FUNCTION pg_temp.slow() RETURNS trigger AS "
+        "$$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$ LANGUAGE plpgsql;"
+        "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON t_slow "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+        "EXECUTE FUNCTION pg_temp.slow()"), 0);
+    TINY_ASSERT_EQ(tl_pg_begin(c), 0);
+    TINY_ASSERT_EQ(tl_pg_exec(c, "INSERT INTO t_slow VALUES ('in')"), 0);
+    t0 = tl_now();
+    TL_WITH_TIMEOUT(0.2, &rc) { rc = tl_pg_end(c, 6); }
+    TINY_ASSERT_EQ(rc, 6);
+    TINY_ASSERT(tl_now() - t0 >= 0.9);
+    char buf[16];
+    TINY_ASSERT_STR_EQ(one(c, "SELECT count(*) FROM t_slow", buf, sizeof buf),
+                       "1");
+    /* Cancelled before COMMIT is sent: rolled back. */
+    TINY_ASSERT_EQ(tl_pg_begin(c), 0);
+    TINY_ASSERT_EQ(tl_pg_exec(c, "INSERT INTO t_slow VALUES ('out')"), 0);
+    TL_WITH_TIMEOUT(0.05, &rc)
+    {
+        TINY_ASSERT_EQ(tl_sleep(1), -ECANCELED);
+        rc = tl_pg_end(c, 0);
+    }
+    TINY_ASSERT_EQ(rc, -ETIMEDOUT);
+    TINY_ASSERT_STR_EQ(one(c, "SELECT count(*) FROM t_slow", buf, sizeof buf),
+                       "1");
+    expect_usable(c);
     /* A statement failed inside, the body said "fine": not committed. */
     TINY_ASSERT_EQ(tl_pg_begin(c), 0);
     TINY_ASSERT_EQ(tl_pg_exec(c, "INSERT INTO t_tx VALUES ('never')"), 0);

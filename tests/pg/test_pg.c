@@ -405,6 +405,7 @@ static int main_stream(void *arg)
     snprintf(nbuf, sizeof nbuf, "%ld", n);
     const char *p[] = {nbuf};
     long base = vm_hwm_kb();
+    double t0 = tl_now();
     tl_gen *g;
     TINY_ASSERT_EQ(tl_pg_stream(&g, c, "SELECT i, repeat('x', 100) "
                                        "FROM generate_series(1, $1::int) i",
@@ -430,7 +431,8 @@ static int main_stream(void *arg)
      * grows by a few buffers. (ASan's quarantine keeps freed rows, so
      * the bound is checked in plain builds only.) */
     long grew = vm_hwm_kb() - base;
-    fprintf(stderr, "stream: %ld rows, peak RSS grew %ld KiB\n", n, grew);
+    fprintf(stderr, "stream: %ld rows in %.2f s, peak RSS grew %ld KiB\n", n,
+            tl_now() - t0, grew);
     if (!TULIP_TEST_SANITIZED) TINY_ASSERT(grew < 32 * 1024);
     expect_usable(c);
     tl_pg_close(c);

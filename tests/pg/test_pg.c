@@ -6,7 +6,8 @@
  * binaries are not installed (scripts/install-deps.sh installs them).
  *
  * initdb is slow on a loaded machine, so the first run keeps the fresh
- * cluster as a template in the build tree and later runs copy it.
+ * cluster as a template in the build tree and later runs copy it (with
+ * 1 MB WAL segments: a 24 MB copy instead of 39).
  *
  * tulip-test-timeout: 240 */
 #include "tiny.h"
@@ -192,7 +193,7 @@ static int start_server(void)
     snprintf(log, sizeof log, "%s/log", g_dir);
     /* One template per server build (named after its folder). */
     char tmpl[400], probe[420];
-    snprintf(tmpl, sizeof tmpl, "%s/pg-template", TULIP_BINARY_DIR);
+    snprintf(tmpl, sizeof tmpl, "%s/pg-template-w1", TULIP_BINARY_DIR);
     for (const char *q = PG_BIN; *q; q++) {
         size_t l = strlen(tmpl);
         if (l + 2 >= sizeof tmpl) break;
@@ -204,6 +205,7 @@ static int start_server(void)
     if (stat(probe, &sb) != 0) {
         char *argv[] = {(char *)bin("initdb"), "-D", data, "-U", "tulip",
                         "-A", "trust", "-E", "UTF8", "--no-sync",
+                        "--wal-segsize=1",
                         "--no-instructions", NULL};
         if (spawn(argv, 1, log, 0) != 0) {
             print_log();

@@ -15,7 +15,8 @@ install(TARGETS ${_tl_installed} EXPORT tulipTargets
 # The integrations' headers install with their libraries
 # (cmake/tulip_integrations.cmake).
 install(DIRECTORY include/ DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
-  FILES_MATCHING PATTERN "*.h" PATTERN "pg.h" EXCLUDE)
+  FILES_MATCHING PATTERN "*.h" PATTERN "pg.h" EXCLUDE
+  PATTERN "curl.h" EXCLUDE)
 # Man pages, generated from the header comments by tools/gendocs.sh and
 # committed (so building needs no Python): `man tl_spawn`, `man tulip`.
 install(DIRECTORY man/ DESTINATION "${CMAKE_INSTALL_MANDIR}")

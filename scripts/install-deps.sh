@@ -4,6 +4,9 @@
 # libhttp-parser-dev builds examples/http_server; curl and wrk are the
 # clients the example tests drive it with.
 # libpq-dev builds libtulip-pg; postgresql is the server its tests start.
+# libcurl4-openssl-dev builds libtulip-curl; its tests start nginx-light
+# (with the echo module for slow and trickling endpoints) and make their
+# certificates with the openssl command.
 # Runs as root, or through sudo when not root.
 set -eu
 
@@ -11,7 +14,8 @@ PACKAGES="build-essential cmake ninja-build pkg-config git python3
 libcriterion-dev liburing-dev valgrind man-db
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 libhttp-parser-dev curl wrk
-libpq-dev postgresql"
+libpq-dev postgresql
+libcurl4-openssl-dev nginx-light libnginx-mod-http-echo openssl"
 
 missing=""
 for p in $PACKAGES; do

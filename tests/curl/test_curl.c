@@ -365,6 +365,50 @@ static int t_stream_lines(void *arg)
 }
 TINY_TEST(stream_lines) { run(t_stream_lines); }
 
+/* A lines consumer cut short by a deadline: the generator's producer
+ * unwinds, and the stream, the generator and the client close cleanly.
+ * A chunk reader cut short keeps its stream readable. */
+static int t_stream_cancel(void *arg)
+{
+    (void)arg;
+    tl_curl *c;
+    TINY_ASSERT_EQ(tl_curl_new(&c, NULL), 0);
+    tl_curl_request req = {.url = url("/trickle")};
+    tl_curl_stream *s;
+    TINY_ASSERT_EQ(tl_curl_stream_open(c, &req, &s), 0);
+    tl_gen *g;
+    TINY_ASSERT_EQ(tl_curl_stream_lines(s, &g), 0);
+    int rc, n = 0;
+    TL_WITH_TIMEOUT(0.05, &rc) { /* the trickle takes 0.2 s or more */
+        const char *line;
+        TL_GEN_FOREACH(g, line, &rc) n += line[0] != 0;
+    }
+    TINY_ASSERT_EQ(rc, -ETIMEDOUT);
+    TINY_ASSERT(n < TRICKLE_LINES + 1);
+    TINY_ASSERT_EQ(tl_gen_close(g), 0);
+    tl_curl_stream_close(s);
+    TINY_ASSERT_EQ(tl_curl_in_flight(c), 0);
+
+    req.url = url("/limited");
+    TINY_ASSERT_EQ(tl_curl_stream_open(c, &req, &s), 0);
+    const char *d;
+    size_t len, got = 0;
+    TL_WITH_TIMEOUT(0.3, &rc) {
+        while ((rc = tl_curl_stream_read(s, &d, &len)) == 1) got += len;
+    }
+    TINY_ASSERT_EQ(rc, -ETIMEDOUT);
+    TINY_ASSERT(got > 0 && got < BIG_SIZE);
+    TINY_ASSERT_EQ(tl_curl_stream_read(s, &d, &len), 1); /* still readable */
+    tl_curl_stream_close(s);
+    TINY_ASSERT_EQ(tl_curl_in_flight(c), 0);
+    tl_curl_response r;
+    TINY_ASSERT_EQ(tl_curl_get(c, url("/small.json"), &r), 0);
+    tl_curl_response_free(&r);
+    TINY_ASSERT_EQ(tl_curl_close(c), 0);
+    return 0;
+}
+TINY_TEST(stream_cancel) { run(t_stream_cancel); }
+
 /* Backpressure: a reader that sleeps between pieces gets every byte, in
  * pieces no bigger than the stream's bound (plus one of libcurl's). */
 static int t_stream_chunks(void *arg)

@@ -320,11 +320,19 @@ int tl_stream_open(tl_stream **out, int fd, const tl_stream_opts *opts)
     size_t high = o.high_water ? o.high_water : DEFAULT_HIGH;
     size_t low = o.high_water ? o.low_water : DEFAULT_LOW;
     if (low > high) return -EINVAL;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0) return -errno;
-    int type;
-    socklen_t tlen = sizeof type;
-    bool sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
+    /* A socket tulip made (tl_accept, tl_socket, tl_net_connect) is known
+     * open, non-blocking and a socket: no system call (a server opens one
+     * stream per connection). Else ask. */
+    tl__fd *r = tl__fd_find(l, fd);
+    bool sock = r && r->is_sock == 1;
+    int fl = 0;
+    if (!sock) {
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0) return -errno;
+        int type;
+        socklen_t tlen = sizeof type;
+        sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
+    }
     tl_stream *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     if (!sock && !(fl & O_NONBLOCK) &&

@@ -1058,3 +1058,39 @@ Test(stream, many_streams_with_reads_cut_short_lose_nothing, .timeout = 60)
 {
     run_checked(main_chaos, NULL);
 }
+
+/* On the virtual clock a deadline around a stream read waiting for a
+ * silent peer fires at once (the wait does not hold the clock), and the
+ * stream is usable afterwards. */
+static int main_virtual(void *arg)
+{
+    (void)arg;
+    int peer;
+    tl_stream *s = pair_stream(&peer, NULL);
+    put(peer, "x");
+    double t0 = tl_now();
+    char b[8];
+    int rc;
+    TL_WITH_TIMEOUT(30.0, &rc) { rc = (int)tl_stream_readline(s, b, sizeof b); }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    cr_expect_eq(tl_now() - t0, 30.0);
+    char *big = malloc(1 << 20);
+    memset(big, 'v', 1 << 20);
+    cr_expect_eq(tl_stream_write(s, big, 1 << 20), 0);
+    TL_WITH_TIMEOUT(5.0, &rc) { rc = tl_stream_drain(s); }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    free(big);
+    put(peer, "\n");
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 2);
+    TL_WITH_TIMEOUT(1.0, &rc) { rc = tl_stream_wait_closed(s); }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    cr_expect_eq(tl_close(peer), 0);
+    return 0;
+}
+
+Test(stream, virtual_clock_deadlines_fire_around_stream_waits, .timeout = 60)
+{
+    int before = count_fds();
+    cr_expect_eq(run_virtual(main_virtual, NULL), 0);
+    cr_expect_eq(count_fds(), before);
+}

@@ -110,7 +110,8 @@ TL_API TL_NODISCARD ssize_t tl_stream_read(tl_stream *s, void *buf, size_t n);
  *              stay buffered (tl_stream_read returns them), nothing is
  *              written to buf;
  *   any code of tl_stream_read: nothing consumed, the bytes that arrived
- *              stay buffered (*partial counts them).
+ *              stay buffered (*partial counts them; 0 once the stream
+ *              was closed).
  * partial may be NULL; it is set on every return (n on success). A
  * message larger than the stream's buffer is fine: the buffer grows to n.
  * SUSPENDS (a cancellation point). */
@@ -149,7 +150,8 @@ TL_API TL_NODISCARD ssize_t tl_stream_readline(tl_stream *s, char *buf,
  * only) and sent in the background. Returns 0 (all of it sent or queued),
  * TL_ECLOSED (the stream was closed), -ESHUTDOWN (after
  * tl_stream_write_eof), the write error met earlier (-EPIPE,
- * -ECONNRESET, ...: nothing more is sent), -ENOMEM (nothing queued),
+ * -ECONNRESET, ...: nothing more is sent), -ENOMEM (what the kernel took
+ * at once was sent, the rest was not queued),
  * -EINVAL (s NULL, buf NULL with len > 0), -EXDEV (another loop's
  * stream). Never suspends and is not a cancellation point: pair it with
  * tl_stream_drain, or the queue grows as long as the peer does not read.

@@ -660,8 +660,8 @@ TL_API void tl__with_end(struct tl__with *w);
 #endif
 
 /* Topic headers: coordination primitives, queues, threads, wait sets,
- * generators, the version, I/O, sockets. Each is part of the one public
- * API. */
+ * generators, the version, I/O, sockets, streams, servers. Each is part
+ * of the one public API. */
 #include "tulip/sync.h"
 #include "tulip/queue.h"
 #include "tulip/thread.h"
@@ -671,5 +671,6 @@ TL_API void tl__with_end(struct tl__with *w);
 #include "tulip/io.h"
 #include "tulip/net.h"
 #include "tulip/stream.h"
+#include "tulip/server.h"
 
 #endif /* TULIP_H */

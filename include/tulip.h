@@ -660,8 +660,8 @@ TL_API void tl__with_end(struct tl__with *w);
 #endif
 
 /* Topic headers: coordination primitives, queues, threads, wait sets,
- * generators, the version, I/O, sockets, streams, servers. Each is part
- * of the one public API. */
+ * generators, the version, I/O, sockets, streams, servers, signal
+ * watchers. Each is part of the one public API. */
 #include "tulip/sync.h"
 #include "tulip/queue.h"
 #include "tulip/thread.h"
@@ -672,5 +672,6 @@ TL_API void tl__with_end(struct tl__with *w);
 #include "tulip/net.h"
 #include "tulip/stream.h"
 #include "tulip/server.h"
+#include "tulip/signal.h"
 
 #endif /* TULIP_H */

@@ -1,0 +1,85 @@
+/* Signal watchers (include/tulip/signal.h): a signalfd per watcher, the
+ * set blocked in the loop's thread.
+ *
+ * The wait is tl_fd_wait(READABLE) followed by a non-blocking read(2) of
+ * one signalfd_siginfo, not a read request: on io_uring a cancelled read
+ * may already have taken a signal out of the kernel, and the signal would
+ * then have to be carried to the next call. Waiting for readiness takes
+ * nothing, so a cancel at that point loses nothing; the read runs only
+ * once the task is running again and will return what it reads. A read
+ * that finds nothing (another reader of the same signal, or a thread-
+ * directed signal that the poll saw for a moment) waits again. */
+#include "io/io.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct tl_signals {
+    tl__loop *loop;
+    int fd;
+};
+
+int tl_signals_open(tl_signals **out, const sigset_t *set)
+{
+    if (out) *out = NULL;
+    tl__task *self = tl__task_self("tl_signals_open");
+    if (!self) return tl__not_task_error();
+    if (!out || !set) return -EINVAL;
+    if (sigismember(set, SIGKILL) == 1 || sigismember(set, SIGSTOP) == 1)
+        return -EINVAL;
+    if (sigisemptyset(set)) return -EINVAL;
+    tl_signals *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    sigset_t old;
+    int rc = pthread_sigmask(SIG_BLOCK, set, &old);
+    if (rc) {
+        free(s);
+        return -rc;
+    }
+    /* Blocked before the signalfd exists: a signal sent in between stays
+     * pending and the new fd sees it. */
+    s->fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->fd < 0) {
+        rc = -errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        free(s);
+        return rc;
+    }
+    /* A record left for this number by a plain close(2) elsewhere must
+     * not be taken for the new fd. */
+    tl__fd_fresh(self->loop, s->fd, 0);
+    s->loop = self->loop;
+    *out = s;
+    return 0;
+}
+
+int tl_signals_wait(tl_signals *s, struct signalfd_siginfo *info)
+{
+    int rc = 0;
+    tl__task *self = tl__task_self_in(s ? s->loop : NULL, "signal watcher",
+                                      "tl_signals_wait", &rc);
+    if (!self) return rc;
+    if (!s) return -EINVAL;
+    for (;;) {
+        rc = tl_fd_wait(s->fd, TL_READABLE);
+        if (rc < 0) return rc;
+        struct signalfd_siginfo si;
+        ssize_t n = read(s->fd, &si, sizeof si);
+        if (n == (ssize_t)sizeof si) {
+            if (info) *info = si;
+            return (int)si.ssi_signo;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return -errno;
+        if (n >= 0) return -EIO; /* a short record: never from Linux */
+    }
+}
+
+int tl_signals_close(tl_signals *s)
+{
+    if (!s) return 0;
+    (void)tl_close(s->fd);
+    free(s);
+    return 0;
+}

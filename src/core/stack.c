@@ -9,8 +9,9 @@
  *   arena: | guard | stack 0 ...... | guard | stack 1 ...... | ...
  *          ^ slot 0                 ^ slot 1
  *
- * Nothing is touched at carve time except what the guard needs, so an
- * idle stack costs only the pages its task used. The slot descriptors
+ * Carving commits only each stack's top page (in batches, ahead: every
+ * task touches it at once; see populate_batch) and what the guard needs,
+ * so an idle stack costs only the pages its task used. The slot descriptors
  * (tl__stack) live in malloc'ed memory next to the arena record, never on
  * the stacks themselves, so an overflow cannot corrupt the pool.
  *
@@ -69,6 +70,9 @@
 #endif
 #ifndef MAP_STACK
 #define MAP_STACK 0
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -218,6 +222,8 @@ typedef struct tl__stack_arena {
     size_t nslots;       /* capacity */
     size_t used;         /* slots carved so far (in order) */
     size_t guarded;      /* slots [0, guarded) got a batched madvise guard */
+    size_t populated;    /* slots [0, populated) had their top page
+                            populated in a batch (or it was not tried) */
     size_t guard;        /* guard bytes below each stack here */
     size_t slot;         /* guard + the class's usable size */
     long nmprotect;      /* mprotect guards here, returned to the budget */
@@ -252,12 +258,14 @@ typedef struct tl__stack_class {
     tl__stack_arena *arenas;   /* newest first; only it may have room */
     size_t next_slots;         /* capacity of the next arena */
     size_t guard_batch;        /* guards installed per batch (grows) */
+    size_t populate_batch;     /* top pages populated per batch (grows) */
 } tl__stack_class;
 
 struct tl__stack_pool {
     tl__stack_class *classes;  /* few: a short list, most used first */
     int guard;                 /* strategy for new slots */
     int batch_ok;              /* process_madvise(PIDFD_SELF) works */
+    int no_populate;           /* tests that carve without touching */
     size_t outstanding;        /* stacks handed out, for a leak check */
 };
 
@@ -340,6 +348,11 @@ int tl__stack_pool_new(tl__stack_pool **out, int forced_guard)
     return 0;
 }
 
+void tl__stack_pool_set_populate(tl__stack_pool *p, int on)
+{
+    p->no_populate = !on;
+}
+
 void tl__stack_pool_free(tl__stack_pool *p)
 {
     tl__stack_class *c, *cn;
@@ -407,6 +420,7 @@ static tl__stack_class *find_class(tl__stack_pool *p, size_t usable,
     c->usable = usable;
     c->next_slots = ARENA_FIRST_SLOTS;
     c->guard_batch = GUARD_BATCH_FIRST;
+    c->populate_batch = GUARD_BATCH_FIRST;
     c->next = p->classes;
     p->classes = c;
     return c;
@@ -443,6 +457,7 @@ static int new_arena(tl__stack_class *c)
     a->nslots = n;
     a->used = 0;
     a->guarded = 0;
+    a->populated = 0;
     a->guard = guard;
     a->slot = slot;
     a->nmprotect = 0;
@@ -476,6 +491,38 @@ static void guard_batch(tl__stack_pool *p, tl__stack_class *c,
         c->guard_batch *= 2;
 }
 
+/* Commit the top page of the next slots of arena a, starting at `from`,
+ * in one system call: every task touches its stack's top page at its
+ * first run, and a page the kernel fills ahead in a batch costs a
+ * fraction of one faulted in by its first touch (on a VM with shadow
+ * page tables, 0.8 us + the ~5 us first access against 13-16 us; fewer
+ * traps anywhere). The batch doubles like the guards' (8, 16, ... 1024),
+ * so a program with a few tasks commits a few pages ahead and a burst at
+ * most 4 MiB (1024 pages) it has not used yet. Only with
+ * process_madvise(PIDFD_SELF): one madvise per stack would cost what it
+ * saves, so elsewhere every stack faults its page in as before. A
+ * failed populate (ENOMEM) only leaves the pages to their first touch. */
+static void populate_batch(tl__stack_pool *p, tl__stack_class *c,
+                           tl__stack_arena *a, size_t from)
+{
+    struct iovec iov[GUARD_BATCH_MAX];
+    size_t n = a->nslots - from;
+
+    if (n > c->populate_batch)
+        n = c->populate_batch;
+    a->populated = from + n;
+    if (c->populate_batch < GUARD_BATCH_MAX)
+        c->populate_batch *= 2;
+    if (!p->batch_ok || p->no_populate || n < 2)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        iov[i].iov_base = a->base + (from + i + 1) * a->slot - page_size;
+        iov[i].iov_len = page_size;
+    }
+    (void)syscall(SYS_process_madvise, TL_PIDFD_SELF, iov, n,
+                  MADV_POPULATE_WRITE, 0);
+}
+
 /* Carve the next slot of the newest arena and give it its guard. */
 static tl__stack *carve(tl__stack_pool *p, tl__stack_class *c)
 {
@@ -501,6 +548,8 @@ static tl__stack *carve(tl__stack_pool *p, tl__stack_class *c)
     if (kind == TL__GUARD_MADVISE && a->guarded <= a->used &&
         madvise(s->guard_lo, a->guard, MADV_GUARD_INSTALL) != 0)
         kind = TL__GUARD_MPROTECT; /* ENOMEM for page tables, say */
+    if (a->populated <= a->used)
+        populate_batch(p, c, a, a->used);
     a->used++;
     if (kind == TL__GUARD_MPROTECT) {
         if (atomic_fetch_sub_explicit(&mprotect_budget, 1,

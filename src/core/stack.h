@@ -58,6 +58,10 @@ const char *tl__stack_guard_name(int kind);
 /* Per-loop pool. forced_guard is TL__GUARD_AUTO or a forced kind (also
  * settable with TULIP_GUARD=madvise|mprotect|canary). Returns 0 or -errno. */
 int tl__stack_pool_new(tl__stack_pool **out, int forced_guard);
+/* Whether carving commits fresh stacks' top pages ahead (on by default:
+ * a task touches its top page at once). Tests that carve many stacks and
+ * never touch them turn it off. */
+void tl__stack_pool_set_populate(tl__stack_pool *p, int on);
 /* Unmaps everything; every stack must have been returned. */
 void tl__stack_pool_free(tl__stack_pool *p);
 

@@ -416,6 +416,12 @@ struct tl__loop {
 
     tl__task **chunks;       /* task table: chunks of TL__CHUNK tasks */
     uint32_t nchunks, nslots;
+    void **tbl_maps;         /* huge-page regions later chunks are cut
+                                from (task.c, chunk_alloc) */
+    size_t *tbl_map_lens;
+    uint32_t ntbl_maps;
+    char *tbl_cur;           /* the newest region's uncut part */
+    size_t tbl_left;
     tl__task *free_slots;    /* linked by next_ready */
     uint32_t retired_slots;  /* slots whose generation ran out (task.c) */
     size_t live;             /* tasks not DONE */
@@ -581,6 +587,8 @@ tl__task *tl__task_alloc(tl__loop *l, tl_fn fn, void *arg,
 void tl__task_enqueue(tl__loop *l, tl__task *t);
 /* Free a DONE task's slot (bumps the generation). */
 void tl__task_free(tl__loop *l, tl__task *t);
+/* Frees the task table: every chunk, its records' heap blocks, its regions. */
+void tl__task_table_free(tl__loop *l);
 /* The largest generation a task slot may reach (UINT32_MAX; tests lower
  * it): a slot that would pass it is retired, so no handle ever aliases. */
 extern uint32_t tl__task_gen_limit;

@@ -571,14 +571,7 @@ static void loop_free(tl__loop *l)
 {
     if (l->backend) l->backend->close(l);
     if (l->wake_fd >= 0) close(l->wake_fd);
-    for (uint32_t c = 0; c < l->nchunks; c++) {
-        for (uint32_t i = 0; i < TL__CHUNK; i++) {
-            free(l->chunks[c][i].fail_msg);
-            free(l->chunks[c][i].locks);
-        }
-        free(l->chunks[c]);
-    }
-    free(l->chunks);
+    tl__task_table_free(l);
     while (l->free_recs) {
         tl__rec *r = l->free_recs;
         l->free_recs = r->parent;

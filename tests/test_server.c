@@ -435,3 +435,164 @@ Test(server, connection_limit_is_honoured, .timeout = T_OUT)
     cr_expect_eq(lm.served, 12);
     cr_expect_eq(count_fds(), before, "fds leaked");
 }
+
+/* ---- faults -------------------------------------------------------------- */
+
+static int silent_handler(tl_server_conn *c, void *arg)
+{
+    int *rc = arg;
+    char b[8];
+    *rc = (int)tl_recv(tl_server_conn_fd(c), b, sizeof b, 0);
+    return *rc;
+}
+
+static int main_silent(void *arg)
+{
+    int *hrc = arg;
+    tl_sockaddr a;
+    cr_assert_eq(tl_sockaddr_ip(&a, "127.0.0.1", 0), 0);
+    tl_server_opts o = {.addr = &a, .handler = silent_handler, .arg = hrc,
+                        .conn_timeout = 2.0};
+    tl_server *srv;
+    cr_assert_eq(tl_server_open(&srv, &o), 0);
+    tl_sockaddr addr = *tl_server_addr(srv);
+    tl_task st = tl_test_spawn(serve_task, srv);
+    int fd = tl_net_connect(&addr, SOCK_STREAM);
+    cr_assert_geq(fd, 0);
+    double t0 = tl_now();
+    char b[4];
+    cr_expect_eq(tl_recv(fd, b, sizeof b, 0), 0, "the server hangs up");
+    double took = tl_now() - t0;
+    cr_expect(took >= 2.0 && took < 3.0, "cut off after %.3f s", took);
+    tl_server_stats s;
+    cr_assert_eq(tl_server_stats_get(srv, &s), 0);
+    cr_expect_eq(s.failed, 1);
+    cr_expect_eq(tl_server_shutdown(srv, 0), 0);
+    cr_expect_eq(tl_server_wait_closed(srv), 0);
+    cr_expect_eq(tl_test_join(st), 0);
+    cr_expect_eq(tl_server_free(srv), 0);
+    cr_expect_eq(tl_close(fd), 0);
+    return 0;
+}
+
+Test(server, a_silent_client_is_cut_off_by_the_server_deadline,
+     .timeout = T_OUT)
+{
+    int before = count_fds();
+    int hrc = 1;
+    cr_assert_eq(run_virtual(main_silent, &hrc), 0);
+    cr_expect_eq(hrc, -ECANCELED, "the handler's read was cancelled");
+    cr_expect_eq(count_fds(), before, "fds leaked");
+}
+
+static int main_reset(void *arg)
+{
+    struct counts *k = arg;
+    tl_sockaddr a;
+    cr_assert_eq(tl_sockaddr_ip(&a, "127.0.0.1", 0), 0);
+    tl_server_opts o = {.addr = &a, .handler = echo_line, .arg = k};
+    tl_server *srv;
+    cr_assert_eq(tl_server_open(&srv, &o), 0);
+    tl_sockaddr addr = *tl_server_addr(srv);
+    /* Clients that connect (the kernel's backlog takes them) and reset
+     * before the server accepts them. */
+    for (int i = 0; i < 5; i++) {
+        int fd = tl_net_connect(&addr, SOCK_STREAM);
+        cr_assert_geq(fd, 0);
+        struct linger lg = {1, 0};
+        cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg),
+                     0);
+        cr_expect_eq(tl_close(fd), 0); /* RST */
+    }
+    tl_task st = tl_test_spawn(serve_task, srv);
+    struct client cl = {.addr = addr, .i = 7};
+    cr_expect_eq(client_once(&cl), 0);
+    cr_expect(cl.ok, "the server keeps serving");
+    cr_expect_eq(tl_server_shutdown(srv, 5.0), 0);
+    cr_expect_eq(tl_server_wait_closed(srv), 0);
+    cr_expect_eq(tl_test_join(st), 0);
+    cr_expect_eq(tl_server_free(srv), 0);
+    return 0;
+}
+
+Test(server, clients_that_reset_before_accept, .timeout = T_OUT)
+{
+    int before = count_fds();
+    struct counts k = {0};
+    cr_assert_eq(tl_run(main_reset, &k), 0);
+    cr_expect_eq(count_fds(), before, "fds leaked");
+}
+
+/* A full fd table, in a child with RLIMIT_NOFILE lowered: the server
+ * reports once, backs off, and serves every client once fds free up. */
+#define NFULL 4
+
+static int main_fd_full(void *arg)
+{
+    (void)arg;
+    struct counts k = {0};
+    tl_sockaddr a;
+    cr_assert_eq(tl_sockaddr_ip(&a, "127.0.0.1", 0), 0);
+    tl_server_opts o = {.addr = &a, .handler = echo_line, .arg = &k};
+    tl_server *srv;
+    cr_assert_eq(tl_server_open(&srv, &o), 0);
+    tl_sockaddr addr = *tl_server_addr(srv);
+    tl_task st = tl_test_spawn(serve_task, srv);
+    int cfd[NFULL];
+    for (int i = 0; i < NFULL; i++) {
+        cfd[i] = tl_socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(cfd[i], 0);
+    }
+    static int fill[512];
+    int nfill = 0;
+    while (nfill < 512) {
+        int d = dup(0);
+        if (d < 0) break;
+        fill[nfill++] = d;
+    }
+    cr_assert(nfill > 0 && nfill < 512, "the table filled (%d)", nfill);
+    for (int i = 0; i < NFULL; i++)
+        cr_assert_eq(tl_connect(cfd[i], &addr.u.sa, addr.len), 0);
+    cr_assert_eq(tl_sleep(0.5), 0); /* accept meets EMFILE, backs off */
+    for (int i = 0; i < nfill; i++) close(fill[i]);
+    for (int i = 0; i < NFULL; i++) {
+        cr_assert_eq(tl_send(cfd[i], "hi\n", 3, 0), 3);
+        char b[4];
+        cr_expect_eq(tl_recv(cfd[i], b, sizeof b, 0), 3);
+        cr_expect_eq(memcmp(b, "HI\n", 3), 0);
+        cr_expect_eq(tl_close(cfd[i]), 0);
+    }
+    tl_server_stats s;
+    cr_assert_eq(tl_server_stats_get(srv, &s), 0);
+    cr_expect_eq(tl_server_shutdown(srv, 5.0), 0);
+    cr_expect_eq(tl_server_wait_closed(srv), 0);
+    cr_expect_eq(tl_test_join(st), 0);
+    cr_expect_eq(tl_server_free(srv), 0);
+    printf("served=%llu episodes=%llu\n", (unsigned long long)s.accepted,
+           (unsigned long long)s.fd_full);
+    return 0;
+}
+
+static void child_fd_full(void *arg)
+{
+    (void)arg;
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = 128;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        printf("setrlimit failed\n");
+        return;
+    }
+    printf("rc=%d\n", tl_run(main_fd_full, NULL));
+}
+
+Test(server, a_full_fd_table_is_survived_and_reported_once, .timeout = T_OUT)
+{
+    char out[8192];
+    int st = tl_test_child(child_fd_full, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
+    TL_EXPECT_OUT(out, "rc=0");
+    TL_EXPECT_OUT(out, "served=4 episodes=1");
+    cr_expect_eq(tl_test_count_of(out, "accept failed with EMFILE"), 1,
+                 "reported once:\n%s", out);
+}

@@ -660,7 +660,7 @@ TL_API void tl__with_end(struct tl__with *w);
 #endif
 
 /* Topic headers: coordination primitives, queues, threads, wait sets,
- * generators, the version, I/O, sockets, streams, servers, signal
+ * generators, the version, I/O, sockets, files, streams, servers, signal
  * watchers. Each is part of the one public API. */
 #include "tulip/sync.h"
 #include "tulip/queue.h"
@@ -670,6 +670,7 @@ TL_API void tl__with_end(struct tl__with *w);
 #include "tulip/version.h"
 #include "tulip/io.h"
 #include "tulip/net.h"
+#include "tulip/file.h"
 #include "tulip/stream.h"
 #include "tulip/server.h"
 #include "tulip/signal.h"

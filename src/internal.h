@@ -254,7 +254,8 @@ typedef struct tl__fd {
     uint8_t ready;         /* TL__EV_* edges seen and not yet consumed: an
                               edge that came with no waiter is kept here */
     uint8_t is_sock;       /* 0 unknown, 1 a socket, 2 a pipe or FIFO,
-                              3 anything else (src/io/ops.c) */
+                              3 anything else pollable, 4 a regular file
+                              or block device (src/io/ops.c) */
     uint32_t mode;         /* epoll: the events currently registered */
     tl__task *waiter[2];   /* the task using each direction (parked for
                               readiness, or owning an op): one at a time */
@@ -283,6 +284,10 @@ enum tl__op_kind {
     TL__OP_ACCEPT,   /* addr, addrlen, flags */
     TL__OP_CONNECT,  /* addr, alen */
     TL__OP_SHUTDOWN, /* flags = how */
+    TL__OP_OPENAT,   /* fd = dirfd, addr = path, flags, len = mode */
+    TL__OP_STATX,    /* fd = dirfd, addr = path, flags, poll_mask = mask,
+                        buf = struct statx */
+    TL__OP_FSYNC,    /* flags: 1 = fdatasync */
 };
 
 enum tl__op_state {
@@ -379,6 +384,9 @@ typedef struct tl__backend {
     /* Hand what is queued to the kernel now (tl_close: before close(2),
      * so no queued request can meet a reused fd number). */
     void (*flush)(tl__loop *l);
+    /* Completion backends: 1 if the kernel can do ops of `kind` (the
+     * ring's probe), else 0 (the caller uses the thread pool). */
+    int (*has_op)(tl__loop *l, int kind);
 } tl__backend;
 
 /* Wake-ups from other threads and signal handlers: the loop owns one

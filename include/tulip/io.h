@@ -36,8 +36,10 @@
  * on an fd the first time it does I/O on it, as libuv does (the flag is
  * shared with every process holding the same open file: prefer fds of
  * your own over a shared terminal). Regular files are not pollable: their
- * reads and writes run directly (they do not wait for a peer); file I/O
- * that does not stall the loop comes with the files API.
+ * reads and writes never wait for a peer but do wait for the disk, so
+ * they run as io_uring requests, or on epoll on the thread pool, and take
+ * no reader / writer slot (tulip/file.h: opening, stat, fsync, and how a
+ * cancelled file read behaves).
  */
 #ifndef TULIP_IO_H
 #define TULIP_IO_H

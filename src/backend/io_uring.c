@@ -57,6 +57,7 @@ typedef struct uring_state {
     tl__link pending;      /* ops (or their cancels) waiting for an SQE */
     unsigned busy_rounds;  /* back-pressure polls in a row with no
                               completion (a stuck ring is reported) */
+    uint8_t has_openat, has_statx, has_fsync; /* the probe's answer */
 } uring_state;
 
 /* Setup flags, best first; a kernel that does not know one says -EINVAL.
@@ -121,6 +122,15 @@ static int ur_open(tl__loop *l)
     }
     /* Optional: without it io_uring_enter looks the fd up each time. */
     (void)io_uring_register_ring_fd(&s->ring);
+    /* Which file operations the kernel has (5.6 added OPENAT and STATX);
+     * without a probe (before 5.6) files use the thread pool. */
+    struct io_uring_probe *pr = io_uring_get_probe_ring(&s->ring);
+    if (pr) {
+        s->has_openat = io_uring_opcode_supported(pr, IORING_OP_OPENAT) > 0;
+        s->has_statx = io_uring_opcode_supported(pr, IORING_OP_STATX) > 0;
+        s->has_fsync = io_uring_opcode_supported(pr, IORING_OP_FSYNC) > 0;
+        io_uring_free_probe(pr);
+    }
     s->wake_multishot = 1;
     l->be = s;
     /* Submitted now, so that a ring that cannot poll is found out here,
@@ -198,6 +208,18 @@ static void prep_op(struct io_uring_sqe *sqe, tl__op *op)
         break;
     case TL__OP_SHUTDOWN:
         io_uring_prep_shutdown(sqe, op->fd, op->flags);
+        break;
+    case TL__OP_OPENAT:
+        io_uring_prep_openat(sqe, op->fd, op->addr, op->flags,
+                             (mode_t)op->len);
+        break;
+    case TL__OP_STATX:
+        io_uring_prep_statx(sqe, op->fd, op->addr, op->flags, op->poll_mask,
+                            op->buf);
+        break;
+    case TL__OP_FSYNC:
+        io_uring_prep_fsync(sqe, op->fd,
+                            op->flags ? IORING_FSYNC_DATASYNC : 0);
         break;
     default:
         tl__fatal("io_uring: unknown operation kind %d", op->kind);
@@ -359,6 +381,17 @@ static int ur_poll(tl__loop *l, int64_t timeout_ns)
               "avoids io_uring)", tl_errname(rc), strerror(-rc));
 }
 
+static int ur_has_op(tl__loop *l, int kind)
+{
+    uring_state *s = l->be;
+    switch (kind) {
+    case TL__OP_OPENAT: return s->has_openat;
+    case TL__OP_STATX: return s->has_statx;
+    case TL__OP_FSYNC: return s->has_fsync;
+    default: return 1;
+    }
+}
+
 const tl__backend tl__backend_io_uring = {
     .name = "io_uring",
     .open = ur_open,
@@ -368,6 +401,7 @@ const tl__backend tl__backend_io_uring = {
     .submit = ur_submit,
     .cancel = ur_cancel,
     .flush = ur_flush,
+    .has_op = ur_has_op,
 };
 
 #endif /* TL_HAVE_LIBURING */

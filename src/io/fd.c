@@ -444,8 +444,7 @@ static void watch_poll_done(tl__loop *l, tl__op *op, int res, unsigned flags)
     (void)flags;
     struct tl_fd_watch *w = op->data;
     tl__list_remove(&op->fd_link);
-    if (op->counted) l->inflight--;
-    tl__op_free(l, op);
+    tl__op_free(l, op); /* and l->inflight-- if it was counted */
     if (!w) return; /* orphaned: freed, changed or forgotten */
     w->poll = NULL;
     if (res == -ECANCELED) return;
@@ -580,8 +579,9 @@ static const char *op_name(int kind)
 {
     static const char *const names[] = {
         "?", "poll", "read", "write", "readv", "writev", "recv", "send",
-        "recvmsg", "sendmsg", "accept", "connect", "shutdown"};
-    return kind > 0 && kind <= TL__OP_SHUTDOWN ? names[kind] : "?";
+        "recvmsg", "sendmsg", "accept", "connect", "shutdown", "openat",
+        "statx", "fsync"};
+    return kind > 0 && kind <= TL__OP_FSYNC ? names[kind] : "?";
 }
 
 void tl__io_loop_close(tl__loop *l)

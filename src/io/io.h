@@ -73,6 +73,14 @@ tl__op *tl__op_new(tl__loop *l, int kind, tl__fd *r);
 void tl__op_free(tl__loop *l, tl__op *op);
 int tl__op_run(tl__task *self, tl__op *op, unsigned dirs, const char *what);
 
+/* Files (src/io/file.c): a read or write (TL__OP_READ .. TL__OP_WRITEV)
+ * of a regular file on the thread pool, for the readiness backend; the
+ * caller's buffers are used in place (the caller waits for a running job:
+ * tl_to_thread's rule). Returns the count, -errno, -ECANCELED (never
+ * ran), -ENOMEM, -EAGAIN. SUSPENDS. */
+ssize_t tl__file_pool_io(int kind, int fd, void *buf, size_t len,
+                         int64_t off, const struct iovec *iov, int iovcnt);
+
 /* poll(2) bits <-> TL__EV_* */
 unsigned tl__ev_from_poll(unsigned revents);
 unsigned tl__ev_to_poll(unsigned ev);

@@ -84,6 +84,10 @@ tl__op *tl__op_new(tl__loop *l, int kind, tl__fd *r)
 void tl__op_free(tl__loop *l, tl__op *op)
 {
     tl__io *io = l->io;
+    if (op->counted) { /* freed before its completion (never submitted) */
+        op->counted = 0;
+        l->inflight--;
+    }
     tl__list_remove(&op->fd_link);
     op->state = TL__OPS_FREE;
     op->gen = op->gen + 1 ? op->gen + 1 : 1; /* stale user_data: dropped */

@@ -38,7 +38,10 @@ typedef struct io_call {
     socklen_t alen;
 } io_call;
 
-/* r->is_sock: 0 not asked yet, 1 a socket, 2 a pipe or FIFO, 3 else. */
+/* r->is_sock: 0 not asked yet, 1 a socket, 2 a pipe or FIFO, 3 else
+ * (a tty, an eventfd, ...: pollable), 4 a regular file or a block device
+ * (never "not ready": src/io/file.c). */
+#define KIND_FILE 4
 static int fd_kind(tl__fd *r)
 {
     if (!r->is_sock) {
@@ -47,7 +50,9 @@ static int fd_kind(tl__fd *r)
             r->is_sock = 3;
         else
             r->is_sock = S_ISSOCK(st.st_mode) ? 1
-                         : S_ISFIFO(st.st_mode) ? 2 : 3;
+                         : S_ISFIFO(st.st_mode) ? 2
+                         : S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)
+                             ? KIND_FILE : 3;
     }
     return r->is_sock;
 }
@@ -160,7 +165,17 @@ static ssize_t uring_call(tl__task *self, tl__fd *r, io_call *c,
     default:
         break;
     }
-    int res = tl__op_run(self, op, 1u << dir, what);
+    unsigned dirs = 1u << dir;
+    if (fd_kind(r) == KIND_FILE) {
+        /* A file request waits for the disk, never for a peer: the
+         * kernel owes its completion, so the virtual clock waits for it
+         * (l->inflight). Files take no reader / writer slot: concurrent
+         * preads of one file are fine. */
+        op->counted = 1;
+        self->loop->inflight++;
+        dirs = 0;
+    }
+    int res = tl__op_run(self, op, dirs, what);
     if (c->kind == TL__OP_RECV && c->addr && res >= 0)
         *c->addrlen = m.msg_namelen;
     return res;
@@ -180,6 +195,12 @@ static ssize_t io_do(io_call *c, unsigned dir, const char *what, void *site)
     ssize_t n;
     if (l->backend->completion) {
         n = uring_call(self, r, c, dir, what);
+    } else if (fd_kind(r) == KIND_FILE &&
+               (c->kind >= TL__OP_READ && c->kind <= TL__OP_WRITEV)) {
+        /* A regular file is never "not ready": its read would block the
+         * loop's thread on the disk. The thread pool does it. */
+        n = tl__file_pool_io(c->kind, c->fd, c->buf, c->len, c->off, c->iov,
+                             c->iovcnt);
     } else {
         unsigned bit = dir == TL__DIR_R ? TL__EV_IN : TL__EV_OUT;
         for (;;) {

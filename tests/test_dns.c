@@ -85,18 +85,13 @@ static int errors_main(void *arg)
 {
     (void)arg;
     struct addrinfo *ai = (struct addrinfo *)&ai; /* must become NULL */
-    /* A name under the reserved .invalid TLD is never a host. */
-    int rc = tl_getaddrinfo("tulip-test.invalid", "80", NULL, &ai);
-    cr_expect(rc == TL_ENONAME || rc == -EAGAIN, "%s", tl_errname(rc));
-    cr_expect_null(ai);
-    const char *m = tl_fail_message(rc);
-    cr_expect(m && strstr(m, "tulip-test.invalid"), "message: %s",
-              m ? m : "(none)");
-    /* The same without asking any server: a name where a number must be. */
+    /* A name that is not found, without asking any server (tests send
+     * nothing beyond loopback): a name where a number must be. */
     struct addrinfo hints = {.ai_flags = AI_NUMERICHOST};
-    rc = tl_getaddrinfo("tulip-test.invalid", NULL, &hints, &ai);
+    int rc = tl_getaddrinfo("tulip-test.invalid", NULL, &hints, &ai);
     cr_expect_eq(rc, TL_ENONAME, "%s", tl_errname(rc));
-    m = tl_fail_message(TL_ENONAME);
+    cr_expect_null(ai);
+    const char *m = tl_fail_message(TL_ENONAME);
     cr_expect(m && strstr(m, "getaddrinfo(\"tulip-test.invalid\""), "%s",
               m ? m : "(none)");
     /* An unknown service (read from the services file, no network). */
@@ -118,8 +113,6 @@ static int errors_main(void *arg)
 
 Test(dns, bad_names_give_clear_errors, .timeout = 30)
 {
-    /* Keep a lookup that reaches an unreachable server short. */
-    setenv("RES_OPTIONS", "timeout:1 attempts:1", 1);
     cr_expect_eq(tl_run(errors_main, NULL), 0);
     struct addrinfo *ai;
     cr_expect_eq(tl_getaddrinfo("localhost", NULL, NULL, &ai), TL_ENOTASK);
@@ -394,16 +387,12 @@ static int he_all_fail_main(void *arg)
     cr_expect_eq(tl_net_connect_host("localhost", 80, SOCK_STREAM,
                                      &(tl_connect_opts){.family = AF_UNIX}),
                  -EINVAL);
-    rc = tl_net_connect_host("x", 80, SOCK_STREAM,
-                             &(tl_connect_opts){.family = AF_INET});
-    (void)rc; /* whatever the resolver says; it must not crash */
     close_all(fds, 4);
     return 0;
 }
 
 Test(dns, happy_eyeballs_all_fail_reports_every_address, .timeout = 30)
 {
-    setenv("RES_OPTIONS", "timeout:1 attempts:1", 1);
     cr_expect_eq(tl_run(he_all_fail_main, NULL), 0);
 }
 

@@ -596,3 +596,88 @@ Test(server, a_full_fd_table_is_survived_and_reported_once, .timeout = T_OUT)
     cr_expect_eq(tl_test_count_of(out, "accept failed with EMFILE"), 1,
                  "reported once:\n%s", out);
 }
+
+/* ---- many connections at once ------------------------------------------- */
+
+static int many_n;
+static int many_connected;
+static tl_event many_go;
+static tl_sem many_connecting;
+
+static int many_client(void *arg)
+{
+    /* Connect a few hundred at a time: thousands of SYNs at once overflow
+     * the listen queue (somaxconn), and the kernel drops the SYNs that
+     * the clients then resend only after 1, 3, 7... seconds. */
+    int fd = tl_sem_acquire(&many_connecting);
+    if (fd < 0) return fd;
+    fd = tl_net_connect(arg, SOCK_STREAM);
+    TL_IGNORE(tl_sem_release(&many_connecting));
+    if (fd < 0) return fd;
+    many_connected++;
+    int rc = tl_event_wait(&many_go); /* every connection open at once */
+    char got[8];
+    if (rc == 0 && tl_send(fd, "many\n", 5, 0) != 5) rc = -EIO;
+    if (rc == 0 && tl_recv(fd, got, 5, 0) != 5)
+        rc = -EPROTO;
+    if (rc == 0 && memcmp(got, "MANY\n", 5) != 0) rc = -EPROTO;
+    TL_IGNORE(tl_close(fd));
+    return rc;
+}
+
+static int main_many(void *arg)
+{
+    struct counts *k = arg;
+    tl_sockaddr a;
+    cr_assert_eq(tl_sockaddr_ip(&a, "127.0.0.1", 0), 0);
+    tl_server_opts o = {.addr = &a, .handler = echo_line, .arg = k,
+                        .backlog = 4096};
+    tl_server *srv;
+    cr_assert_eq(tl_server_open(&srv, &o), 0);
+    tl_sockaddr addr = *tl_server_addr(srv);
+    tl_task st = tl_test_spawn(serve_task, srv);
+    cr_assert_eq(tl_event_init(&many_go), 0);
+    cr_assert_eq(tl_sem_init(&many_connecting, 256), 0);
+    tl_group g;
+    int rc = 0;
+    TL_WITH_GROUP(&g, &rc) {
+        for (int i = 0; i < many_n && rc == 0; i++)
+            rc = tl_group_spawn(g, many_client, &addr);
+        /* Bounded (60 s of 2 ms naps), for a loaded machine. */
+        for (int i = 0; i < 30000 && rc == 0 &&
+                        !(many_connected == many_n && k->handlers == many_n);
+             i++)
+            rc = tl_sleep(0.002);
+        cr_expect_eq(many_connected, many_n);
+        cr_expect_eq(k->handlers, many_n);
+        cr_expect_eq(k->peak, many_n, "all %d connections open at once",
+                     many_n);
+        TL_IGNORE(tl_event_set(&many_go));
+    }
+    cr_expect_eq(rc, 0, "clients: %s", tl_strerror(rc));
+    cr_expect_eq(tl_server_shutdown(srv, 10.0), 0);
+    cr_expect_eq(tl_server_wait_closed(srv), 0);
+    cr_expect_eq(tl_test_join(st), 0);
+    cr_expect_eq(k->done, many_n);
+    TL_IGNORE(tl_event_destroy(&many_go));
+    TL_IGNORE(tl_sem_destroy(&many_connecting));
+    cr_expect_eq(tl_server_free(srv), 0);
+    return 0;
+}
+
+Test(server, ten_thousand_concurrent_connections, .timeout = T_OUT)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    many_n = TL_TEST_SCALE(10000);
+    if ((rlim_t)(2 * many_n + 100) > rl.rlim_cur)
+        many_n = ((int)rl.rlim_cur - 100) / 2;
+    if (many_n < 100)
+        cr_skip_test("RLIMIT_NOFILE too low (%ld)", (long)rl.rlim_cur);
+    int before = count_fds();
+    struct counts k = {0};
+    cr_assert_eq(tl_run(main_many, &k), 0);
+    cr_expect_eq(count_fds(), before, "fds leaked");
+}

@@ -76,7 +76,7 @@ static int resolve_main(void *arg)
     return 0;
 }
 
-Test(dns, resolves_localhost_and_numeric_addresses, .timeout = 30)
+Test(dns, resolves_localhost_and_numeric_addresses, .timeout = 60)
 {
     cr_expect_eq(tl_run(resolve_main, NULL), 0);
 }
@@ -111,7 +111,7 @@ static int errors_main(void *arg)
     return 0;
 }
 
-Test(dns, bad_names_give_clear_errors, .timeout = 30)
+Test(dns, bad_names_give_clear_errors, .timeout = 60)
 {
     cr_expect_eq(tl_run(errors_main, NULL), 0);
     struct addrinfo *ai;
@@ -168,7 +168,7 @@ static int cancel_main(void *arg)
 }
 
 Test(dns, cancelled_resolve_returns_at_once_and_touches_nothing,
-     .timeout = 30)
+     .timeout = 60)
 {
     sem_init(&hook_entered, 0, 0);
     sem_init(&hook_go, 0, 0);
@@ -294,7 +294,7 @@ static int he_orders_main(void *arg)
 }
 
 Test(dns, happy_eyeballs_silent_and_working_address_in_both_orders,
-     .timeout = 30)
+     .timeout = 60)
 {
     cr_expect_eq(run_virtual(he_orders_main, NULL), 0);
 }
@@ -391,7 +391,7 @@ static int he_all_fail_main(void *arg)
     return 0;
 }
 
-Test(dns, happy_eyeballs_all_fail_reports_every_address, .timeout = 30)
+Test(dns, happy_eyeballs_all_fail_reports_every_address, .timeout = 60)
 {
     cr_expect_eq(tl_run(he_all_fail_main, NULL), 0);
 }
@@ -445,7 +445,7 @@ static int by_name_main(void *arg)
     return 0;
 }
 
-Test(dns, connect_by_name_v4_v6_and_udp, .timeout = 30)
+Test(dns, connect_by_name_v4_v6_and_udp, .timeout = 60)
 {
     cr_expect_eq(tl_run(by_name_main, NULL), 0);
 }
@@ -494,7 +494,7 @@ static int he_cancel_main(void *arg)
     return 0;
 }
 
-Test(dns, happy_eyeballs_cancel_closes_every_attempt, .timeout = 30)
+Test(dns, happy_eyeballs_cancel_closes_every_attempt, .timeout = 60)
 {
     cr_expect_eq(run_virtual(he_cancel_main, NULL), 0);
 }

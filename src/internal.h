@@ -243,6 +243,10 @@ struct tl__rec {
 #define TL__EV_IN 0x1u
 #define TL__EV_OUT 0x2u
 #define TL__EV_ERR 0x4u /* error or hang-up: both directions may proceed */
+#define TL__EV_HUP 0x8u /* epoll: the event said RDHUP, HUP, ERR or PRI (an
+                           end, an error or urgent data is readable: a short
+                           read no longer means the socket is drained);
+                           kept in tl__fd.hup, never in ready */
 
 enum { TL__DIR_R = 0, TL__DIR_W = 1 };
 
@@ -257,6 +261,16 @@ typedef struct tl__fd {
                               3 anything else pollable, 4 a regular file
                               or block device (src/io/ops.c) */
     uint32_t mode;         /* epoll: the events currently registered */
+    uint8_t edge_in;       /* epoll: registered edge-triggered with IN */
+    uint8_t bytes;         /* 0 unknown, 1 a byte stream (SOCK_STREAM
+                              socket, pipe), 2 anything else */
+    uint8_t drained;       /* epoll: a read of this byte stream came back
+                              short while edge_in, and no IN edge, no
+                              re-registration since: the next read parks
+                              before trying (the EAGAIN it would meet
+                              costs a system call) */
+    uint8_t hup;           /* epoll: an event said HUP/RDHUP/ERR/PRI
+                              (sticky for the fd's life): never drained */
     tl__task *waiter[2];   /* the task using each direction (parked for
                               readiness, or owning an op): one at a time */
     tl__link ops;          /* io_uring: this fd's ops in the kernel */

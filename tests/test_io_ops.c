@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -518,6 +519,194 @@ static int main_read_deadline(void *arg)
 Test(io_ops, a_read_deadline_fires_on_the_virtual_clock, .timeout = 10)
 {
     cr_assert_eq(run_virtual(main_read_deadline, NULL), 0);
+}
+
+/* ---- short reads (epoll: a short read of a byte stream parks the next
+ * read before it tries) ----------------------------------------------- */
+
+struct short_reader {
+    int fd;
+    int kind;          /* 0 tl_read, 1 tl_readv, 2 tl_recv */
+    int reads;         /* reads to make (0: until end or error) */
+    size_t total;
+    ssize_t last;
+};
+
+static ssize_t read_kind(int kind, int fd, char *b, size_t n)
+{
+    if (kind == 1) {
+        struct iovec v[2] = {{b, n / 2}, {b + n / 2, n - n / 2}};
+        return tl_readv(fd, v, 2);
+    }
+    return kind == 2 ? tl_recv(fd, b, n, 0) : tl_read(fd, b, n);
+}
+
+static int short_reader_task(void *arg)
+{
+    struct short_reader *sr = arg;
+    char b[64];
+    for (int i = 0; sr->reads == 0 || i < sr->reads; i++) {
+        sr->last = read_kind(sr->kind, sr->fd, b, sizeof b);
+        if (sr->last <= 0) break;
+        sr->total += (size_t)sr->last;
+    }
+    return 0;
+}
+
+/* Data and the end (or the peer's close, or several datagrams) arrive
+ * together while a reader is parked: the read that takes the data comes
+ * back short, and the next one must still see the end or the next
+ * datagram at once; no edge will come for what is already there. */
+static int main_short_then_more(void *arg)
+{
+    (void)arg;
+    for (int kind = 0; kind < 3; kind++) {
+        for (int how = 0; how < 2; how++) {
+            int sv[2];
+            pair(sv);
+            struct short_reader sr = {.fd = sv[0], .kind = kind};
+            tl_task t = tl_test_spawn(short_reader_task, &sr);
+            tl_test_settle(); /* parked, registered */
+            cr_expect_eq(send(sv[1], "abc", 3, 0), 3);
+            if (how == 0)
+                cr_expect_eq(shutdown(sv[1], SHUT_WR), 0);
+            else
+                cr_expect_eq(close(sv[1]), 0);
+            tl_test_join(t);
+            cr_expect_eq(sr.total, 3, "kind %d how %d", kind, how);
+            cr_expect(sr.last == 0 || sr.last == -ECONNRESET,
+                      "kind %d how %d: %zd", kind, how, sr.last);
+            tl_close(sv[0]);
+            if (how == 0) tl_close(sv[1]);
+        }
+        /* Records: a short read is one datagram, not an empty socket. */
+        int types[2] = {SOCK_DGRAM, SOCK_SEQPACKET};
+        for (int ti = 0; ti < 2; ti++) {
+            int sv[2];
+            cr_assert_eq(socketpair(AF_UNIX, types[ti] | SOCK_CLOEXEC |
+                                    SOCK_NONBLOCK, 0, sv), 0);
+            struct short_reader sr = {.fd = sv[0], .kind = kind, .reads = 2};
+            tl_task t = tl_test_spawn(short_reader_task, &sr);
+            tl_test_settle();
+            cr_expect_eq(send(sv[1], "one", 3, 0), 3);
+            cr_expect_eq(send(sv[1], "two", 3, 0), 3);
+            tl_test_join(t);
+            cr_expect_eq(sr.total, 6, "kind %d type %d", kind, types[ti]);
+            tl_close(sv[0]);
+            tl_close(sv[1]);
+        }
+    }
+    return 0;
+}
+
+Test(io_ops, a_short_read_never_hides_an_end_or_the_next_datagram,
+     .timeout = 10)
+{
+    cr_assert_eq(tl_run(main_short_then_more, NULL), 0);
+}
+
+/* Many small round trips over TCP, a pipe and a Unix socket: every read
+ * is short, so on epoll every next read parks before it tries; none may
+ * sleep through the bytes that came. */
+struct pinger {
+    int rfd, wfd, rounds, kind;
+    int done;
+};
+
+static int pong_task(void *arg)
+{
+    struct pinger *p = arg;
+    char b[64];
+    for (int i = 0; i < p->rounds; i++) {
+        size_t want = 1 + (size_t)(i % 40), got = 0;
+        while (got < want) {
+            ssize_t n = read_kind(p->kind == 1 && p->rfd != p->wfd ? 0
+                                                                   : p->kind,
+                                  p->rfd, b, sizeof b);
+            if (n <= 0) return (int)(n ? n : -EPIPE);
+            got += (size_t)n;
+        }
+        if (tl_write(p->wfd, b, 1) != 1) return -EIO;
+    }
+    p->done = 1;
+    return 0;
+}
+
+static int main_ping_pong(void *arg)
+{
+    (void)arg;
+    int rounds = TL_TEST_SCALE(2000);
+    char msg[64];
+    memset(msg, 'p', sizeof msg);
+    for (int kind = 0; kind < 3; kind++) {
+        for (int trans = 0; trans < 3; trans++) {
+            int a_r, a_w, b_r, b_w, extra[2] = {-1, -1};
+            if (trans == 0) { /* TCP */
+                struct sockaddr_storage ss;
+                socklen_t len;
+                int l = tcp_listener(AF_INET, &ss, &len);
+                int c = tl_socket(AF_INET, SOCK_STREAM, 0);
+                cr_assert_geq(c, 0);
+                cr_assert_eq(tl_connect(c, (struct sockaddr *)&ss, len), 0);
+                int s = tl_accept(l, NULL, NULL);
+                cr_assert_geq(s, 0);
+                tl_close(l);
+                /* no Nagle: a message sent in two pieces must not wait
+                 * for a delayed ACK */
+                cr_expect_eq(tl_sockopt_set(c, IPPROTO_TCP, TCP_NODELAY, 1), 0);
+                cr_expect_eq(tl_sockopt_set(s, IPPROTO_TCP, TCP_NODELAY, 1), 0);
+                a_r = a_w = c;
+                b_r = b_w = s;
+            } else if (trans == 1) { /* pipes (tl_recv does not apply) */
+                if (kind == 2) continue;
+                int p1[2], p2[2];
+                cr_assert_eq(pipe2(p1, O_CLOEXEC), 0);
+                cr_assert_eq(pipe2(p2, O_CLOEXEC), 0);
+                a_w = p1[1];
+                b_r = p1[0];
+                b_w = p2[1];
+                a_r = p2[0];
+                extra[0] = p1[1];
+                extra[1] = p2[1];
+            } else {
+                int sv[2];
+                cr_assert_eq(tl_socketpair(SOCK_STREAM, sv), 0);
+                a_r = a_w = sv[0];
+                b_r = b_w = sv[1];
+            }
+            struct pinger p = {.rfd = b_r, .wfd = b_w, .rounds = rounds,
+                               .kind = kind};
+            tl_task t = tl_test_spawn(pong_task, &p);
+            char b[8];
+            for (int i = 0; i < rounds; i++) {
+                size_t want = 1 + (size_t)(i % 40);
+                /* in two pieces now and then, a yield between */
+                size_t first = i % 3 == 0 && want > 1 ? want / 2 : want;
+                cr_assert_eq(tl_write(a_w, msg, first), (ssize_t)first);
+                if (first < want) {
+                    cr_assert_eq(tl_yield(), 0);
+                    cr_assert_eq(tl_write(a_w, msg, want - first),
+                                 (ssize_t)(want - first));
+                }
+                ssize_t n = read_kind(trans == 1 ? 0 : kind, a_r, b, 1);
+                cr_assert_eq(n, 1, "kind %d transport %d round %d: %zd",
+                             kind, trans, i, n);
+            }
+            cr_expect_eq(tl_test_join(t), 0);
+            cr_expect(p.done, "kind %d transport %d", kind, trans);
+            tl_close(a_r);
+            if (a_w != a_r) tl_close(a_w);
+            tl_close(b_r);
+            if (b_w != b_r) tl_close(b_w);
+            (void)extra;
+        }
+    }
+    return 0;
+}
+
+Test(io_ops, short_read_round_trips_never_stall, .timeout = 10)
+{
+    cr_assert_eq(tl_run(main_ping_pong, NULL), 0);
 }
 
 /* ---- resources ------------------------------------------------------------ */

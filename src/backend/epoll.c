@@ -69,6 +69,8 @@ static int ep_fd_ctl(tl__loop *l, tl__fd *r, unsigned events, int edge)
         if (!r->registered) return 0;
         r->registered = 0;
         r->mode = 0;
+        r->edge_in = 0;
+        r->drained = 0;
         /* ENOENT / EBADF: the fd was closed behind tulip's back (close(2)
          * takes it out of the set by itself). */
         if (epoll_ctl(s->epfd, EPOLL_CTL_DEL, r->fd, NULL) < 0 &&
@@ -94,6 +96,11 @@ static int ep_fd_ctl(tl__loop *l, tl__fd *r, unsigned events, int edge)
     if (rc < 0) return -errno; /* EPERM: a regular file; EBADF, ENOMEM */
     r->registered = 1;
     r->mode = ev.events;
+    /* A new registration: whatever a short read said before it, the I/O
+     * layer tries the next read again (the kernel reports the level at
+     * EPOLL_CTL_MOD anyway; this keeps the rule simple to check). */
+    r->edge_in = edge && (events & TL__EV_IN);
+    r->drained = 0;
     return 0;
 }
 
@@ -108,6 +115,7 @@ static unsigned ep_bits(uint32_t e)
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) b |= TL__EV_IN;
     if (e & EPOLLOUT) b |= TL__EV_OUT;
     if (e & (EPOLLERR | EPOLLHUP)) b |= TL__EV_ERR | TL__EV_IN | TL__EV_OUT;
+    if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP | EPOLLPRI)) b |= TL__EV_HUP;
     return b;
 }
 

@@ -127,6 +127,10 @@ static tl__fd *rec_make(tl__loop *l, int fd, int is_sock, int *err)
     r->ready = 0;
     r->registered = 0;
     r->mode = 0;
+    r->edge_in = 0;
+    r->drained = 0;
+    r->hup = 0;
+    r->bytes = 0;
     r->is_sock = is_sock ? 1 : 0;
     r->waiter[0] = r->waiter[1] = NULL;
     r->watch = NULL;
@@ -230,6 +234,9 @@ void tl__fd_event(tl__loop *l, uint64_t tag, unsigned ev)
     /* Forgotten earlier in this batch (maybe reopened as a new record):
      * the event belongs to a generation that no longer exists. */
     if (!r || !r->live || r->gen != (uint32_t)(tag >> 32)) return;
+    if (ev & TL__EV_HUP) r->hup = 1;
+    ev &= ~TL__EV_HUP;
+    if (ev & (TL__EV_IN | TL__EV_ERR)) r->drained = 0; /* new data */
     r->ready |= (uint8_t)ev;
     bool resync = false;
     for (int d = 0; d < 2; d++) {
@@ -326,6 +333,7 @@ void tl__fd_forget(tl__loop *l, tl__fd *r, int code)
         (void)l->backend->fd_ctl(l, r, 0, 0);
     r->live = 0;
     r->ready = 0;
+    r->drained = 0;
     r->gen = r->gen + 1 ? r->gen + 1 : 1;
     struct tl_fd_watch *w = r->watch;
     if (w) {

@@ -66,6 +66,9 @@ void tl__fd_fresh(tl__loop *l, int fd, int is_sock);
 void tl__fd_forget(tl__loop *l, tl__fd *r, int code);
 int tl__fd_wait_ready(tl__task *self, tl__fd *r, unsigned events, int level,
                       const char *what);
+/* 1 if r is a byte stream (a SOCK_STREAM socket, a pipe), else 2; asked
+ * once per fd life (src/io/ops.c). */
+int tl__fd_bytes(tl__fd *r);
 /* A parked fd waiter or op owner leaves r's slots (dirs bits). */
 void tl__fd_release(tl__fd *r, tl__task *t);
 

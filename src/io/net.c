@@ -117,19 +117,23 @@ const char *tl_sockaddr_format(const tl_sockaddr *a, char *buf, size_t len)
 }
 
 /* The new fd is a socket tulip made: record it (on the loop's thread). */
-static void note_fd(int fd)
+static void note_fd(int fd, int type)
 {
     tl__loop *l = tl__self;
-    if (l && l->fork_gen == atomic_load_explicit(&tl__fork_gen,
-                                                 memory_order_relaxed))
-        tl__fd_fresh(l, fd, 1);
+    if (!l || l->fork_gen != atomic_load_explicit(&tl__fork_gen,
+                                                  memory_order_relaxed))
+        return;
+    tl__fd_fresh(l, fd, 1);
+    tl__fd *r = tl__fd_find(l, fd);
+    /* the type asked for (its flag bits aside): no getsockopt later */
+    if (r) r->bytes = (type & 0xf) == SOCK_STREAM ? 1 : 2;
 }
 
 int tl_socket(int domain, int type, int protocol)
 {
     int fd = socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
     if (fd < 0) return -errno;
-    note_fd(fd);
+    note_fd(fd, type);
     return fd;
 }
 
@@ -138,8 +142,8 @@ int tl_socketpair(int type, int sv[2])
     if (!sv) return -EINVAL;
     if (socketpair(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
         return -errno;
-    note_fd(sv[0]);
-    note_fd(sv[1]);
+    note_fd(sv[0], type);
+    note_fd(sv[1], type);
     return 0;
 }
 

@@ -18,6 +18,8 @@
 
 #include <limits.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +60,46 @@ static int fd_kind(tl__fd *r)
 }
 
 static bool is_sock(tl__fd *r) { return fd_kind(r) == 1; }
+
+int tl__fd_bytes(tl__fd *r)
+{
+    if (!r->bytes) {
+        int k = fd_kind(r), type = 0;
+        socklen_t tlen = sizeof type;
+        if (k == 2)
+            r->bytes = 1; /* a pipe or FIFO */
+        else if (k == 1 && getsockopt(r->fd, SOL_SOCKET, SO_TYPE, &type,
+                                      &tlen) == 0 && type == SOCK_STREAM)
+            r->bytes = 1;
+        else
+            r->bytes = 2; /* datagrams, records, ttys, ... */
+    }
+    return r->bytes;
+}
+
+/* epoll: the bytes a read asks for, or 0 when this call is not a plain
+ * read of the stream (a peek, a recvfrom, a positioned read): only those
+ * may say "drained" by coming back short. */
+static size_t plain_read_len(const io_call *c)
+{
+    if (c->off >= 0) return 0;
+    switch (c->kind) {
+    case TL__OP_READ:
+        return c->len;
+    case TL__OP_RECV:
+        return c->flags || c->addr ? 0 : c->len;
+    case TL__OP_READV: {
+        size_t n = 0;
+        for (int i = 0; i < c->iovcnt; i++) {
+            if (c->iov[i].iov_len > SIZE_MAX - n) return 0;
+            n += c->iov[i].iov_len;
+        }
+        return n;
+    }
+    default:
+        return 0;
+    }
+}
 
 static ssize_t sys_call(io_call *c, tl__fd *r)
 {
@@ -203,6 +245,16 @@ static ssize_t io_do(io_call *c, unsigned dir, const char *what, void *site)
                              c->iovcnt);
     } else {
         unsigned bit = dir == TL__DIR_R ? TL__EV_IN : TL__EV_OUT;
+        size_t want = plain_read_len(c);
+        /* The last read of this byte stream came back short and no edge
+         * came since (fd.c clears `drained` on every IN edge, error,
+         * hang-up and re-registration): the call would say EAGAIN. Park
+         * first, as libuv does, and save that system call. */
+        if (want && r->drained && r->edge_in && !r->hup &&
+            !(r->ready & (TL__EV_IN | TL__EV_ERR))) {
+            int w = tl__fd_wait_ready(self, r, TL__EV_IN, 0, what);
+            if (w < 0) return w;
+        }
         for (;;) {
             n = sys_call(c, r);
             if (n >= 0) break;
@@ -213,12 +265,27 @@ static ssize_t io_do(io_call *c, unsigned dir, const char *what, void *site)
             int w = tl__fd_wait_ready(self, r, bit, 0, what);
             if (w < 0) return w;
         }
+        /* A short read of a byte stream emptied the kernel's buffer (a
+         * TCP or Unix stream socket, a pipe: it stops only there). With
+         * an edge-triggered registration, anything that arrives later
+         * brings an edge; edges already fetched were for bytes this read
+         * took. An end or error already seen (hup) is still readable:
+         * never drained then. */
+        if (want && n > 0 && (size_t)n < want && r->edge_in && !r->hup &&
+            !(r->ready & TL__EV_ERR) && tl__fd_bytes(r) == 1) {
+            r->drained = 1;
+            r->ready &= (uint8_t)~TL__EV_IN;
+        }
         if (++self->io_streak >= STREAK_YIELD) {
             self->io_streak = 0;
             tl__yield_now(self); /* let the others run; result kept */
         }
     }
-    if (c->kind == TL__OP_ACCEPT && n >= 0) tl__fd_fresh(l, (int)n, 1);
+    if (c->kind == TL__OP_ACCEPT && n >= 0) {
+        tl__fd_fresh(l, (int)n, 1);
+        tl__fd *nr = tl__fd_find(l, (int)n);
+        if (nr) nr->bytes = (uint8_t)tl__fd_bytes(r); /* the listener's type */
+    }
     return n;
 }
 

@@ -3,18 +3,22 @@
  * picks a free port; the first line on stdout says where it listens
  * ("listening on 127.0.0.1:PORT"). SIGINT or SIGTERM: stop accepting,
  * close the connections, exit 0.
+ *
+ * tl_server does the accepting (a task per connection, in the server's
+ * own group); a tl_signals watcher turns the signal into a shutdown.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 #include <tulip.h>
 
 /* One connection: echo until the client closes or resets. */
-static int echo(tl_stream *s)
+static int echo(tl_server_conn *c, void *arg)
 {
+    (void)arg;
+    tl_stream *s = tl_server_conn_stream(c);
+    if (!s) return -ENOMEM;
     char buf[16384];
     for (;;) {
         ssize_t n = tl_stream_read(s, buf, sizeof buf);
@@ -26,68 +30,53 @@ static int echo(tl_stream *s)
     }
 }
 
-static int conn_task(void *arg)
-{
-    tl_stream *s = arg;
-    int rc = echo(s);
-    (void)tl_stream_wait_closed(s);
-    return rc == -ECANCELED ? rc : 0; /* a client's misbehaviour is not ours */
-}
+struct stopper {
+    tl_signals *sig;
+    tl_server *srv;
+};
 
-static int lfd = -1;
-static int sigfd;
-
-/* Wait for SIGINT or SIGTERM, then stop accepting: closing the listening
- * socket wakes the accept with TL_ECLOSED. */
+/* Wait for SIGINT or SIGTERM, then shut the server down: it stops
+ * accepting and cancels every connection at once (no grace period). */
 static int wait_signal(void *arg)
 {
-    (void)arg;
-    struct signalfd_siginfo si;
-    ssize_t n = tl_read(sigfd, &si, sizeof si);
-    if (n < 0) return (int)n;
-    tl_close(lfd);
-    lfd = -1;
-    return 0;
+    struct stopper *st = arg;
+    int rc = tl_signals_wait(st->sig, NULL);
+    if (rc < 0) return rc;
+    return tl_server_shutdown(st->srv, 0);
 }
 
 static int main_task(void *arg)
 {
     int port = (int)(intptr_t)arg;
+    /* Watch the signals before saying where we listen: a client that
+     * sends SIGTERM as soon as it knows the port finds them watched. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    struct stopper st;
+    int rc = tl_signals_open(&st.sig, &set);
+    if (rc < 0) return tl_fail(rc, "watch SIGINT and SIGTERM");
     tl_sockaddr addr;
-    int rc = tl_sockaddr_ip(&addr, "127.0.0.1", port);
-    if (rc < 0) return rc;
-    lfd = tl_net_listen(&addr, SOCK_STREAM, 0, 0);
-    if (lfd < 0) return tl_fail(lfd, "listen on 127.0.0.1:%d", port);
-    tl_sockaddr bound;
+    rc = tl_sockaddr_ip(&addr, "127.0.0.1", port);
+    tl_server_opts o = {.addr = &addr, .handler = echo};
+    if (rc == 0) rc = tl_server_open(&st.srv, &o);
+    if (rc < 0) {
+        tl_signals_close(st.sig);
+        return tl_fail(rc, "listen on 127.0.0.1:%d", port);
+    }
     char name[64];
-    tl_sockaddr_local(lfd, &bound);
-    printf("listening on %s\n", tl_sockaddr_format(&bound, name, sizeof name));
+    printf("listening on %s\n", tl_sockaddr_format(tl_server_addr(st.srv), name, sizeof name));
     fflush(stdout);
 
-    tl_group conns; /* every connection's task: none outlives main */
-    tl_group_enter(&conns);
-    rc = tl_group_spawn(conns, wait_signal, NULL);
-    while (rc == 0) {
-        int fd = tl_accept(lfd, NULL, NULL);
-        if (fd == TL_ECLOSED) break; /* the signal: stop accepting */
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-            rc = tl_sleep(0.1); /* out of fds: back off, keep serving */
-            continue;
-        }
-        if (fd < 0) {
-            rc = fd == -ECONNABORTED || fd == -EPERM ? 0 : fd;
-            continue;
-        }
-        tl_stream *s;
-        if (tl_stream_open(&s, fd, NULL) < 0) {
-            tl_close(fd);
-            continue;
-        }
-        if (tl_group_spawn(conns, conn_task, s) < 0) (void)tl_stream_wait_closed(s);
-    }
-    tl_group_cancel(conns); /* close every connection */
-    rc = tl_group_wait(conns, rc, NULL);
-    if (lfd >= 0) tl_close(lfd);
+    tl_group g; /* the signal's task: it does not outlive main */
+    tl_group_enter(&g);
+    rc = tl_group_spawn(g, wait_signal, &st);
+    if (rc == 0) rc = tl_server_serve(st.srv); /* until the signal */
+    tl_group_cancel(g); /* the server stopped on its own: no more signal */
+    rc = tl_group_wait(g, rc, NULL);
+    tl_server_free(st.srv);
+    tl_signals_close(st.sig);
     return rc;
 }
 
@@ -99,21 +88,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: echo_server PORT   (PORT 0: any free port)\n");
         return 2;
     }
-    /* SIGINT and SIGTERM arrive through a signalfd that a task reads:
-     * blocked here, before tulip starts any thread, so every thread
-     * inherits the mask and none of them takes the signal itself. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sigfd < 0) {
-        perror("echo_server: signalfd");
-        return 1;
-    }
-    tl_config cfg = {.no_sigint = 1};
-    int rc = tl_run_with(&cfg, main_task, (void *)(intptr_t)port);
-    close(sigfd);
+    int rc = tl_run(main_task, (void *)(intptr_t)port);
     return rc == 0 ? 0 : 1;
 }

@@ -11,7 +11,10 @@
  *
  * The parser's callbacks run on the connection task's own stack, so the
  * one that sees a whole request can simply sleep and write the answer:
- * straight-line code inside a callback API.
+ * straight-line code inside a callback API. tl_server does the accepting
+ * (a task per connection, in the server's own group, and the grace period
+ * of the graceful stop); a tl_signals watcher turns the signal into the
+ * stop.
  */
 #include <errno.h>
 #include <http_parser.h>
@@ -20,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 #include <tulip.h>
 
 static const char hello[] = "HTTP/1.1 200 OK\r\n"
@@ -44,7 +45,7 @@ static double delay_s;
 
 struct conn {
     struct conn *prev, *next; /* the server's list of connections */
-    tl_task task;
+    tl_task task;             /* the connection's task (its handler's) */
     tl_stream *s;
     int busy; /* inside a request: a graceful stop lets it finish */
     int rc;   /* first error met while answering */
@@ -54,9 +55,7 @@ struct conn {
 
 static struct {
     struct conn list; /* circular, list.next is the oldest */
-    int count;
     int stopping;
-    tl_event all_gone; /* set when stopping and count reaches 0 */
 } server;
 
 /* Bytes of a request that arrived and are not read yet. */
@@ -123,101 +122,79 @@ static int serve_conn(struct conn *c)
     }
 }
 
-/* ---- the server: a task per connection, a graceful stop ---------------- */
+/* ---- the server: a handler per connection, a graceful stop ------------- */
 
-static int conn_task(void *arg)
+/* A connection's handler, in its own task (tl_server made it). The
+ * connection is listed while it runs, so that a graceful stop can tell
+ * the idle ones from those inside a request. */
+static int handle(tl_server_conn *sc, void *arg)
 {
-    struct conn *c = arg;
-    c->task = tl_current();
+    (void)arg;
+    struct conn c = {.task = tl_current(), .s = tl_server_conn_stream(sc)};
+    if (!c.s) return -ENOMEM;
+    c.prev = server.list.prev, c.next = &server.list; /* link it */
+    c.prev->next = &c, server.list.prev = &c;
     int rc = 0;
-    if (!server.stopping || bytes_waiting(c)) rc = serve_conn(c);
-    (void)tl_stream_wait_closed(c->s);
-    c->prev->next = c->next, c->next->prev = c->prev;
-    if (--server.count == 0 && server.stopping) tl_event_set(&server.all_gone);
-    free(c);
+    /* Accepted as the stop began: answer only a request already sent. */
+    if (!server.stopping || bytes_waiting(&c)) rc = serve_conn(&c);
+    c.prev->next = c.next, c.next->prev = c.prev;
     return rc == -ECANCELED ? rc : 0; /* a client's misbehaviour is not ours */
 }
 
-static int lfd = -1;
-static int sigfd;
+struct stopper {
+    tl_signals *sig;
+    tl_server *srv;
+};
 
-/* Wait for SIGINT or SIGTERM, then stop accepting: closing the listening
- * socket wakes the accept with TL_ECLOSED. */
+/* Wait for SIGINT or SIGTERM, then stop gracefully: the server stops
+ * accepting and gives the connections 2 s to end, then cancels those
+ * left; connections waiting for a request are closed now; those inside
+ * one finish it (each closes after its answer). */
 static int wait_signal(void *arg)
 {
-    (void)arg;
-    struct signalfd_siginfo si;
-    ssize_t n = tl_read(sigfd, &si, sizeof si);
-    if (n < 0) return (int)n;
+    struct stopper *st = arg;
+    int rc = tl_signals_wait(st->sig, NULL);
+    if (rc < 0) return rc;
     server.stopping = 1;
-    tl_close(lfd);
-    return 0;
-}
-
-/* The graceful stop: connections waiting for a request are closed now;
- * those inside one finish it (each closes after its answer); after 2 s
- * the rest are cancelled. */
-static void stop(tl_group conns)
-{
+    rc = tl_server_shutdown(st->srv, 2.0);
     for (struct conn *c = server.list.next; c != &server.list; c = c->next)
-        if (c->task.gen && !c->busy && !bytes_waiting(c)) tl_cancel(c->task);
-    if (server.count > 0) {
-        int rc;
-        TL_WITH_MOVE_ON(2.0, &rc) rc = tl_event_wait(&server.all_gone);
-    }
-    tl_group_cancel(conns);
+        if (!c->busy && !bytes_waiting(c)) tl_cancel(c->task);
+    return rc;
 }
 
 static int main_task(void *arg)
 {
     int port = (int)(intptr_t)arg;
-    tl_sockaddr addr;
-    int rc = tl_sockaddr_ip(&addr, "127.0.0.1", port);
-    if (rc < 0) return rc;
-    lfd = tl_net_listen(&addr, SOCK_STREAM, 0, 0);
-    if (lfd < 0) return tl_fail(lfd, "listen on 127.0.0.1:%d", port);
-    tl_sockaddr bound;
-    char name[64];
-    tl_sockaddr_local(lfd, &bound);
-    printf("listening on %s\n", tl_sockaddr_format(&bound, name, sizeof name));
-    fflush(stdout);
     server.list.next = server.list.prev = &server.list;
-    tl_event_init(&server.all_gone);
-
-    tl_group conns;
-    tl_group_enter(&conns);
-    rc = tl_group_spawn(conns, wait_signal, NULL);
-    while (rc == 0) {
-        int fd = tl_accept(lfd, NULL, NULL);
-        if (fd == TL_ECLOSED) break; /* the signal: stop accepting */
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-            rc = tl_sleep(0.1); /* out of fds: back off, keep serving */
-            continue;
-        }
-        if (fd < 0) {
-            rc = fd == -ECONNABORTED || fd == -EPERM ? 0 : fd;
-            continue;
-        }
-        struct conn *c = calloc(1, sizeof *c);
-        if (!c || tl_stream_open(&c->s, fd, NULL) < 0) {
-            free(c);
-            tl_close(fd);
-            continue;
-        }
-        c->prev = server.list.prev, c->next = &server.list; /* link it */
-        c->prev->next = c, server.list.prev = c;
-        server.count++;
-        if (tl_group_spawn(conns, conn_task, c) < 0) {
-            c->prev->next = c->next, c->next->prev = c->prev;
-            server.count--;
-            (void)tl_stream_wait_closed(c->s);
-            free(c);
-        }
+    /* Watch the signals before saying where we listen: a client that
+     * sends SIGTERM as soon as it knows the port finds them watched. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    struct stopper st;
+    int rc = tl_signals_open(&st.sig, &set);
+    if (rc < 0) return tl_fail(rc, "watch SIGINT and SIGTERM");
+    tl_sockaddr addr;
+    rc = tl_sockaddr_ip(&addr, "127.0.0.1", port);
+    tl_server_opts o = {.addr = &addr, .handler = handle};
+    if (rc == 0) rc = tl_server_open(&st.srv, &o);
+    if (rc < 0) {
+        tl_signals_close(st.sig);
+        return tl_fail(rc, "listen on 127.0.0.1:%d", port);
     }
-    if (rc == 0) stop(conns);
-    rc = tl_group_wait(conns, rc, NULL);
-    if (!server.stopping) tl_close(lfd);
-    tl_event_destroy(&server.all_gone);
+    char name[64];
+    printf("listening on %s\n", tl_sockaddr_format(tl_server_addr(st.srv), name, sizeof name));
+    fflush(stdout);
+
+    tl_group g; /* the signal's task: it does not outlive main */
+    tl_group_enter(&g);
+    rc = tl_group_spawn(g, wait_signal, &st);
+    if (rc == 0) rc = tl_server_serve(st.srv); /* until the stop is done */
+    tl_group_cancel(g); /* the server stopped on its own: no more signal */
+    rc = tl_group_wait(g, rc, NULL);
+    tl_server_free(st.srv);
+    tl_signals_close(st.sig);
     return rc;
 }
 
@@ -233,21 +210,6 @@ int main(int argc, char **argv)
         return 2;
     }
     delay_s = (double)ms / 1000.0;
-    /* SIGINT and SIGTERM arrive through a signalfd that a task reads:
-     * blocked here, before tulip starts any thread, so every thread
-     * inherits the mask and none of them takes the signal itself. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sigfd < 0) {
-        perror("http_server: signalfd");
-        return 1;
-    }
-    tl_config cfg = {.no_sigint = 1};
-    int rc = tl_run_with(&cfg, main_task, (void *)(intptr_t)port);
-    close(sigfd);
+    int rc = tl_run(main_task, (void *)(intptr_t)port);
     return rc == 0 ? 0 : 1;
 }

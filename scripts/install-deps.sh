@@ -7,6 +7,7 @@
 # libcurl4-openssl-dev builds libtulip-curl; its tests start nginx-light
 # (with the echo module for slow and trickling endpoints) and make their
 # certificates with the openssl command.
+# libssl-dev (OpenSSL 3) builds libtulip-tls; its tests use openssl too.
 # Runs as root, or through sudo when not root.
 set -eu
 
@@ -15,7 +16,8 @@ libcriterion-dev liburing-dev valgrind man-db
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 libhttp-parser-dev curl wrk
 libpq-dev postgresql
-libcurl4-openssl-dev nginx-light libnginx-mod-http-echo openssl"
+libcurl4-openssl-dev nginx-light libnginx-mod-http-echo openssl
+libssl-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -44,7 +44,8 @@
  * Every function runs on the loop's thread that made the stream (in a
  * task, except where a function says "never suspends"). The stream's
  * lower layer is a small transport (read, write, shutdown, close): the fd
- * transport is the one built; TLS will plug in there.
+ * transport is the default; tl_stream_open_transport plugs in another
+ * (libtulip-tls's TLS streams, tulip/tls.h).
  */
 #ifndef TULIP_STREAM_H
 #define TULIP_STREAM_H
@@ -93,6 +94,46 @@ typedef struct tl_stream_opts {
  * this thread), TL_EFORK. Never suspends. Every stream must be ended with
  * tl_stream_wait_closed (which frees it). */
 TL_API int tl_stream_open(tl_stream **out, int fd, const tl_stream_opts *opts);
+
+/* A transport: the stream's lower layer, for a library that puts a
+ * protocol between the stream and its fd (TLS). Every function gets the
+ * ctx given to tl_stream_open_transport and the stream's fd, and runs on
+ * the stream's loop thread.
+ *   read      up to len bytes into buf (the stream's own buffer): > 0,
+ *             0 at the end of the stream, or a negative code. May
+ *             suspend (tl_fd_wait: a cancellation point); after a failed
+ *             wait it must return at once without touching ctx (the
+ *             stream may have been closed, and ctx released, meanwhile).
+ *   write     up to len bytes now, never suspending: a count (> 0),
+ *             -EAGAIN (nothing taken; the stream waits for the fd to be
+ *             writable and calls again, possibly with the buffer moved),
+ *             or a negative code (sticky write error). Never SIGPIPE.
+ *   shutdown  the write side, once the queue is empty (write_eof); 0 or
+ *             a negative code. NULL: nothing to do.
+ *   close     release ctx; never suspends. The stream forgets the fd
+ *             (tl_fd_forget) before and closes it after (unless
+ *             TL_STREAM_BORROW), so close must not close it.
+ * The struct must outlive every stream made with it (make it static). */
+typedef struct tl_stream_transport {
+    ssize_t (*read)(void *ctx, int fd, void *buf, size_t len);
+    ssize_t (*write)(void *ctx, int fd, const void *buf, size_t len);
+    int (*shutdown)(void *ctx, int fd);
+    void (*close)(void *ctx, int fd);
+} tl_stream_transport;
+
+/* tl_stream_open with tp (borrowed, see above) as the lower layer over
+ * fd, and ctx its state (owned by the stream from a successful return:
+ * released with tp->close). Returns what tl_stream_open returns, and
+ * -EINVAL for tp NULL or without read, write or close. On failure ctx and
+ * fd are still the caller's. Never suspends. */
+TL_API int tl_stream_open_transport(tl_stream **out, int fd,
+                                    const tl_stream_transport *tp, void *ctx,
+                                    const tl_stream_opts *opts);
+
+/* The ctx of s if s was opened over tp, else NULL (also for s or tp
+ * NULL, and once the transport was closed). Never suspends. */
+TL_API void *tl_stream_transport_ctx(const tl_stream *s,
+                                     const tl_stream_transport *tp);
 
 /* reader.read(n): up to n bytes into buf. Returns at once with what is
  * buffered, if anything; otherwise waits until some bytes arrive.

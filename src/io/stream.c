@@ -101,6 +101,9 @@ struct tl_stream {
     uint8_t dead;        /* wait_closed gave up: the last task out frees */
     int inside;          /* tasks inside a read or drain */
     tl_event idle;       /* set once closing, tp_closed and inside == 0 */
+    /* a caller's transport (tl_stream_open_transport), or NULL */
+    const tl_stream_transport *utp;
+    void *uctx;
 };
 
 #define SITE __builtin_return_address(0)
@@ -183,6 +186,46 @@ static const stream_transport fd_transport = {
     .write = fd_write,
     .shutdown = fd_shutdown,
     .close = fd_close,
+};
+
+/* ---- a caller's transport (tl_stream_open_transport) ------------------ */
+
+static ssize_t user_read(tl_stream *s, void *buf, size_t len)
+{
+    if (s->fd < 0) return TL_ECLOSED;
+    return s->utp->read(s->uctx, s->fd, buf, len);
+}
+
+static ssize_t user_write(tl_stream *s, const void *buf, size_t len)
+{
+    if (len > IO_CAP) len = IO_CAP;
+    return s->utp->write(s->uctx, s->fd, buf, len);
+}
+
+static int user_shutdown(tl_stream *s)
+{
+    return s->utp->shutdown ? s->utp->shutdown(s->uctx, s->fd) : 0;
+}
+
+static void user_close(tl_stream *s)
+{
+    if (s->fd < 0) return;
+    int fd = s->fd;
+    s->fd = -1;
+    /* Wake a reader parked in the transport (on this fd) with TL_ECLOSED
+     * before the transport releases its state. */
+    (void)tl_fd_forget(fd);
+    s->utp->close(s->uctx, fd);
+    s->uctx = NULL;
+    if (s->owns) (void)close(fd);
+}
+
+static const stream_transport user_transport = {
+    .name = "user",
+    .read = user_read,
+    .write = user_write,
+    .shutdown = user_shutdown,
+    .close = user_close,
 };
 
 /* ---- life ------------------------------------------------------------- */
@@ -305,7 +348,30 @@ static void on_writable(int fd, unsigned events, void *arg)
 
 /* ---- open ------------------------------------------------------------- */
 
+static int open_common(tl_stream **out, int fd, const tl_stream_opts *opts,
+                       const tl_stream_transport *tp, void *ctx);
+
 int tl_stream_open(tl_stream **out, int fd, const tl_stream_opts *opts)
+{
+    return open_common(out, fd, opts, NULL, NULL);
+}
+
+int tl_stream_open_transport(tl_stream **out, int fd,
+                             const tl_stream_transport *tp, void *ctx,
+                             const tl_stream_opts *opts)
+{
+    if (!tp || !tp->read || !tp->write || !tp->close) return -EINVAL;
+    return open_common(out, fd, opts, tp, ctx);
+}
+
+void *tl_stream_transport_ctx(const tl_stream *s, const tl_stream_transport *tp)
+{
+    if (!s || !tp || s->utp != tp) return NULL;
+    return s->uctx;
+}
+
+static int open_common(tl_stream **out, int fd, const tl_stream_opts *opts,
+                       const tl_stream_transport *tp, void *ctx)
 {
     tl__loop *l = tl__self;
     if (!l) {
@@ -342,7 +408,9 @@ int tl_stream_open(tl_stream **out, int fd, const tl_stream_opts *opts)
         return e;
     }
     s->loop = l;
-    s->tp = &fd_transport;
+    s->tp = tp ? &user_transport : &fd_transport;
+    s->utp = tp;
+    s->uctx = ctx;
     s->fd = fd;
     s->owns = !(o.flags & TL_STREAM_BORROW);
     s->is_sock = sock;

@@ -1,0 +1,123 @@
+/* tulip/tls.h — libtulip-tls: TLS streams over OpenSSL 3 (link
+ * tulip-tls; pkg-config tulip-tls).
+ *
+ *     reader, writer = await asyncio.open_connection(host, 443, ssl=ctx)
+ *
+ *     tl_tls_ctx *ctx;
+ *     tl_tls_client_ctx(&ctx, NULL);          (system CAs, verification on)
+ *     int fd = tl_net_connect(&addr, SOCK_STREAM);
+ *     tl_stream *s;
+ *     rc = tl_tls_connect(&s, ctx, fd, "example.org", NULL);
+ *     ... tl_stream_readline / tl_stream_write / tl_stream_drain ...
+ *     tl_stream_wait_closed(s);                (close_notify, closes fd)
+ *     tl_tls_ctx_free(ctx);
+ *
+ * A TLS stream is a tl_stream (tulip/stream.h) whose lower layer is an
+ * OpenSSL connection over the fd: every stream call works on it, with the
+ * stream's rules. Closing sends close_notify (best effort, never waits).
+ * An end of stream without the peer's close_notify is a truncation:
+ * reads return -ECONNABORTED, not 0.
+ *
+ * Errors are negative codes with OpenSSL's words attached by tl_fail
+ * (tl_fail_message(rc)):
+ *   -EKEYREJECTED  the peer's certificate failed verification (unknown
+ *                  CA, self-signed, expired, wrong host name);
+ *   -EPROTO        any other TLS failure (handshake refused, bad record,
+ *                  no common ALPN protocol, ...);
+ *   -ECONNABORTED  the peer ended the connection without close_notify;
+ *   -ENOENT, -EINVAL  a certificate, key or CA file missing or unusable;
+ *   -errno         the socket's error; -ECANCELED, TL_ENOTASK.
+ * OpenSSL's error queue is cleared before and drained after every call,
+ * so one task's error never shows in another's.
+ *
+ * A context is shared by any number of streams of any loop; free it
+ * after the last handshake that uses it returned (streams keep what they
+ * need). Streams follow tl_stream's thread rules.
+ */
+#ifndef TULIP_TLS_H
+#define TULIP_TLS_H
+
+#include <tulip.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A client or server context (opaque; heap). */
+typedef struct tl_tls_ctx tl_tls_ctx;
+
+/* Options of tl_tls_client_ctx (NULL: every default). */
+typedef struct tl_tls_client_opts {
+    const char *ca_file; /* PEM file of trusted CAs instead of the
+                            system's store; NULL: the system's */
+    int insecure;        /* non-zero: do not verify the peer at all
+                            (tests only) */
+    const char *alpn;    /* protocols to offer, comma-separated
+                            ("h2,http/1.1"); NULL: no ALPN */
+} tl_tls_client_opts;
+
+/* Options of tl_tls_server_ctx (NULL: every default). */
+typedef struct tl_tls_server_opts {
+    const char *alpn;    /* protocols the server accepts, in its order of
+                            preference, comma-separated; NULL: no ALPN.
+                            A client offering none of them is refused. */
+} tl_tls_server_opts;
+
+/* Make a client context: TLS 1.2 or later, the peer's certificate
+ * verified against the system's CAs (or opts->ca_file). Returns 0 and
+ * *out, -EINVAL (out NULL, an empty or over-long ALPN name), -ENOENT
+ * (ca_file missing), -EPROTO (OpenSSL refused the CA file or the
+ * setup), -ENOMEM, each with OpenSSL's words (tl_fail). Never suspends;
+ * any thread. Free it with tl_tls_ctx_free. */
+TL_API int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts);
+
+/* Make a server context from a PEM certificate chain file and its PEM
+ * private key file. Returns 0 and *out, -EINVAL (out, cert_file or
+ * key_file NULL; a bad ALPN list), -ENOENT (a file missing), -EPROTO
+ * (unreadable certificate or key, or the key does not match), -ENOMEM,
+ * each with OpenSSL's words. Never suspends; any thread. */
+TL_API int tl_tls_server_ctx(tl_tls_ctx **out, const char *cert_file,
+                             const char *key_file,
+                             const tl_tls_server_opts *opts);
+
+/* Free ctx (NULL: nothing). Streams made with it may go on. */
+TL_API void tl_tls_ctx_free(tl_tls_ctx *ctx);
+
+/* The client handshake over fd, a connected stream socket: sends
+ * host as SNI and, unless the context is insecure, checks that the
+ * certificate names host (a DNS name or an IP address literal; NULL: no
+ * SNI and no name check — the chain is still verified). fd is made
+ * non-blocking. On success *out is a TLS stream (opts as in
+ * tl_stream_open) that owns fd unless TL_STREAM_BORROW; end it with
+ * tl_stream_wait_closed. On failure nothing was kept: fd is still the
+ * caller's, open (close it).
+ * Returns 0, -EKEYREJECTED (verification failed: the reason attached),
+ * -EPROTO, -ECONNRESET, -ECONNABORTED (the peer hung up during the
+ * handshake), -ECANCELED (the task or a scope was cancelled: a timeout
+ * scope bounds a peer that never answers), -EINVAL (out, ctx NULL, ctx
+ * a server context, fd < 0), -ENOMEM, TL_ENOTASK. SUSPENDS (a
+ * cancellation point). */
+TL_API TL_NODISCARD int tl_tls_connect(tl_stream **out, tl_tls_ctx *ctx,
+                                       int fd, const char *host,
+                                       const tl_stream_opts *opts);
+
+/* The server handshake over fd, an accepted stream socket. As
+ * tl_tls_connect, with ctx a server context (-EINVAL otherwise).
+ * SUSPENDS (a cancellation point). */
+TL_API TL_NODISCARD int tl_tls_accept(tl_stream **out, tl_tls_ctx *ctx,
+                                      int fd, const tl_stream_opts *opts);
+
+/* The ALPN protocol agreed on s (a NUL-terminated string owned by s,
+ * valid until tl_stream_wait_closed), or NULL: none agreed, s not a TLS
+ * stream, or its transport already closed. Never suspends. */
+TL_API const char *tl_tls_alpn(const tl_stream *s);
+
+/* The TLS version of s ("TLSv1.3", ...), or NULL as for tl_tls_alpn.
+ * Never suspends. */
+TL_API const char *tl_tls_version(const tl_stream *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TULIP_TLS_H */

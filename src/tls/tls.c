@@ -1,0 +1,435 @@
+/* libtulip-tls (include/tulip/tls.h): TLS streams over OpenSSL 3.
+ *
+ * A TLS stream is a tl_stream over a transport (tl_stream_open_transport)
+ * whose state is one SSL object on the fd's own socket BIO, non-blocking:
+ * every SSL call either completes or says WANT_READ / WANT_WRITE, and the
+ * task waits with tl_fd_wait (a cancellation point) and calls again. The
+ * handshake runs that loop before the stream exists; afterwards the
+ * stream's read calls SSL_read the same way, and its write calls SSL_write
+ * once (never suspending: WANT_* is -EAGAIN, and the stream's writable
+ * watcher calls again). SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER because the
+ * stream's queue may move between retries; partial writes because the
+ * stream counts what was taken. Renegotiation is refused, so a write
+ * never has to read.
+ *
+ * OpenSSL's error queue is per thread and tasks of one loop share the
+ * thread: every call clears it first and drains it after (into the
+ * tl_fail message of the task that made the call), so nothing is left for
+ * another task to misread. */
+#include <tulip.h>
+#include <tulip/tls.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdint.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+struct tl_tls_ctx {
+    SSL_CTX *ssl;
+    int server;
+    int insecure;
+    unsigned char *alpn; /* wire format (length-prefixed names) */
+    unsigned alpn_len;
+};
+
+typedef struct tls_conn {
+    SSL *ssl;
+    char alpn[256];
+    int eof_sent;
+} tls_conn;
+
+/* Drain OpenSSL's queue into one line; returns the buffer. */
+static const char *drain_errors(char *buf, size_t cap)
+{
+    buf[0] = 0;
+    size_t n = 0;
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0) {
+        if (n + 2 < cap) {
+            if (n) {
+                buf[n++] = ';';
+                buf[n++] = ' ';
+                buf[n] = 0;
+            }
+            ERR_error_string_n(e, buf + n, cap - n);
+            n = strlen(buf);
+        }
+    }
+    return buf;
+}
+
+/* Fail with code, the message "what: <OpenSSL's queue or why>". Drains
+ * the queue. */
+static int fail_ssl(int code, const char *what, const char *why)
+{
+    char q[512];
+    drain_errors(q, sizeof q);
+    return tl_fail(code, "tls: %s: %s", what, q[0] ? q : (why ? why : "failed"));
+}
+
+/* ---- contexts --------------------------------------------------------- */
+
+/* "h2,http/1.1" -> wire format. */
+static int parse_alpn(tl_tls_ctx *c, const char *list)
+{
+    if (!list) return 0;
+    size_t len = strlen(list);
+    if (len == 0 || len > 1024) return -EINVAL;
+    unsigned char *w = malloc(len + 1);
+    if (!w) return -ENOMEM;
+    size_t o = 0;
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t k = comma ? (size_t)(comma - p) : strlen(p);
+        if (k == 0 || k > 255) {
+            free(w);
+            return -EINVAL;
+        }
+        w[o++] = (unsigned char)k;
+        memcpy(w + o, p, k);
+        o += k;
+        p += k;
+        if (*p == ',') {
+            p++;
+            if (!*p) {
+                free(w);
+                return -EINVAL;
+            }
+        }
+    }
+    c->alpn = w;
+    c->alpn_len = (unsigned)o;
+    return 0;
+}
+
+static int alpn_select(SSL *ssl, const unsigned char **out,
+                       unsigned char *outlen, const unsigned char *in,
+                       unsigned inlen, void *arg)
+{
+    (void)ssl;
+    tl_tls_ctx *c = arg;
+    unsigned char *sel;
+    /* The server's order of preference. */
+    if (SSL_select_next_proto(&sel, outlen, c->alpn, c->alpn_len, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static tl_tls_ctx *ctx_new(int server)
+{
+    tl_tls_ctx *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->server = server;
+    ERR_clear_error();
+    c->ssl = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (!c->ssl) {
+        free(c);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(c->ssl, TLS1_2_VERSION);
+    SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return c;
+}
+
+static int file_check(const char *what, const char *path)
+{
+    if (access(path, R_OK) == 0) return 0;
+    int e = -errno;
+    return tl_fail(e, "tls: %s %s: %s", what, path, strerror(-e));
+}
+
+int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts)
+{
+    if (!out) return -EINVAL;
+    tl_tls_client_opts o = {0};
+    if (opts) o = *opts;
+    if (o.ca_file) {
+        int rc = file_check("CA file", o.ca_file);
+        if (rc < 0) return rc;
+    }
+    tl_tls_ctx *c = ctx_new(0);
+    if (!c) return fail_ssl(-ENOMEM, "SSL_CTX_new", NULL);
+    c->insecure = o.insecure != 0;
+    int rc = parse_alpn(c, o.alpn);
+    if (rc < 0) {
+        tl_tls_ctx_free(c);
+        return tl_fail(rc, "tls: bad ALPN list \"%s\"", o.alpn);
+    }
+    if (c->alpn && SSL_CTX_set_alpn_protos(c->ssl, c->alpn, c->alpn_len) != 0) {
+        tl_tls_ctx_free(c);
+        return fail_ssl(-ENOMEM, "SSL_CTX_set_alpn_protos", NULL);
+    }
+    if (!c->insecure) {
+        SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+        ERR_clear_error();
+        int ok = o.ca_file
+                     ? SSL_CTX_load_verify_locations(c->ssl, o.ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(c->ssl);
+        if (ok != 1) {
+            tl_tls_ctx_free(c);
+            return fail_ssl(-EPROTO, o.ca_file ? o.ca_file : "system CA store",
+                            NULL);
+        }
+    }
+    ERR_clear_error();
+    *out = c;
+    return 0;
+}
+
+int tl_tls_server_ctx(tl_tls_ctx **out, const char *cert_file,
+                      const char *key_file, const tl_tls_server_opts *opts)
+{
+    if (!out || !cert_file || !key_file) return -EINVAL;
+    int rc = file_check("certificate", cert_file);
+    if (rc < 0) return rc;
+    rc = file_check("key", key_file);
+    if (rc < 0) return rc;
+    tl_tls_ctx *c = ctx_new(1);
+    if (!c) return fail_ssl(-ENOMEM, "SSL_CTX_new", NULL);
+    rc = parse_alpn(c, opts ? opts->alpn : NULL);
+    if (rc < 0) {
+        tl_tls_ctx_free(c);
+        return tl_fail(rc, "tls: bad ALPN list \"%s\"", opts->alpn);
+    }
+    if (c->alpn) SSL_CTX_set_alpn_select_cb(c->ssl, alpn_select, c);
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(c->ssl, cert_file) != 1) {
+        tl_tls_ctx_free(c);
+        return fail_ssl(-EPROTO, cert_file, NULL);
+    }
+    if (SSL_CTX_use_PrivateKey_file(c->ssl, key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(c->ssl) != 1) {
+        tl_tls_ctx_free(c);
+        return fail_ssl(-EPROTO, key_file, NULL);
+    }
+    ERR_clear_error();
+    *out = c;
+    return 0;
+}
+
+void tl_tls_ctx_free(tl_tls_ctx *c)
+{
+    if (!c) return;
+    SSL_CTX_free(c->ssl); /* reference counted: live SSLs keep it */
+    free(c->alpn);
+    free(c);
+}
+
+/* ---- the transport ---------------------------------------------------- */
+
+/* After an SSL call returned r <= 0: what to do. Returns TL_READABLE or
+ * TL_WRITABLE to wait for, 0 for a clean end (close_notify), or a
+ * negative code (with a tl_fail message; the queue drained). */
+static int ssl_status(SSL *ssl, int r, const char *what)
+{
+    int e = SSL_get_error(ssl, r);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return TL_READABLE;
+    case SSL_ERROR_WANT_WRITE:
+        return TL_WRITABLE;
+    case SSL_ERROR_ZERO_RETURN:
+        ERR_clear_error();
+        return 0;
+    case SSL_ERROR_SYSCALL: {
+        int se = errno;
+        char q[256];
+        drain_errors(q, sizeof q);
+        if (se == 0 || se == EAGAIN) se = ECONNABORTED;
+        return tl_fail(-se, "tls: %s: %s", what, strerror(se));
+    }
+    case SSL_ERROR_SSL: {
+        unsigned long top = ERR_peek_error();
+        if (ERR_GET_REASON(top) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+            return fail_ssl(-ECONNABORTED, what,
+                            "the peer closed without close_notify");
+        long v = SSL_get_verify_result(ssl);
+        if (v != X509_V_OK) {
+            char q[256];
+            drain_errors(q, sizeof q);
+            return tl_fail(-EKEYREJECTED, "tls: %s: certificate verify failed: %s",
+                           what, X509_verify_cert_error_string(v));
+        }
+        return fail_ssl(-EPROTO, what, NULL);
+    }
+    default:
+        return fail_ssl(-EPROTO, what, NULL);
+    }
+}
+
+static ssize_t tls_read(void *ctx, int fd, void *buf, size_t len)
+{
+    tls_conn *c = ctx;
+    for (;;) {
+        size_t got = 0;
+        ERR_clear_error();
+        int r = SSL_read_ex(c->ssl, buf, len, &got);
+        if (r == 1) return (ssize_t)got;
+        int st = ssl_status(c->ssl, r, "read");
+        if (st <= 0) return st;
+        /* c may be released while waiting (the stream closed): a failed
+         * wait returns without touching it. */
+        int rc = tl_fd_wait(fd, (unsigned)st);
+        if (rc < 0) return rc;
+    }
+}
+
+static ssize_t tls_write(void *ctx, int fd, const void *buf, size_t len)
+{
+    (void)fd;
+    tls_conn *c = ctx;
+    if (len > INT32_MAX) len = INT32_MAX;
+    size_t put = 0;
+    ERR_clear_error();
+    int r = SSL_write_ex(c->ssl, buf, len, &put);
+    if (r == 1) return (ssize_t)put;
+    int st = ssl_status(c->ssl, r, "write");
+    if (st > 0) return -EAGAIN;
+    return st == 0 ? -EPIPE : st;
+}
+
+/* close_notify, once, best effort: never waits. */
+static void send_close_notify(tls_conn *c)
+{
+    if (c->eof_sent) return;
+    c->eof_sent = 1;
+    ERR_clear_error();
+    (void)SSL_shutdown(c->ssl);
+    ERR_clear_error();
+}
+
+static int tls_shutdown(void *ctx, int fd)
+{
+    (void)fd;
+    send_close_notify(ctx);
+    return 0;
+}
+
+static void tls_close(void *ctx, int fd)
+{
+    (void)fd;
+    tls_conn *c = ctx;
+    send_close_notify(c);
+    SSL_free(c->ssl);
+    free(c);
+}
+
+static const tl_stream_transport tls_transport = {
+    .read = tls_read,
+    .write = tls_write,
+    .shutdown = tls_shutdown,
+    .close = tls_close,
+};
+
+/* ---- handshakes ------------------------------------------------------- */
+
+static int handshake(tl_stream **out, tl_tls_ctx *ctx, int fd,
+                     const char *host, const tl_stream_opts *opts, int server)
+{
+    if (!out || !ctx || fd < 0 || ctx->server != server) return -EINVAL;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    tls_conn *c = calloc(1, sizeof *c);
+    if (!c) return -ENOMEM;
+    ERR_clear_error();
+    c->ssl = SSL_new(ctx->ssl);
+    if (!c->ssl) {
+        free(c);
+        return fail_ssl(-ENOMEM, "SSL_new", NULL);
+    }
+    int rc = 0;
+    if (SSL_set_fd(c->ssl, fd) != 1) {
+        rc = fail_ssl(-ENOMEM, "SSL_set_fd", NULL);
+        goto fail;
+    }
+    if (!server && host) {
+        /* SNI only for names, never for address literals (RFC 6066). */
+        unsigned char ip[16];
+        int is_ip = inet_pton(AF_INET, host, ip) == 1 ||
+                    inet_pton(AF_INET6, host, ip) == 1;
+        if (!is_ip && SSL_set_tlsext_host_name(c->ssl, host) != 1) {
+            rc = fail_ssl(-EINVAL, "SNI", NULL);
+            goto fail;
+        }
+        if (!ctx->insecure) {
+            X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+            X509_VERIFY_PARAM_set_hostflags(vp,
+                X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
+                           : X509_VERIFY_PARAM_set1_host(vp, host, 0);
+            if (ok != 1) {
+                rc = fail_ssl(-EINVAL, "host name", NULL);
+                goto fail;
+            }
+        }
+    }
+    for (;;) {
+        ERR_clear_error();
+        int r = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
+        if (r == 1) break;
+        int st = ssl_status(c->ssl, r, "handshake");
+        if (st == 0) st = tl_fail(-ECONNABORTED, "tls: handshake: the peer closed");
+        if (st < 0) {
+            rc = st;
+            goto fail;
+        }
+        rc = tl_fd_wait(fd, (unsigned)st);
+        if (rc < 0) goto fail;
+    }
+    const unsigned char *p = NULL;
+    unsigned plen = 0;
+    SSL_get0_alpn_selected(c->ssl, &p, &plen);
+    if (p && plen < sizeof c->alpn) {
+        memcpy(c->alpn, p, plen);
+        c->alpn[plen] = 0;
+    }
+    rc = tl_stream_open_transport(out, fd, &tls_transport, c, opts);
+    if (rc < 0) goto fail;
+    return 0;
+fail:
+    ERR_clear_error();
+    SSL_free(c->ssl);
+    free(c);
+    /* tl_fd_wait registered fd with the loop; the caller closes it. */
+    return rc;
+}
+
+int tl_tls_connect(tl_stream **out, tl_tls_ctx *ctx, int fd, const char *host,
+                   const tl_stream_opts *opts)
+{
+    return handshake(out, ctx, fd, host, opts, 0);
+}
+
+int tl_tls_accept(tl_stream **out, tl_tls_ctx *ctx, int fd,
+                  const tl_stream_opts *opts)
+{
+    return handshake(out, ctx, fd, NULL, opts, 1);
+}
+
+const char *tl_tls_alpn(const tl_stream *s)
+{
+    tls_conn *c = tl_stream_transport_ctx(s, &tls_transport);
+    return c && c->alpn[0] ? c->alpn : NULL;
+}
+
+const char *tl_tls_version(const tl_stream *s)
+{
+    tls_conn *c = tl_stream_transport_ctx(s, &tls_transport);
+    return c ? SSL_get_version(c->ssl) : NULL;
+}

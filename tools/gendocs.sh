@@ -115,7 +115,8 @@ def names_of(decl):
     joined = " ".join(l.strip() for l in decl)
     joined = re.sub(r"/\*.*?\*/", "", joined)
     if joined.startswith("typedef"):
-        m = re.search(r"\(\s*\*\s*(\w+)\s*\)\s*\(", joined)   # function pointer
+        # a function pointer type (not a struct with function-pointer fields)
+        m = "{" not in joined and re.search(r"\(\s*\*\s*(\w+)\s*\)\s*\(", joined)
         if m:
             return [m.group(1)]
         m = re.search(r"(\w+)\s*;\s*$", joined)

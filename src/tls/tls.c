@@ -21,12 +21,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -74,6 +77,39 @@ static int fail_ssl(int code, const char *what, const char *why)
     char q[512];
     drain_errors(q, sizeof q);
     return tl_fail(code, "tls: %s: %s", what, q[0] ? q : (why ? why : "failed"));
+}
+
+/* OpenSSL's socket BIO writes with plain send/write, which raises SIGPIPE
+ * on a peer that is gone; tulip's streams never do. Every SSL call that
+ * may write runs with SIGPIPE blocked in the thread, and the one it
+ * raised is consumed (unless one was pending before: somebody else's). */
+typedef struct pipe_guard {
+    sigset_t old;
+    int was_pending;
+} pipe_guard;
+
+static void guard_on(pipe_guard *g)
+{
+    sigset_t set, pend;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+    g->was_pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+}
+
+static void guard_off(pipe_guard *g)
+{
+    int e = errno;
+    sigset_t set, pend;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    if (!g->was_pending && !sigismember(&g->old, SIGPIPE) &&
+        sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR) {}
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+    errno = e;
 }
 
 /* ---- contexts --------------------------------------------------------- */
@@ -276,8 +312,11 @@ static ssize_t tls_read(void *ctx, int fd, void *buf, size_t len)
     tls_conn *c = ctx;
     for (;;) {
         size_t got = 0;
+        pipe_guard g;
+        guard_on(&g);
         ERR_clear_error();
         int r = SSL_read_ex(c->ssl, buf, len, &got);
+        guard_off(&g);
         if (r == 1) return (ssize_t)got;
         int st = ssl_status(c->ssl, r, "read");
         if (st <= 0) return st;
@@ -294,8 +333,11 @@ static ssize_t tls_write(void *ctx, int fd, const void *buf, size_t len)
     tls_conn *c = ctx;
     if (len > INT32_MAX) len = INT32_MAX;
     size_t put = 0;
+    pipe_guard g;
+    guard_on(&g);
     ERR_clear_error();
     int r = SSL_write_ex(c->ssl, buf, len, &put);
+    guard_off(&g);
     if (r == 1) return (ssize_t)put;
     int st = ssl_status(c->ssl, r, "write");
     if (st > 0) return -EAGAIN;
@@ -307,9 +349,12 @@ static void send_close_notify(tls_conn *c)
 {
     if (c->eof_sent) return;
     c->eof_sent = 1;
+    pipe_guard g;
+    guard_on(&g);
     ERR_clear_error();
     (void)SSL_shutdown(c->ssl);
     ERR_clear_error();
+    guard_off(&g);
 }
 
 static int tls_shutdown(void *ctx, int fd)
@@ -380,8 +425,11 @@ static int handshake(tl_stream **out, tl_tls_ctx *ctx, int fd,
         }
     }
     for (;;) {
+        pipe_guard g;
+        guard_on(&g);
         ERR_clear_error();
         int r = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
+        guard_off(&g);
         if (r == 1) break;
         int st = ssl_status(c->ssl, r, "handshake");
         if (st == 0) st = tl_fail(-ECONNABORTED, "tls: handshake: the peer closed");

@@ -20,6 +20,9 @@
  *   child writes its observations into and the parent reads back.
  * - tl_test_now_s(): CLOCK_MONOTONIC in seconds (real time, for the few
  *   tests that must spin on the CPU).
+ * - tl_test_count_fds(): how many fds the process has open (from
+ *   /proc/self/fd); compare a count before and after to catch a leak.
+ *   Socket helpers are in net_helpers.h.
  * - tl_test_spawn(fn, arg), tl_test_join(t), tl_test_settle(): spawn and
  *   join that expect success (join returns the task's status, -12345 if
  *   it got none), and ten tl_yield()s to let every ready task run without
@@ -33,6 +36,7 @@
 #define TULIP_TEST_HELPERS_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -210,6 +214,21 @@ static inline double tl_test_now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* How many fds the process has open, not counting the one used to read
+ * /proc/self/fd. Fails the test (cr_expect: safe in a task) and returns
+ * -1 if /proc/self/fd cannot be read. */
+static inline int tl_test_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    cr_expect(d != NULL, "cannot open /proc/self/fd to count fds");
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the DIR's own fd */
 }
 
 #endif

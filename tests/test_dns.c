@@ -7,10 +7,9 @@
  * accepted); Linux drops further SYNs, so a connect to it waits until it
  * is cancelled. An address that refuses at once: a bound TCP socket that
  * does not listen (the kernel answers with a reset). */
-#include "helpers.h"
+#include "net_helpers.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <math.h>
 #include <netdb.h>
 #include <poll.h>
@@ -18,16 +17,6 @@
 #include <stdatomic.h>
 
 extern void (*tl__dns_test_hook)(void);
-
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
 
 /* ---- resolving --------------------------------------------------------- */
 
@@ -216,17 +205,6 @@ static int refusing_addr(int family, tl_sockaddr *out)
     return fd;
 }
 
-static int v6_ok(void)
-{
-    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    tl_sockaddr a;
-    (void)tl_sockaddr_ip(&a, "::1", 0);
-    int ok = bind(fd, &a.u.sa, a.len) == 0;
-    close(fd);
-    return ok;
-}
-
 static void close_all(int *fds, int n)
 {
     for (int i = 0; i < n; i++)
@@ -248,12 +226,8 @@ static int he_orders_main(void *arg)
     hanging_addr(AF_INET, &a[0], hang);
     int lis = tl_net_listen(&(tl_sockaddr){0}, SOCK_STREAM, 0, 0);
     cr_expect_eq(lis, -EINVAL); /* a zeroed address is refused */
-    tl_sockaddr any;
-    (void)tl_sockaddr_ip(&any, "127.0.0.1", 0);
-    lis = tl_net_listen(&any, SOCK_STREAM, 0, 0);
-    cr_assert_geq(lis, 0);
-    cr_assert_eq(tl_sockaddr_local(lis, &a[1]), 0);
-    int fds0 = count_fds();
+    lis = tl_test_listen("127.0.0.1", SOCK_STREAM, &a[1]);
+    int fds0 = tl_test_count_fds();
 
     /* The silent address first: the second attempt starts after the
      * delay and wins; the first is cancelled and closed. */
@@ -262,7 +236,7 @@ static int he_orders_main(void *arg)
     cr_expect_geq(fd, 0, "%s", tl_strerror(fd));
     cr_expect_geq(tl_now() - t0, 0.25 - 1e-9);
     cr_expect(same_port(fd, &a[1]));
-    cr_expect_eq(count_fds(), fds0 + 1);
+    cr_expect_eq(tl_test_count_fds(), fds0 + 1);
     cr_expect_eq(tl_close(fd), 0);
 
     /* The working address first: it wins, the silent one is closed. */
@@ -287,7 +261,7 @@ static int he_orders_main(void *arg)
         cr_expect_geq(c, 0);
         TL_IGNORE(tl_close(c));
     }
-    cr_expect_eq(count_fds(), fds0);
+    cr_expect_eq(tl_test_count_fds(), fds0);
     TL_IGNORE(tl_close(lis));
     close_all(hang, 3);
     return 0;
@@ -302,12 +276,9 @@ Test(dns, happy_eyeballs_silent_and_working_address_in_both_orders,
 static int he_refused_main(void *arg)
 {
     (void)arg;
-    tl_sockaddr a[2], any;
+    tl_sockaddr a[2];
     int ref = refusing_addr(AF_INET, &a[0]);
-    (void)tl_sockaddr_ip(&any, "127.0.0.1", 0);
-    int lis = tl_net_listen(&any, SOCK_STREAM, 0, 0);
-    cr_assert_geq(lis, 0);
-    cr_assert_eq(tl_sockaddr_local(lis, &a[1]), 0);
+    int lis = tl_test_listen("127.0.0.1", SOCK_STREAM, &a[1]);
     /* A refusal starts the next attempt at once, not after the delay. */
     double t0 = tl_test_now_s();
     int fd = tl_net_connect_addrs(a, 2, SOCK_STREAM,
@@ -335,7 +306,7 @@ Test(dns, happy_eyeballs_refusal_starts_the_next_attempt_at_once,
 static int he_all_fail_main(void *arg)
 {
     (void)arg;
-    int v6 = v6_ok();
+    int v6 = tl_test_have_ipv6();
     tl_sockaddr a[4];
     int fds[4] = {-1, -1, -1, -1};
     fds[0] = refusing_addr(AF_INET, &a[0]);
@@ -346,7 +317,7 @@ static int he_all_fail_main(void *arg)
         fds[3] = refusing_addr(AF_INET6, &a[3]);
         n = 4;
     }
-    int before = count_fds();
+    int before = tl_test_count_fds();
     int rc = tl_net_connect_addrs(a, n, SOCK_STREAM, NULL);
     cr_expect_eq(rc, -ECONNREFUSED, "%s", tl_errname(rc));
     const char *m = tl_fail_message(rc);
@@ -362,7 +333,7 @@ static int he_all_fail_main(void *arg)
                  tl_sockaddr_format(&a[k], s, sizeof s));
     }
     cr_expect_str_eq(m, want);
-    cr_expect_eq(count_fds(), before);
+    cr_expect_eq(tl_test_count_fds(), before);
 
     /* By name: the message names the host. */
     rc = tl_net_connect_host("127.0.0.1", tl_sockaddr_port(&a[0]),
@@ -399,11 +370,8 @@ Test(dns, happy_eyeballs_all_fail_reports_every_address, .timeout = 60)
 static int by_name_main(void *arg)
 {
     (void)arg;
-    tl_sockaddr any, a;
-    (void)tl_sockaddr_ip(&any, "127.0.0.1", 0);
-    int lis = tl_net_listen(&any, SOCK_STREAM, 0, 0);
-    cr_assert_geq(lis, 0);
-    cr_assert_eq(tl_sockaddr_local(lis, &a), 0);
+    tl_sockaddr a;
+    int lis = tl_test_listen("127.0.0.1", SOCK_STREAM, &a);
     int port = tl_sockaddr_port(&a);
     const char *names[] = {"localhost", "127.0.0.1"};
     for (int i = 0; i < 2; i++) {
@@ -418,11 +386,8 @@ static int by_name_main(void *arg)
         TL_IGNORE(tl_close(fd));
     }
     TL_IGNORE(tl_close(lis));
-    if (v6_ok()) {
-        (void)tl_sockaddr_ip(&any, "::1", 0);
-        lis = tl_net_listen(&any, SOCK_STREAM, 0, 0);
-        cr_assert_geq(lis, 0);
-        cr_assert_eq(tl_sockaddr_local(lis, &a), 0);
+    if (tl_test_have_ipv6()) {
+        lis = tl_test_listen("::1", SOCK_STREAM, &a);
         int fd = tl_net_connect_host("::1", tl_sockaddr_port(&a),
                                      SOCK_STREAM, NULL);
         cr_expect_geq(fd, 0, "::1: %s", tl_strerror(fd));
@@ -430,10 +395,7 @@ static int by_name_main(void *arg)
         TL_IGNORE(tl_close(lis));
     }
     /* UDP: connected at once. */
-    (void)tl_sockaddr_ip(&any, "127.0.0.1", 0);
-    int u = tl_net_listen(&any, SOCK_DGRAM, 0, 0);
-    cr_assert_geq(u, 0);
-    cr_assert_eq(tl_sockaddr_local(u, &a), 0);
+    int u = tl_test_listen("127.0.0.1", SOCK_DGRAM, &a);
     int fd = tl_net_connect_host("127.0.0.1", tl_sockaddr_port(&a),
                                  SOCK_DGRAM, NULL);
     cr_expect_geq(fd, 0);
@@ -470,25 +432,25 @@ static int he_cancel_main(void *arg)
     struct he_call c;
     hanging_addr(AF_INET, &c.a[0], h1);
     hanging_addr(AF_INET, &c.a[1], h2);
-    int before = count_fds();
+    int before = tl_test_count_fds();
     /* Cancelled while both attempts wait. */
     tl_task t = tl_test_spawn(he_caller, &c);
     cr_expect_eq(tl_sleep(1.0), 0);
-    cr_expect_eq(count_fds(), before + 2); /* both attempts started */
+    cr_expect_eq(tl_test_count_fds(), before + 2); /* both attempts started */
     cr_expect_eq(tl_cancel(t), 0);
     cr_expect_eq(tl_test_join(t), -ECANCELED);
-    cr_expect_eq(count_fds(), before);
+    cr_expect_eq(tl_test_count_fds(), before);
     /* Cancelled before the second attempt started. */
     t = tl_test_spawn(he_caller, &c);
     tl_test_settle();
     cr_expect_eq(tl_cancel(t), 0);
     cr_expect_eq(tl_test_join(t), -ECANCELED);
-    cr_expect_eq(count_fds(), before);
+    cr_expect_eq(tl_test_count_fds(), before);
     /* A deadline around it. */
     int rc;
     TL_WITH_TIMEOUT(0.5, &rc) { rc = he_caller(&c); }
     cr_expect_eq(rc, -ETIMEDOUT);
-    cr_expect_eq(count_fds(), before);
+    cr_expect_eq(tl_test_count_fds(), before);
     close_all(h1, 3);
     close_all(h2, 3);
     return 0;

@@ -10,16 +10,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
-
 /* Entries of dir other than . and .. */
 static int count_entries(const char *dir)
 {
@@ -90,7 +80,7 @@ static char *get(const char *name)
 static int calls_main(void *arg)
 {
     (void)arg;
-    int fds = count_fds();
+    int fds = tl_test_count_fds();
     int fd = tl_open(at("a"), O_RDWR | O_CREAT | O_TRUNC, 0600);
     cr_assert_geq(fd, 0, "%s", tl_strerror(fd));
     cr_expect(fcntl(fd, F_GETFD) & FD_CLOEXEC);
@@ -140,7 +130,7 @@ static int calls_main(void *arg)
     cr_expect_eq(tl_close(fd2), 0);
     cr_expect_eq(tl_fsync(dfd), 0);
     cr_expect_eq(tl_close(dfd), 0);
-    cr_expect_eq(count_fds(), fds);
+    cr_expect_eq(tl_test_count_fds(), fds);
     return 0;
 }
 
@@ -154,7 +144,7 @@ Test(file, open_read_write_stat_fsync_close, .timeout = 30)
 static int errors_main(void *arg)
 {
     (void)arg;
-    int fds = count_fds();
+    int fds = tl_test_count_fds();
     struct stat st;
     cr_expect_eq(tl_open(at("missing"), O_RDONLY, 0), -ENOENT);
     cr_expect_eq(tl_open(at("missing/x"), O_RDONLY, 0), -ENOENT);
@@ -200,7 +190,7 @@ static int errors_main(void *arg)
     cr_expect_eq(tl_file_write_atomic(at("x"), NULL, 1, 0644), -EINVAL);
     cr_expect_eq(tl_file_write_atomic(at("nodir/x"), "x", 1, 0644), -ENOENT);
     cr_expect_eq(tl_file_write_atomic(at("dir/"), "x", 1, 0644), -EISDIR);
-    cr_expect_eq(count_fds(), fds);
+    cr_expect_eq(tl_test_count_fds(), fds);
     return 0;
 }
 
@@ -295,7 +285,7 @@ static int cancel_read_main(void *arg)
     cr_assert_geq(fd, 0);
     ssize_t w = tl_pwrite(fd, data, SZ, 0);
     cr_assert_eq(w, SZ);
-    int fds = count_fds();
+    int fds = tl_test_count_fds();
     int cancelled = 0, completed = 0;
     off_t pos = 0;
     for (int round = 0; round < 60; round++) {
@@ -332,7 +322,7 @@ static int cancel_read_main(void *arg)
     }
     cr_expect_eq(cancelled + completed, 60);
     cr_expect_gt(cancelled, 0);
-    cr_expect_eq(count_fds(), fds);
+    cr_expect_eq(tl_test_count_fds(), fds);
     TL_IGNORE(tl_close(fd));
     free(data);
     return 0;
@@ -388,7 +378,7 @@ static int cancel_calls_main(void *arg)
 {
     (void)arg;
     put("o", "x");
-    int fds = count_fds();
+    int fds = tl_test_count_fds();
     int cancelled = 0;
     for (int round = 0; round < 60; round++) {
         struct opener o = {.which = round % 3};
@@ -401,7 +391,7 @@ static int cancel_calls_main(void *arg)
         cancelled += o.rc == -ECANCELED;
     }
     cr_expect_gt(cancelled, 0);
-    cr_expect_eq(count_fds(), fds);
+    cr_expect_eq(tl_test_count_fds(), fds);
     return 0;
 }
 
@@ -417,7 +407,7 @@ Test(file, cancelled_open_stat_fsync_leak_nothing, .timeout = 30)
 static int whole_main(void *arg)
 {
     (void)arg;
-    int fds = count_fds();
+    int fds = tl_test_count_fds();
     size_t n = 300 * 1000;
     char *big = malloc(n);
     for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 26);
@@ -447,7 +437,7 @@ static int whole_main(void *arg)
     cr_expect(len > 0 && strstr(data, "Name:"));
     free(data);
     free(big);
-    cr_expect_eq(count_fds(), fds);
+    cr_expect_eq(tl_test_count_fds(), fds);
     return 0;
 }
 
@@ -538,7 +528,7 @@ static int atomic_cancel_main(void *arg)
 {
     (void)arg;
     put("c", "v0");
-    int fds = count_fds();
+    int fds = tl_test_count_fds();
     char cur[16] = "v0", want[16];
     int cancelled = 0, done = 0;
     for (int round = 1; round <= 80; round++) {
@@ -563,7 +553,7 @@ static int atomic_cancel_main(void *arg)
     }
     cr_expect_gt(cancelled, 0);
     cr_expect_gt(done, 0);
-    cr_expect_eq(count_fds(), fds);
+    cr_expect_eq(tl_test_count_fds(), fds);
     return 0;
 }
 
@@ -582,7 +572,7 @@ Test(file, atomic_write_cancelled_at_each_step_is_all_or_nothing,
 static int lines_main(void *arg)
 {
     (void)arg;
-    int fds = count_fds();
+    int fds = tl_test_count_fds();
     put("l", "a\nbb\r\n\nlast");
     tl_gen *g;
     cr_assert_eq(tl_file_lines(&g, at("l")), 0);
@@ -642,7 +632,7 @@ static int lines_main(void *arg)
     cr_expect_eq(tl_gen_close(g), 0);
     cr_expect_eq(tl_file_lines(NULL, "x"), -EINVAL);
     cr_expect_eq(tl_file_lines(&g, NULL), -EINVAL);
-    cr_expect_eq(count_fds(), fds);
+    cr_expect_eq(tl_test_count_fds(), fds);
     return 0;
 }
 

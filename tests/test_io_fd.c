@@ -4,25 +4,9 @@
  * TL_ECLOSED, persistent watchers (level-triggered, removal dropping the
  * events already fetched in the batch), and no fd leaked by a loop that
  * did I/O. Runs on each backend (CTest: name@epoll, name@io_uring). */
-#include "helpers.h"
+#include "net_helpers.h"
 
-#include <dirent.h>
 #include <sys/socket.h>
-
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
-
-static void pair(int sv[2])
-{
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-}
 
 static void put(int fd, const char *s)
 {
@@ -52,7 +36,7 @@ static int main_wait_wakes(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     struct waiter w = {.fd = sv[0], .events = TL_READABLE};
     tl_task t = tl_test_spawn(wait_task, &w);
     tl_test_settle();
@@ -74,7 +58,7 @@ static int main_level(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     put(sv[1], "0123456789");
     cr_expect_eq(tl_fd_wait(sv[0], TL_READABLE), (int)TL_READABLE);
     char b[16];
@@ -118,7 +102,7 @@ static int main_edge_no_waiter(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     int rc;
     TL_WITH_MOVE_ON(0.5, &rc) {
         rc = tl_fd_wait(sv[0], TL_READABLE);
@@ -148,7 +132,7 @@ static int main_busy(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     struct waiter w = {.fd = sv[0], .events = TL_READABLE};
     tl_task t = tl_test_spawn(wait_task, &w);
     tl_test_settle();
@@ -175,7 +159,7 @@ static int main_cancel_wait(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     struct waiter w = {.fd = sv[0], .events = TL_READABLE};
     tl_task t = tl_test_spawn(wait_task, &w);
     tl_test_settle();
@@ -213,7 +197,7 @@ static int main_close_wakes(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     struct waiter w = {.fd = sv[0], .events = TL_READABLE};
     struct reader rd = {.fd = sv[0]};
     tl_task t = tl_test_spawn(wait_task, &w);
@@ -226,7 +210,7 @@ static int main_close_wakes(void *arg)
     cr_expect_eq(w.rc, TL_ECLOSED, "%d", w.rc);
 
     /* A blocked read (a kernel request on io_uring) too. */
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     rd = (struct reader){.fd = sv[0]};
     memset(rd.buf, 0xAA, sizeof rd.buf);
     t = tl_test_spawn(read_task, &rd);
@@ -238,7 +222,7 @@ static int main_close_wakes(void *arg)
     tl_close(sv[1]);
 
     /* tl_fd_forget: the same wake-up, the fd stays open. */
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     w = (struct waiter){.fd = sv[0], .events = TL_READABLE};
     t = tl_test_spawn(wait_task, &w);
     tl_test_settle();
@@ -266,7 +250,7 @@ static int main_reuse(void *arg)
     (void)arg;
     int sv[2];
     for (int i = 0; i < 50; i++) {
-        pair(sv);
+        tl_test_socketpair(sv, 0);
         put(sv[1], "r");
         cr_expect_eq(tl_fd_wait(sv[0], TL_READABLE), (int)TL_READABLE);
         char c;
@@ -311,7 +295,7 @@ static int main_watch(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     struct wstate s = {.fd = sv[0]};
     tl_event_init(&s.ev);
     tl_fd_watch *w;
@@ -382,8 +366,8 @@ static int main_watch_drop(void *arg)
 {
     (void)arg;
     int a[2], b[2];
-    pair(a);
-    pair(b);
+    tl_test_socketpair(a, 0);
+    tl_test_socketpair(b, 0);
     tl_fd_watch *wa = NULL, *wb = NULL;
     struct wstate sa = {.fd = a[0], .other = &wb};
     struct wstate sb = {.fd = b[0], .other = &wa};
@@ -434,7 +418,7 @@ static int main_watch_close(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     int calls = 0;
     tl_fd_watch *w;
     cr_assert_eq(tl_fd_watch_new(&w, sv[0], TL_READABLE, count_only, &calls),
@@ -465,7 +449,7 @@ static int main_watch_leak(void *arg)
 {
     (void)arg;
     static int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     static int calls;
     tl_fd_watch *w;
     cr_expect_eq(tl_fd_watch_new(&w, sv[0], TL_READABLE, count_only, &calls),
@@ -500,7 +484,7 @@ static int forever_reader(void *arg)
 static int main_leave_waiting(void *arg)
 {
     int *sv = arg;
-    pair(sv);
+    tl_test_socketpair(sv, 0);
     static struct reader r1;
     r1.fd = sv[0];
     tl_task t;
@@ -516,7 +500,7 @@ static int main_leave_waiting(void *arg)
 
 Test(io_fd, no_fd_leaks_and_teardown_cancels_blocked_io, .timeout = 10)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     cr_assert_gt(before, 0);
     for (int i = 0; i < 20; i++) {
         int sv[2];
@@ -524,6 +508,6 @@ Test(io_fd, no_fd_leaks_and_teardown_cancels_blocked_io, .timeout = 10)
         close(sv[0]);
         close(sv[1]);
     }
-    cr_expect_eq(count_fds(), before, "fds before %d, after %d", before,
-                 count_fds());
+    int after = tl_test_count_fds();
+    cr_expect_eq(after, before, "fds before %d, after %d", before, after);
 }

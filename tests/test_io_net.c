@@ -3,7 +3,7 @@
  * stream and datagram sockets, SO_REUSEPORT, socket options, and the
  * flags every fd gets (close-on-exec, non-blocking). Runs on each
  * backend. */
-#include "helpers.h"
+#include "net_helpers.h"
 
 #include <netinet/tcp.h>
 #include <sys/stat.h>
@@ -90,12 +90,9 @@ static int main_streams(void *arg)
     tl_sockaddr a;
     cr_expect_eq(tl_sockaddr_ip(&a, "127.0.0.1", 0), 0);
     stream_round_trip(&a);
-    if (tl_sockaddr_ip(&a, "::1", 0) == 0) {
-        int probe = tl_net_listen(&a, SOCK_STREAM, 0, 0);
-        if (probe >= 0) {
-            tl_close(probe);
-            stream_round_trip(&a);
-        }
+    if (tl_test_have_ipv6()) {
+        cr_expect_eq(tl_sockaddr_ip(&a, "::1", 0), 0);
+        stream_round_trip(&a);
     }
     char path[64];
     snprintf(path, sizeof path, "/tmp/tulip-net-%d.sock", (int)getpid());

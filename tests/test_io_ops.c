@@ -3,32 +3,15 @@
  * a cancel at each operation's suspension point (nothing lost, the
  * caller's buffer never written after the call returned); SIGPIPE never
  * raised; -EMFILE surfaced; no fd leaked. */
-#include "helpers.h"
+#include "net_helpers.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
-
-static void pair(int sv[2])
-{
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-                            SOCK_NONBLOCK, 0, sv), 0);
-}
 
 /* A listening loopback TCP socket (v4 or v6) on a free port. */
 static int tcp_listener(int family, struct sockaddr_storage *ss,
@@ -60,7 +43,7 @@ static int main_stream_ops(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, SOCK_NONBLOCK);
     char b[64];
     cr_expect_eq(tl_write(sv[0], "hello", 5), 5);
     cr_expect_eq(tl_read(sv[1], b, sizeof b), 5);
@@ -126,7 +109,7 @@ static int main_file_ops(void *arg)
     cr_expect_eq(tl_read(fd, b, 2), 2);
     cr_expect_eq(memcmp(b, "23", 2), 0);
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, SOCK_NONBLOCK);
     cr_expect_eq(tl_pread(sv[0], b, 1, 0), -ESPIPE);
     tl_close(sv[0]);
     tl_close(sv[1]);
@@ -328,7 +311,7 @@ static int main_cancel_reads(void *arg)
     (void)arg;
     for (int kind = 0; kind <= 5; kind++) {
         int sv[2];
-        pair(sv);
+        tl_test_socketpair(sv, SOCK_NONBLOCK);
         struct op_task o = {.kind = kind, .fd = sv[0]};
         memset(o.buf, 0xAA, sizeof o.buf);
         tl_task t = tl_test_spawn(blocked_reader, &o);
@@ -365,7 +348,7 @@ static int main_cancel_race(void *arg)
     (void)arg;
     for (int i = 0; i < 20; i++) {
         int sv[2];
-        pair(sv);
+        tl_test_socketpair(sv, SOCK_NONBLOCK);
         struct op_task o = {.kind = 0, .fd = sv[0]};
         tl_task t = tl_test_spawn(blocked_reader, &o);
         tl_test_settle();
@@ -427,7 +410,7 @@ static int main_cancel_writes(void *arg)
     (void)arg;
     for (int kind = 0; kind <= 4; kind++) {
         int sv[2];
-        pair(sv);
+        tl_test_socketpair(sv, SOCK_NONBLOCK);
         int small = 4096;
         setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
         struct writer w = {.fd = sv[0], .kind = kind};
@@ -503,7 +486,7 @@ static int main_read_deadline(void *arg)
 {
     (void)arg;
     int sv[2];
-    pair(sv);
+    tl_test_socketpair(sv, SOCK_NONBLOCK);
     char b[4];
     int rc;
     TL_WITH_TIMEOUT(3.0, &rc) {
@@ -563,7 +546,7 @@ static int main_short_then_more(void *arg)
     for (int kind = 0; kind < 3; kind++) {
         for (int how = 0; how < 2; how++) {
             int sv[2];
-            pair(sv);
+            tl_test_socketpair(sv, SOCK_NONBLOCK);
             struct short_reader sr = {.fd = sv[0], .kind = kind};
             tl_task t = tl_test_spawn(short_reader_task, &sr);
             tl_test_settle(); /* parked, registered */
@@ -741,7 +724,7 @@ Test(io_ops, a_full_fd_table_is_emfile, .timeout = 10)
 {
     struct rlimit rl;
     cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    rl.rlim_cur = (rlim_t)count_fds() + 64;
+    rl.rlim_cur = (rlim_t)tl_test_count_fds() + 64;
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
     cr_assert_eq(tl_run(main_emfile, NULL), 0);
 }
@@ -769,7 +752,7 @@ static int main_many(void *arg)
 
 Test(io_ops, no_fd_is_leaked, .timeout = 10)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     for (int i = 0; i < 3; i++) cr_assert_eq(tl_run(main_many, NULL), 0);
-    cr_expect_eq(count_fds(), before);
+    cr_expect_eq(tl_test_count_fds(), before);
 }

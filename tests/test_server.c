@@ -6,24 +6,12 @@
  * accepted, a full fd table in a child process (the server reports once
  * and keeps serving), and 10,000 concurrent connections — with no fd
  * leaked. Runs on each backend. */
-#include "helpers.h"
+#include "net_helpers.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <sys/resource.h>
 
 #define T_OUT 60 /* one timeout for every test of the file */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    cr_assert(d != NULL);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1; /* the DIR's own fd */
-}
 
 /* ---- echo: a line back, upper-cased, per connection ------------------- */
 
@@ -126,7 +114,7 @@ static int main_family(void *arg)
 
 static void run_family(tl_sockaddr *a, int want_port)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     struct family_case fc = {.addr = *a};
     cr_assert_eq(tl_run(main_family, &fc), 0);
     cr_expect_eq(fc.k.handlers, NCLIENTS, "one handler per connection");
@@ -135,7 +123,7 @@ static void run_family(tl_sockaddr *a, int want_port)
         cr_expect_gt(fc.port, 0, "the bound port comes back from start");
     else
         cr_expect_eq(fc.port, 0);
-    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 Test(server, tcp4_handler_per_connection_port_through_group_start,
@@ -149,12 +137,7 @@ Test(server, tcp4_handler_per_connection_port_through_group_start,
 Test(server, tcp6_and_unix_servers, .timeout = T_OUT)
 {
     tl_sockaddr a;
-    int s = socket(AF_INET6, SOCK_STREAM, 0);
-    struct sockaddr_in6 lo = {.sin6_family = AF_INET6,
-                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-    int have6 = s >= 0 && bind(s, (struct sockaddr *)&lo, sizeof lo) == 0;
-    if (s >= 0) close(s);
-    if (have6) {
+    if (tl_test_have_ipv6()) {
         cr_assert_eq(tl_sockaddr_ip(&a, "::1", 0), 0);
         run_family(&a, 1);
     } else {
@@ -226,9 +209,9 @@ static int main_bad_input(void *arg)
 
 Test(server, bad_input_gets_clear_errors, .timeout = T_OUT)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     cr_assert_eq(tl_run(main_bad_input, NULL), 0);
-    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 /* ---- graceful shutdown ------------------------------------------------- */
@@ -313,10 +296,10 @@ static int main_grace(void *arg)
 Test(server, graceful_shutdown_lets_busy_finish_and_cancels_idle,
      .timeout = T_OUT)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     struct grace gr = {0};
     cr_assert_eq(run_virtual(main_grace, &gr), 0);
-    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 /* A server whose task is cancelled (Trio style) cancels its connections,
@@ -366,10 +349,10 @@ static int main_cancel_serve(void *arg)
 
 Test(server, cancelling_the_server_task_or_a_shorter_grace, .timeout = T_OUT)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     struct grace gr = {0};
     cr_assert_eq(run_virtual(main_cancel_serve, &gr), 0);
-    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 /* ---- the connection limit ----------------------------------------------- */
@@ -428,12 +411,12 @@ static int main_limit(void *arg)
 
 Test(server, connection_limit_is_honoured, .timeout = T_OUT)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     struct limit lm = {0};
     cr_assert_eq(run_virtual(main_limit, &lm), 0);
     cr_expect_eq(lm.peak, 3, "at most 3 handlers at once");
     cr_expect_eq(lm.served, 12);
-    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 /* ---- faults -------------------------------------------------------------- */
@@ -478,11 +461,11 @@ static int main_silent(void *arg)
 Test(server, a_silent_client_is_cut_off_by_the_server_deadline,
      .timeout = T_OUT)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     int hrc = 1;
     cr_assert_eq(run_virtual(main_silent, &hrc), 0);
     cr_expect_eq(hrc, -ECANCELED, "the handler's read was cancelled");
-    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 static int main_reset(void *arg)
@@ -517,10 +500,10 @@ static int main_reset(void *arg)
 
 Test(server, clients_that_reset_before_accept, .timeout = T_OUT)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     struct counts k = {0};
     cr_assert_eq(tl_run(main_reset, &k), 0);
-    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 /* A full fd table, in a child with RLIMIT_NOFILE lowered: the server
@@ -676,8 +659,8 @@ Test(server, ten_thousand_concurrent_connections, .timeout = T_OUT)
         many_n = ((int)rl.rlim_cur - 100) / 2;
     if (many_n < 100)
         cr_skip_test("RLIMIT_NOFILE too low (%ld)", (long)rl.rlim_cur);
-    int before = count_fds();
+    int before = tl_test_count_fds();
     struct counts k = {0};
     cr_assert_eq(tl_run(main_many, &k), 0);
-    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }

@@ -8,18 +8,7 @@
  * name@epoll, name@io_uring). */
 #include "helpers.h"
 
-#include <dirent.h>
 #include <pthread.h>
-
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
 
 static sigset_t usr_set(void)
 {
@@ -210,7 +199,7 @@ Test(signal, a_cancelled_wait_loses_no_signal, .timeout = 10)
 static int main_misc(void *arg)
 {
     (void)arg;
-    int fds = count_fds();
+    int fds = tl_test_count_fds();
     sigset_t set = usr_set();
     struct waiter w = {0};
     cr_assert_eq(tl_signals_open(&w.s, &set), 0);
@@ -233,7 +222,7 @@ static int main_misc(void *arg)
     cr_expect_eq(tl_signals_open(&s, NULL), -EINVAL);
     cr_expect_eq(tl_signals_open(NULL, &set), -EINVAL);
     cr_expect_eq(tl_signals_wait(NULL, NULL), -EINVAL);
-    cr_expect_eq(count_fds(), fds, "an fd leaked");
+    cr_expect_eq(tl_test_count_fds(), fds, "an fd leaked");
     return 0;
 }
 

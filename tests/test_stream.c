@@ -3,35 +3,22 @@
  * lines generator; what a cancel, a reset, an end of stream or a line over
  * the limit leaves behind; a tulip client against Python's own asyncio
  * server; no fd leaked. Runs on each backend. */
-#include "helpers.h"
+#include "net_helpers.h"
 
-#include <dirent.h>
 #include <netinet/in.h>
 #include <spawn.h>
 #include <sys/socket.h>
 
 extern char **environ;
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1; /* the DIR's own fd */
-}
-
 /* tl_run(fn) and check that it returned 0 and left no fd open. */
 static void run_checked(tl_fn fn, void *arg)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     int rc = tl_run(fn, arg);
     cr_expect_eq(rc, 0, "tl_run: %d (%s)", rc, tl_strerror(rc));
-    cr_expect_eq(count_fds(), before, "fds before %d, after %d", before,
-                 count_fds());
+    int after = tl_test_count_fds();
+    cr_expect_eq(after, before, "fds before %d, after %d", before, after);
 }
 
 /* Wait (bounded: 10 s) until cond holds, polling with short sleeps: for
@@ -528,10 +515,7 @@ static int main_reset(void *arg)
 {
     (void)arg;
     tl_sockaddr a;
-    cr_assert_eq(tl_sockaddr_ip(&a, "127.0.0.1", 0), 0);
-    int l = tl_net_listen(&a, SOCK_STREAM, 0, 0);
-    cr_assert_geq(l, 0);
-    cr_assert_eq(tl_sockaddr_local(l, &a), 0);
+    int l = tl_test_listen("127.0.0.1", SOCK_STREAM, &a);
     int c = tl_net_connect(&a, SOCK_STREAM);
     cr_assert_geq(c, 0);
     int srv = tl_accept(l, NULL, NULL);
@@ -1090,7 +1074,7 @@ static int main_virtual(void *arg)
 
 Test(stream, virtual_clock_deadlines_fire_around_stream_waits, .timeout = 60)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     cr_expect_eq(run_virtual(main_virtual, NULL), 0);
-    cr_expect_eq(count_fds(), before);
+    cr_expect_eq(tl_test_count_fds(), before);
 }

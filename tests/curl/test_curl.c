@@ -255,6 +255,34 @@ static void run(tl_fn fn)
     TINY_ASSERT_EQ(tl_run(fn, NULL), 0);
 }
 
+/* FETCH(c, u, want, r): GET u with c and expect the call to succeed with
+ * HTTP status `want`. Otherwise the test fails with the caller's file and
+ * line, the URL, and the error (with tl_fail_message's text) or the
+ * status that came instead. With r, *r keeps the response for more
+ * checks and the caller frees it; with r NULL it is freed here. */
+#define FETCH(c, u, want, r)                                                   \
+    fetch_check(__FILE__, __LINE__, (c), (u), (want), (r))
+
+static void fetch_check(const char *file, int line, tl_curl *c, const char *u,
+                        long want, tl_curl_response *r)
+{
+    tl_curl_response own;
+    tl_curl_response *rp = r ? r : &own;
+    int rc = tl_curl_get(c, u, rp);
+    if (rc != 0) {
+        const char *m = tl_fail_message(rc);
+        fprintf(stderr, "%s:%d: GET %s failed: %s (%s)\n", file, line, u,
+                tl_strerror(rc), m ? m : "no message");
+        exit(1);
+    }
+    if (rp->status != want) {
+        fprintf(stderr, "%s:%d: GET %s: status %ld, want %ld\n", file, line,
+                u, rp->status, want);
+        exit(1);
+    }
+    if (!r) tl_curl_response_free(&own);
+}
+
 /* ---- cases ---------------------------------------------------------------- */
 
 static int t_get(void *arg)
@@ -263,8 +291,7 @@ static int t_get(void *arg)
     tl_curl *c;
     TINY_ASSERT_EQ(tl_curl_new(&c, NULL), 0);
     tl_curl_response r;
-    TINY_ASSERT_EQ(tl_curl_get(c, url("/static.txt"), &r), 0);
-    TINY_ASSERT_EQ(r.status, 200);
+    FETCH(c, url("/static.txt"), 200, &r);
     TINY_ASSERT_EQ(r.http_version, 11);
     size_t sl;
     char *st = static_text(&sl);
@@ -278,11 +305,9 @@ static int t_get(void *arg)
     /* A 404 is a response; a name goes through libcurl's resolver thread. */
     char u[128];
     snprintf(u, sizeof u, "http://localhost:%d/nothing-here", g_port);
-    TINY_ASSERT_EQ(tl_curl_get(c, u, &r), 0);
-    TINY_ASSERT_EQ(r.status, 404);
-    tl_curl_response_free(&r);
+    FETCH(c, u, 404, NULL);
 
-    TINY_ASSERT_EQ(tl_curl_get(c, url("/hdr"), &r), 0);
+    FETCH(c, url("/hdr"), 200, &r);
     TINY_ASSERT_STR_EQ(tl_curl_header_get(&r, "x-tulip"), "yes");
     TINY_ASSERT_STR_EQ(r.body, "hi\n");
     tl_curl_response_free(&r);
@@ -325,8 +350,7 @@ static int t_reuse(void *arg)
     long opened = 0;
     for (int i = 0; i < 10; i++) {
         tl_curl_response r;
-        TINY_ASSERT_EQ(tl_curl_get(c, url("/small.json"), &r), 0);
-        TINY_ASSERT_EQ(r.status, 200);
+        FETCH(c, url("/small.json"), 200, &r);
         opened += r.new_connections;
         tl_curl_response_free(&r);
     }
@@ -401,9 +425,7 @@ static int t_stream_cancel(void *arg)
     TINY_ASSERT_EQ(tl_curl_stream_read(s, &d, &len), 1); /* still readable */
     tl_curl_stream_close(s);
     TINY_ASSERT_EQ(tl_curl_in_flight(c), 0);
-    tl_curl_response r;
-    TINY_ASSERT_EQ(tl_curl_get(c, url("/small.json"), &r), 0);
-    tl_curl_response_free(&r);
+    FETCH(c, url("/small.json"), 200, NULL);
     TINY_ASSERT_EQ(tl_curl_close(c), 0);
     return 0;
 }
@@ -456,9 +478,7 @@ static int t_timeout(void *arg)
     TINY_ASSERT_EQ(r.body, NULL);
     TINY_ASSERT_EQ(tl_curl_in_flight(c), 0);
     /* The client goes on. */
-    TINY_ASSERT_EQ(tl_curl_get(c, url("/small.json"), &r), 0);
-    TINY_ASSERT_EQ(r.status, 200);
-    tl_curl_response_free(&r);
+    FETCH(c, url("/small.json"), 200, NULL);
     /* A stream that waits for headers times out too. */
     tl_curl_stream *s = NULL;
     tl_curl_request req = {.url = url("/slow")};
@@ -500,6 +520,35 @@ static int getter_fn(void *arg)
     return g->rc;
 }
 
+/* Start n getters on c, the even ones fetching `even`, the odd ones
+ * `odd` (the URLs are copied). */
+static void getters_start(struct getter *g, tl_task *t, int n, tl_curl *c,
+                          const char *even, const char *odd)
+{
+    for (int i = 0; i < n; i++) {
+        getter_init(&g[i], c, i % 2 ? odd : even);
+        TINY_ASSERT_EQ(tl_spawn(&t[i], getter_fn, &g[i]), 0);
+    }
+}
+
+/* Join the n getters of getters_start, each of which must have fetched
+ * its URL with status 200; returns the connections they opened. */
+static long getters_join(struct getter *g, tl_task *t, int n)
+{
+    long opened = 0;
+    for (int i = 0; i < n; i++) {
+        int st;
+        TINY_ASSERT_EQ(tl_join(t[i], &st), 0);
+        if (st != 0 || g[i].status != 200) {
+            fprintf(stderr, "getter %d: GET %s: %s, status %ld, want 200\n",
+                    i, g[i].u, st ? tl_strerror(st) : "done", g[i].status);
+            exit(1);
+        }
+        opened += g[i].opened;
+    }
+    return opened;
+}
+
 /* Cancelled mid-body: the call returns at once, the client is idle, and
  * the next request works. */
 static int t_cancel(void *arg)
@@ -520,10 +569,7 @@ static int t_cancel(void *arg)
     TINY_ASSERT_EQ(st, -ECANCELED);
     TINY_ASSERT(tl_now() - t0 < 2.0);
     TINY_ASSERT_EQ(tl_curl_in_flight(c), 0);
-    tl_curl_response r;
-    TINY_ASSERT_EQ(tl_curl_get(c, url("/small.json"), &r), 0);
-    TINY_ASSERT_EQ(r.status, 200);
-    tl_curl_response_free(&r);
+    FETCH(c, url("/small.json"), 200, NULL);
 
     /* A stream closed mid-body. */
     tl_curl_request req = {.url = url("/limited")};
@@ -571,19 +617,9 @@ static int t_many(void *arg)
     tl_task mon;
     TINY_ASSERT_EQ(tl_spawn(&mon, monitor_fn, &m), 0);
     double t0 = tl_now();
-    for (int i = 0; i < N; i++) {
-        getter_init(&g[i], c, url("/small.json"));
-        TINY_ASSERT_EQ(tl_spawn(&t[i], getter_fn, &g[i]), 0);
-    }
-    long opened = 0;
-    for (int i = 0; i < N; i++) {
-        int st;
-        TINY_ASSERT_EQ(tl_join(t[i], &st), 0);
-        TINY_ASSERT_EQ(st, 0);
-        TINY_ASSERT_EQ(g[i].status, 200);
-        TINY_ASSERT_EQ(g[i].len, 13);
-        opened += g[i].opened;
-    }
+    getters_start(g, t, N, c, url("/small.json"), url("/small.json"));
+    long opened = getters_join(g, t, N);
+    for (int i = 0; i < N; i++) TINY_ASSERT_EQ(g[i].len, 13);
     double dt = tl_now() - t0;
     m.stop = 1;
     int st;
@@ -612,19 +648,11 @@ static int t_fd_reuse(void *arg)
     TINY_ASSERT_EQ(tl_curl_new(&c, &o), 0);
     struct getter *g = calloc(N, sizeof *g);
     tl_task *t = calloc(N, sizeof *t);
-    for (int i = 0; i < N; i++) {
-        getter_init(&g[i], c, url(i % 2 ? "/close/small.json" : "/close/static.txt"));
-        TINY_ASSERT_EQ(tl_spawn(&t[i], getter_fn, &g[i]), 0);
-    }
-    long opened = 0;
-    for (int i = 0; i < N; i++) {
-        int st;
-        TINY_ASSERT_EQ(tl_join(t[i], &st), 0);
-        TINY_ASSERT_EQ(st, 0);
+    getters_start(g, t, N, c, url("/close/static.txt"),
+                  url("/close/small.json"));
+    TINY_ASSERT_EQ(getters_join(g, t, N), N);
+    for (int i = 0; i < N; i++)
         TINY_ASSERT_EQ(g[i].len, i % 2 ? 13 : STATIC_SIZE);
-        opened += g[i].opened;
-    }
-    TINY_ASSERT_EQ(opened, N);
     free(g);
     free(t);
     TINY_ASSERT_EQ(tl_curl_close(c), 0);
@@ -654,15 +682,14 @@ static int t_https_verified(void *arg)
     tl_curl_opts o = {.ca_file = g_ca};
     TINY_ASSERT_EQ(tl_curl_new(&c, &o), 0);
     tl_curl_response r;
-    TINY_ASSERT_EQ(tl_curl_get(c, surl("/static.txt"), &r), 0);
-    TINY_ASSERT_EQ(r.status, 200);
+    FETCH(c, surl("/static.txt"), 200, &r);
     TINY_ASSERT_EQ(r.http_version, 20);
     TINY_ASSERT_EQ(r.body_len, STATIC_SIZE);
     tl_curl_response_free(&r);
     /* The name in the certificate, through the resolver. */
     char u[128];
     snprintf(u, sizeof u, "https://localhost:%d/small.json", g_tls_port);
-    TINY_ASSERT_EQ(tl_curl_get(c, u, &r), 0);
+    FETCH(c, u, 200, &r);
     TINY_ASSERT_STR_EQ(r.body, "{\"ok\": true}\n");
     tl_curl_response_free(&r);
     TINY_ASSERT_EQ(tl_curl_close(c), 0);
@@ -677,19 +704,9 @@ static long h2_batch(tl_curl *c, int n, int *ok)
 {
     struct getter g[20];
     tl_task t[20];
-    long opened = 0;
-    for (int i = 0; i < n; i++) {
-        getter_init(&g[i], c, surl(i % 2 ? "/static.txt" : "/trickle"));
-        TINY_ASSERT_EQ(tl_spawn(&t[i], getter_fn, &g[i]), 0);
-    }
-    for (int i = 0; i < n; i++) {
-        int st;
-        TINY_ASSERT_EQ(tl_join(t[i], &st), 0);
-        TINY_ASSERT_EQ(st, 0);
-        TINY_ASSERT_EQ(g[i].status, 200);
-        *ok += g[i].status == 200;
-        opened += g[i].opened;
-    }
+    getters_start(g, t, n, c, surl("/trickle"), surl("/static.txt"));
+    long opened = getters_join(g, t, n);
+    *ok += n; /* getters_join fails the test unless all answered 200 */
     return opened;
 }
 
@@ -714,7 +731,7 @@ static int t_http2_multiplex(void *arg)
     TINY_ASSERT_EQ(tl_join(ts, &st), 0);
     TINY_ASSERT_EQ(st, -ECANCELED);
     tl_curl_response r;
-    TINY_ASSERT_EQ(tl_curl_get(c, surl("/small.json"), &r), 0);
+    FETCH(c, surl("/small.json"), 200, &r);
     TINY_ASSERT_EQ(r.http_version, 20);
     TINY_ASSERT_EQ(r.new_connections, 0);
     tl_curl_response_free(&r);

@@ -337,69 +337,10 @@ fi
 
 [ -r "$res/machine.txt" ] || die "no results in $res yet"
 
-# ---- the table (the same shape as tools/bench.sh's) ---------------------------
+# ---- the table (tools/bench-table.awk, shared with tools/bench.sh) ----------
 printf '%s\n' "${FIGURES[@]}" >"$res/figures.txt"
-awk -v res="$res" '
-BEGIN { FS = "\t" }
-FILENAME ~ /peers.tsv$/ { np++; peer[np] = $1; label[$1] = $2; next }
-FILENAME ~ /runs.txt$/ { ran[$1] = 1; next }
-FILENAME ~ /figures.txt$/ {
-    split($0, f, "|"); if (!(f[2] in ran)) next
-    nf++; frun[nf] = f[2]; fkey[nf] = f[3]; funit[nf] = f[4]; fbetter[nf] = f[5]; flabel[nf] = f[6]
-    next
-}
-function commas(x,   s) {
-    s = sprintf("%d", x)
-    while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s)
-    return s
-}
-function fmt(x) {
-    if (x >= 100) return commas(x + 0.5)
-    if (x >= 10) return sprintf("%.1f", x)
-    return sprintf("%.2f", x)
-}
-function sortn(a, k,   i, j, t) {
-    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-}
-function collect(run, p, key,   file, line, v, a, k, rep) {
-    k = 0
-    for (rep = 1; rep <= 100; rep++) {
-        file = res "/" run "." p "." rep ".out"
-        while ((getline line < file) > 0)
-            if (index(line, key ": ") == 1) {
-                v = substr(line, length(key) + 3); sub(/ .*/, "", v); a[++k] = v + 0
-            }
-        close(file)
-    }
-    if (k == 0) return 0
-    sortn(a, k)
-    MED = (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-    LO = a[1]; HI = a[k]; CNT = k
-    return 1
-}
-END {
-    printf "| figure | unit | lower/higher is better |"
-    for (i = 1; i <= np; i++) printf " %s |", label[peer[i]]
-    printf " best peer | tulip/best |\n|---|---|---|"
-    for (i = 1; i <= np; i++) printf "---|"
-    printf "---|---|\n"
-    for (j = 1; j <= nf; j++) {
-        printf "| %s | %s | %s |", flabel[j], funit[j], fbetter[j]
-        best = ""; bestv = 0; tv = ""
-        for (i = 1; i <= np; i++) {
-            p = peer[i]
-            if (!collect(frun[j], p, fkey[j])) { printf " - |"; continue }
-            cell = fmt(MED)
-            if (CNT > 1) cell = cell " (" fmt(LO) "-" fmt(HI) ")"
-            printf " %s |", cell
-            if (p == "tulip") { tv = MED; continue }
-            if (best == "" || (fbetter[j] == "lower" ? MED < bestv : MED > bestv)) { best = p; bestv = MED }
-        }
-        if (best == "" || tv == "" || bestv == 0) { printf " - | - |\n"; continue }
-        r = tv / bestv
-        printf " %s | %sx |\n", label[best], (r >= 10) ? sprintf("%.0f", r) : sprintf("%.2f", r)
-    }
-}' "$res/peers.tsv" "$res/runs.txt" "$res/figures.txt" >"$out/table.md"
+awk -v res="$res" -f tools/bench-table.awk \
+    "$res/peers.tsv" "$res/runs.txt" "$res/figures.txt" >"$out/table.md"
 
 echo
 cat "$res/machine.txt"

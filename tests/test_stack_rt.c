@@ -75,13 +75,13 @@ static int spawn_with_stack_main(void *arg)
     return rc < 0 ? rc : st;
 }
 
-Test(stack_rt, spawn_stack_size_is_honoured, .timeout = 10)
+Test(stack_rt, spawn_stack_size_is_honoured, .timeout = 30)
 {
     size_t size = 1 * MiB;
     cr_expect_eq(run_virtual(spawn_with_stack_main, &size), 0);
 }
 
-Test(stack_rt, loop_default_stack_size_is_honoured, .timeout = 10)
+Test(stack_rt, loop_default_stack_size_is_honoured, .timeout = 30)
 {
     tl_config c = {.virtual_clock = 1, .stack_size = 1 * MiB};
     cr_expect_eq(tl_run_with(&c, uses_400k, NULL), 0); /* main itself */
@@ -96,7 +96,7 @@ static void small_stack_child(void *arg)
 }
 
 Test(stack_rt, a_stack_smaller_than_the_task_needs_overflows_loudly,
-     .timeout = 10)
+     .timeout = 30)
 {
     if (tl__stack_guard_strategy() == TL__GUARD_CANARY)
         cr_skip_test("canary strategy: a 272 KiB overflow would run past the "
@@ -169,7 +169,7 @@ static void expect_guard_report(void)
     cr_expect_eq(F->rc[3], 0);
 }
 
-Test(stack_rt, overflow_with_madvise_guard, .timeout = 10)
+Test(stack_rt, overflow_with_madvise_guard, .timeout = 30)
 {
     F = tl_test_shared_page(sizeof *F);
     int guard = TL_GUARD_MADVISE;
@@ -182,7 +182,7 @@ Test(stack_rt, overflow_with_madvise_guard, .timeout = 10)
         TL_EXPECT_OUT(out, "tulip: guard strategy 'madvise' unavailable");
 }
 
-Test(stack_rt, overflow_with_mprotect_guard, .timeout = 10)
+Test(stack_rt, overflow_with_mprotect_guard, .timeout = 30)
 {
     F = tl_test_shared_page(sizeof *F);
     int guard = TL_GUARD_MPROTECT;
@@ -191,7 +191,7 @@ Test(stack_rt, overflow_with_mprotect_guard, .timeout = 10)
     expect_guard_report();
 }
 
-Test(stack_rt, overflow_with_the_probed_guard, .timeout = 10)
+Test(stack_rt, overflow_with_the_probed_guard, .timeout = 30)
 {
     if (tl__stack_guard_strategy() == TL__GUARD_CANARY)
         cr_skip_test("the probe chose the canary (tested below)");
@@ -278,7 +278,7 @@ static void expect_canary_report(int st)
 }
 
 Test(stack_rt, overflow_with_canary_is_caught_at_the_next_suspend,
-     .timeout = 10)
+     .timeout = 30)
 {
     F = tl_test_shared_page(sizeof *F);
     int suspend_after = 1;
@@ -289,7 +289,7 @@ Test(stack_rt, overflow_with_canary_is_caught_at_the_next_suspend,
 }
 
 Test(stack_rt, overflow_with_canary_is_caught_when_the_task_ends,
-     .timeout = 10)
+     .timeout = 30)
 {
     F = tl_test_shared_page(sizeof *F);
     int suspend_after = 0;
@@ -330,10 +330,18 @@ static TL_NO_STACK_CLASH __attribute__((noinline)) int frame_1m(int i)
 
 static volatile int zero_index;
 
+/* Which frame, and how many stacks of the big frame's size class are
+ * carved (and stay live) before its own. */
+struct big_frame_case {
+    int which; /* 0: 400 KiB, 1: 1 MiB */
+    int before;
+};
+
 static int big_frame(void *arg)
 {
     F->rc[2] = 1; /* started */
-    return *(int *)arg == 1 ? frame_1m(zero_index) : frame_400k(zero_index);
+    return ((struct big_frame_case *)arg)->which == 1
+               ? frame_1m(zero_index) : frame_400k(zero_index);
 }
 
 /* A neighbour whose stack lies below the big frame's (carved just before
@@ -345,18 +353,31 @@ static int neighbour(void *arg)
     return tl_sleep(10.0);
 }
 
+/* 256 KiB in every build (ASan's default is 512 KiB, which a 400 KiB
+ * frame fits in), for the big frame and every stack carved before it. */
+#define BIG_FRAME_STACK (256 * KiB)
+
 static int big_frame_main(void *arg)
 {
+    struct big_frame_case *bc = arg;
     tl_task n, t;
+    tl_group g;
     int st;
-    int rc = tl_spawn_ex(&n, &(tl_spawn_opts){.name = "neighbour"},
-                         neighbour, NULL);
+    /* Live sleepers first, so that the big frame's stack is carved after
+     * theirs (a released stack would be reused instead). */
+    int rc = tl_group_enter(&g);
+    for (int i = 0; i < bc->before && rc == 0; i++)
+        rc = tl_group_spawn_ex(g, &(tl_spawn_opts){.stack_size =
+                                                       BIG_FRAME_STACK},
+                               neighbour, NULL, NULL);
     if (rc < 0) return rc;
-    TL_IGNORE(tl_yield()); /* the neighbour takes its stack first */
-    /* 256 KiB in every build (ASan's default is 512 KiB, which a 400 KiB
-     * frame fits in). */
+    rc = tl_spawn_ex(&n, &(tl_spawn_opts){.name = "neighbour",
+                                          .stack_size = BIG_FRAME_STACK},
+                     neighbour, NULL);
+    if (rc < 0) return rc;
+    TL_IGNORE(tl_yield()); /* the neighbours take their stacks first */
     rc = tl_spawn_ex(&t, &(tl_spawn_opts){.name = "big",
-                                          .stack_size = 256 * KiB},
+                                          .stack_size = BIG_FRAME_STACK},
                      big_frame, arg);
     if (rc < 0) return rc;
     rc = tl_join(t, &st);
@@ -370,13 +391,14 @@ static void big_frame_child(void *arg)
     F->rc[1] = 1; /* not reached */
 }
 
-static void expect_big_frame_report(int which)
+static void expect_big_frame_report(int which, int before)
 {
     if (tl__stack_guard_strategy() == TL__GUARD_CANARY)
         cr_skip_test("canary strategy: a frame that jumps the canary is not "
                      "seen (it lands in the gap)");
+    struct big_frame_case bc = {which, before};
     F = tl_test_shared_page(sizeof *F);
-    int st = tl_test_child(big_frame_child, &which, out, sizeof out);
+    int st = tl_test_child(big_frame_child, &bc, out, sizeof out);
     TL_EXPECT_ABORTED(st, out);
     TL_EXPECT_OUT(out, "tulip: stack overflow in task 'big' (fault at ");
     TL_EXPECT_OUT(out, "give the task a larger stack");
@@ -386,15 +408,30 @@ static void expect_big_frame_report(int which)
 }
 
 Test(stack_rt, a_400k_frame_without_stack_clash_protection_is_reported,
-     .timeout = 10)
+     .timeout = 30)
 {
-    expect_big_frame_report(0);
+    expect_big_frame_report(0, 0);
 }
 
 Test(stack_rt, a_1m_frame_without_stack_clash_protection_is_reported,
-     .timeout = 10)
+     .timeout = 30)
 {
-    expect_big_frame_report(1);
+    expect_big_frame_report(1, 0);
+}
+
+/* Every stack has the whole guard, not only the first few thousand of a
+ * size class: the frames again, on a stack carved after 10,000 others
+ * that are all live. */
+Test(stack_rt, a_400k_frame_is_reported_on_a_stack_carved_after_10000,
+     .timeout = 30)
+{
+    expect_big_frame_report(0, 10000);
+}
+
+Test(stack_rt, a_1m_frame_is_reported_on_a_stack_carved_after_10000,
+     .timeout = 30)
+{
+    expect_big_frame_report(1, 10000);
 }
 
 /* ---- the pool gives memory back ------------------------------------------- */
@@ -470,7 +507,7 @@ static int bursts_with_peak_main(void *arg)
     return rc;
 }
 
-Test(stack_rt, the_pool_returns_memory_after_a_burst, .timeout = 10)
+Test(stack_rt, the_pool_returns_memory_after_a_burst, .timeout = 30)
 {
     (void)bursts_main;
     cr_assert_eq(run_virtual(bursts_with_peak_main, NULL), 0);
@@ -539,7 +576,7 @@ static void dead_stack_child(void *arg)
     F->rc[1] = 1;
 }
 
-Test(stack_rt, asan_names_a_use_of_a_finished_tasks_stack, .timeout = 10)
+Test(stack_rt, asan_names_a_use_of_a_finished_tasks_stack, .timeout = 30)
 {
 #if !(TULIP_TEST_SANITIZED && defined(__SANITIZE_ADDRESS__))
     cr_skip_test("AddressSanitizer builds only");
@@ -582,7 +619,7 @@ static void wild_child(void *arg)
     F->rc[1] = 1;
 }
 
-Test(stack_rt, other_faults_go_to_the_previous_handler, .timeout = 10)
+Test(stack_rt, other_faults_go_to_the_previous_handler, .timeout = 30)
 {
     F = tl_test_shared_page(sizeof *F);
     int st = tl_test_child(wild_child, NULL, out, sizeof out);
@@ -644,7 +681,7 @@ static int census_line(const char *name, long *used, long *size, long *tasks)
                   size, tasks) == 3;
 }
 
-Test(stack_rt, census_prints_high_water_marks_per_name, .timeout = 10)
+Test(stack_rt, census_prints_high_water_marks_per_name, .timeout = 30)
 {
     F = tl_test_shared_page(sizeof *F);
     int st = tl_test_child(census_child, (void *)1, out, sizeof out);
@@ -670,7 +707,7 @@ Test(stack_rt, census_prints_high_water_marks_per_name, .timeout = 10)
     cr_expect_gt(big_used, used);
 }
 
-Test(stack_rt, no_census_unless_asked, .timeout = 10)
+Test(stack_rt, no_census_unless_asked, .timeout = 30)
 {
     F = tl_test_shared_page(sizeof *F);
     unsetenv("TULIP_STACK_CENSUS");

@@ -15,18 +15,26 @@
  * (tl__stack) live in malloc'ed memory next to the arena record, never on
  * the stacks themselves, so an overflow cannot corrupt the pool.
  *
- * The guard is 1 MiB: code built without -fstack-clash-protection (the
- * compilers' default) moves the stack pointer by a whole frame at once and
- * may first touch its lowest byte, so a frame of up to 1 MiB must land in
- * the guard and not in the stack below. It costs no memory of the
- * process's own, but it spaces stacks 1 MiB apart, and every 2 MiB of
- * address space that holds a used stack top (or madvise guard markers)
- * needs a page-table page: 2.5 KiB of page table per stack instead of
- * 0.6, and on a VM with shadow page tables each is slow to make. So only
- * the first TL__STACK_BIG_GUARDS (4096) stacks of a size class get it;
- * arenas carved after them have 64 KiB guards, which catch frames from
- * code built with -fstack-clash-protection (the pkg-config file and the
- * CMake package pass it) and gradual overflows of any code.
+ * The guard is 1 MiB below every stack: code built without
+ * -fstack-clash-protection (the compilers' default) moves the stack
+ * pointer by a whole frame at once and may first touch its lowest byte, so
+ * a frame of up to 1 MiB must land in the guard and not in the stack
+ * below. It costs no memory of the process's own, but it is not free:
+ *  - guards cannot be shared: each stack needs the 1 MiB below its lowest
+ *    byte free of every other stack's usable bytes, so two guards that
+ *    overlapped would put one stack's usable bytes in the other's guard.
+ *    Stack tops are therefore at least 1 MiB + the stack apart, and the
+ *    top pages of 256 KiB stacks share a page-table page (2 MiB of address
+ *    on x86-64 and 4 KiB pages) 1.6 at a time instead of 6.4 with 64 KiB
+ *    guards: 2.5 KiB of page table per stack instead of 0.6, whatever
+ *    the guard is made of (markers, PROT_NONE or a hole);
+ *  - MADV_GUARD_INSTALL writes a marker in each of the guard's 256 page
+ *    table entries.
+ * On a VM with shadow page tables a fresh page-table page is slow to
+ * fill at the first touch, so fresh stacks cost about 1.9x the CPU of
+ * 64 KiB guards there (design.md, Stacks). tulip pays it rather than let
+ * a large frame from code built with the compilers' defaults overwrite a
+ * neighbour's live stack silently.
  *
  * Guards, chosen per process by a functional probe (tl__stack_probe):
  *   MADVISE  madvise(MADV_GUARD_INSTALL) (Linux 6.13+): guard markers in
@@ -93,7 +101,6 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 
 /* Multiples of every page size in use. */
 #define GUARD_SIZE TL__STACK_GUARD_SIZE
-#define SMALL_GUARD_SIZE TL__STACK_SMALL_GUARD_SIZE
 enum {
     ARENA_FIRST_SLOTS = 64,   /* first arena of a bucket */
     ARENA_MAX_SLOTS = 1024,   /* arenas double up to this */
@@ -429,8 +436,7 @@ static tl__stack_class *find_class(tl__stack_pool *p, size_t usable,
 static int new_arena(tl__stack_class *c)
 {
     size_t n = c->next_slots, len;
-    size_t guard = c->reserved < TL__STACK_BIG_GUARDS ? GUARD_SIZE
-                                                      : SMALL_GUARD_SIZE;
+    size_t guard = GUARD_SIZE;
     size_t slot = guard + c->usable;
     tl__stack_arena *a;
     void *m;

@@ -5,12 +5,10 @@
  *   guard_lo                    lo                                  hi
  *   | guard (1 MiB, no access)  | usable stack ...................... |
  *
- * The guard is 1 MiB so that one frame of up to 1 MiB from code built
- * without -fstack-clash-protection (which may skip pages) still lands in
- * it rather than in the stack below. Past TL__STACK_BIG_GUARDS stacks of a
- * size class, new stacks get 64 KiB guards: a 1 MiB guard spaces stacks
- * 1 MiB apart, which costs a page-table page per 1.6 stacks (2.5 KiB per
- * stack, against 0.6 KiB), and at a million stacks that is gigabytes.
+ * The guard is 1 MiB below every stack, so that one frame of up to 1 MiB
+ * from code built without -fstack-clash-protection (which may skip pages)
+ * lands in it rather than in the stack below. Its price is address space
+ * and page tables, not memory of the process: see stack.c.
  *
  * Stacks are carved from large MAP_NORESERVE arenas so that a million of
  * them do not need a million mappings (vm.max_map_count is 65,530). The
@@ -30,12 +28,8 @@ enum tl__guard_kind {
     TL__GUARD_CANARY,   /* a canary word checked at each switch + gap */
 };
 
-/* Bytes of guard below a stack (all strategies; the canary's gap)... */
+/* Bytes of guard below every stack (all strategies; the canary's gap). */
 #define TL__STACK_GUARD_SIZE ((size_t)1024 * 1024)
-/* ...for the first TL__STACK_BIG_GUARDS stacks of each size class; the
- * ones carved after them get TL__STACK_SMALL_GUARD_SIZE. */
-#define TL__STACK_BIG_GUARDS 4096
-#define TL__STACK_SMALL_GUARD_SIZE ((size_t)64 * 1024)
 
 typedef struct tl__stack {
     struct tl__stack *next; /* free-list link while pooled */

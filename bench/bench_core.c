@@ -15,6 +15,9 @@
  *                          ("note: ..." if some had already woken then)
  *   bench_core sem N       N tasks through a 100-permit semaphore, each
  *                          holding it for tl_sleep(0.001): wall   s
+ *   bench_core burst N     N sleepers asleep at once, an idle 0.5 s, then N
+ *                          again: time until all are asleep, each burst
+ *                          (tulip only: the pool's reuse)       ns/task
  *
  * Each run prints "key: value unit" lines (the keys tools/bench.sh reads)
  * and exits 1 on any failure. Every scenario uses tulip's defaults (stack
@@ -215,6 +218,37 @@ static int run_sem(void)
     return 0;
 }
 
+/* ---- a burst after a burst ---------------------------------------------- */
+
+/* N sleepers asleep at once, twice, with a pause between in which the
+ * loop idles (and the stack pool gives back what it keeps beyond its warm
+ * cache): how long each burst took to get every task asleep. */
+static int burst_once(double *ns_per_task)
+{
+    tl_group g;
+    long base = started;
+    int rc = tl_group_enter(&g);
+    if (rc < 0) return rc;
+    double t0 = tl_now();
+    for (long i = 0; i < n && rc == 0; i++)
+        rc = tl_group_spawn(g, sleeper, NULL);
+    while (rc == 0 && started - base < n) rc = tl_yield();
+    *ns_per_task = (tl_now() - t0) * 1e9 / (double)n;
+    return tl_group_wait(g, rc, NULL);
+}
+
+static int run_burst(void)
+{
+    double first, second;
+    int rc = burst_once(&first);
+    if (rc == 0) rc = tl_sleep(0.5); /* idle */
+    if (rc == 0) rc = burst_once(&second);
+    if (rc < 0) return fail("burst", rc);
+    printf("burst_first: %.1f ns/task\n", first);
+    printf("burst_second: %.1f ns/task\n", second);
+    return 0;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static const struct {
@@ -222,7 +256,7 @@ static const struct {
     int (*run)(void);
 } scenarios[] = {
     {"spawn", run_spawn}, {"pingpong", run_pingpong}, {"yield", run_yield},
-    {"sleep", run_sleep}, {"sem", run_sem},
+    {"sleep", run_sleep}, {"sem", run_sem}, {"burst", run_burst},
 };
 static int chosen = -1;
 
@@ -241,7 +275,7 @@ int main(int argc, char **argv)
         n = atol(argv[2]);
     }
     if (chosen < 0 || n < 1) {
-        fprintf(stderr, "usage: bench_core spawn|pingpong|yield|sleep|sem N\n");
+        fprintf(stderr, "usage: bench_core spawn|pingpong|yield|sleep|sem|burst N\n");
         return 2;
     }
     alarm(600); /* bounded: a stuck run dies instead of hanging */

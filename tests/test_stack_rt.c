@@ -529,6 +529,80 @@ Test(stack_rt, the_pool_returns_memory_after_a_burst, .timeout = 30)
                  (rss_after2 - rss_base) / KiB, grown / KiB);
 }
 
+/* A burst of 20,000 tasks (5,000 under sanitizers) asleep at once, each
+ * on a fresh stack of the default size: once it is over and the loop
+ * idles, the pool keeps a bounded warm cache and gives back the top pages
+ * of the rest; a second burst reuses them. */
+#define BIG_BURST (TULIP_TEST_SANITIZED ? 5000 : 20000)
+
+static long big_burst_rss[4]; /* base, peak, after, after the second */
+
+static int light_sleeper(void *arg)
+{
+    (void)arg;
+    return tl_sleep(0.5);
+}
+
+static int light_burst(long *peak)
+{
+    tl_group g;
+    int rc = tl_group_enter(&g);
+    for (int i = 0; i < BIG_BURST && rc == 0; i++)
+        rc = tl_group_spawn(g, light_sleeper, NULL);
+    if (rc == 0) {
+        rc = tl_sleep(0.25); /* all started and asleep */
+        if (peak) *peak = rss_bytes();
+    }
+    return tl_group_wait(g, rc, NULL);
+}
+
+/* Idle (the virtual clock makes each sleep one idle loop iteration) until
+ * RSS is back within `bound` of the base, for at most 1,000 iterations. */
+static long settle_rss(long bound)
+{
+    long r = rss_bytes();
+    for (int i = 0; i < 1000 && r - big_burst_rss[0] > bound; i++) {
+        if (tl_sleep(0.01) < 0) break;
+        r = rss_bytes();
+    }
+    return r;
+}
+
+static int big_burst_main(void *arg)
+{
+    (void)arg;
+    big_burst_rss[0] = rss_bytes();
+    int rc = light_burst(&big_burst_rss[1]);
+    long bound = (big_burst_rss[1] - big_burst_rss[0]) / 4;
+    big_burst_rss[2] = settle_rss(bound);
+    if (rc == 0) rc = light_burst(NULL);
+    big_burst_rss[3] = settle_rss(bound);
+    return rc;
+}
+
+Test(stack_rt, rss_falls_after_a_burst_of_20000_tasks, .timeout = 30)
+{
+    cr_assert_eq(run_virtual(big_burst_main, NULL), 0);
+    long *r = big_burst_rss, grown = r[1] - r[0];
+    printf("stack_rt: burst of %d sleepers: RSS +%ld KiB at the peak, +%ld "
+           "KiB once idle, +%ld KiB after a second burst\n", BIG_BURST,
+           grown / KiB, (r[2] - r[0]) / KiB, (r[3] - r[0]) / KiB);
+    fflush(stdout);
+    /* Each sleeper touched at least its stack's top page. */
+    cr_expect_gt(grown, (long)BIG_BURST * 4 * KiB / 2, "the burst used %ld "
+                 "KiB", grown / KiB);
+    /* Under ASan what stays is ASan's: the shadow of each released
+     * stack's poisoned top (a shadow page of its own per stack, the
+     * stacks being 1.5 MiB apart) and the allocator's quarantine. */
+    if (TULIP_TEST_SANITIZED) return;
+    /* The warm cache (1,024 top pages a size class, 4 MiB) and a few
+     * whole stacks stay, and the task table: far less than the burst. */
+    cr_expect_lt(r[2] - r[0], grown / 4, "%ld KiB kept of %ld KiB",
+                 (r[2] - r[0]) / KiB, grown / KiB);
+    cr_expect_lt(r[3] - r[0], grown / 4, "%ld KiB kept of %ld KiB",
+                 (r[3] - r[0]) / KiB, grown / KiB);
+}
+
 /* ---- ASan: a finished task's stack is poisoned ---------------------------- */
 
 #if TULIP_TEST_SANITIZED && defined(__SANITIZE_ADDRESS__)

@@ -462,6 +462,15 @@ static bool must_poll(const tl__loop *l)
            l->io_queued;
 }
 
+/* About to wait with no task ready: give the stack pool's surplus back, a
+ * batch at a time (tl__stack_pool_idle). True while more remains: the
+ * loop then polls without blocking and comes back for the next batch, so
+ * an event waits for one batch at most. */
+static bool idle_trim(tl__loop *l)
+{
+    return l->stacks && tl__stack_pool_idle(l->stacks);
+}
+
 static void poll_once(tl__loop *l)
 {
     int64_t next = tl__timer_next(l);
@@ -474,8 +483,9 @@ static void poll_once(tl__loop *l)
          * socket peer does not hold the clock, so a deadline around it
          * still fires once nothing else can run. */
         int64_t timeout = l->runq_head ? 0 : (l->inflight > 0 ? -1 : 0);
+        bool trim = !l->runq_head && idle_trim(l);
         if (!l->runq_head && l->inflight == 0 && next == INT64_MAX) {
-            timeout = -1;
+            timeout = trim ? 0 : -1;
             /* Tasks waiting on fds wait for a peer (maybe outside this
              * process): not a deadlock. */
             if (l->io_waiters == 0 && l->io_watchers == 0) report_deadlock(l);
@@ -483,6 +493,7 @@ static void poll_once(tl__loop *l)
         /* Jobs in flight and a timer waiting: wait in slices, to notice
          * a stall (report_virtual_stall). */
         bool stall = !l->runq_head && l->inflight > 0 && next != INT64_MAX;
+        if (trim) timeout = 0;
         if (stall && l->stall_since >= 0) {
             int64_t real = tl__clock_ns();
             if (l->stall_since == 0) l->stall_since = real;
@@ -502,7 +513,7 @@ static void poll_once(tl__loop *l)
             l->vnow = next;
     } else {
         int64_t timeout = 0;
-        if (!l->runq_head) {
+        if (!l->runq_head && !idle_trim(l)) {
             if (next == INT64_MAX)
                 timeout = -1;
             else {

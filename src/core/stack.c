@@ -108,6 +108,7 @@ enum {
     GUARD_BATCH_MAX = 1024,   /* ... doubling up to (UIO_MAXIOV) */
     HOT_KEEP = 16,            /* untrimmed stacks kept per class */
     TRIM_BATCH = 64,          /* released stacks trimmed per call */
+    WARM_KEEP = 1024,         /* warm stacks (top page kept) per class */
     QUARANTINE = 64,          /* ASan: releases before a stack is reused */
     MIN_CLASS = 16 * 1024,    /* smallest usable size handed out */
     ALTSTACK_SIZE = 64 * 1024 /* per-thread signal stack */
@@ -242,22 +243,28 @@ typedef struct tl__stack_arena {
  *   hot      untrimmed, LIFO, at most HOT_KEEP: reused with no syscall;
  *   pending  untrimmed, waiting for the batch trim (at most TRIM_BATCH);
  *   warm     trimmed below its top page (every task touches that one):
- *            reused with no syscall and no fault.
- * So after a burst the pool gives back everything but the top page of
- * each stack (1/64 of a 256 KiB stack) and a few whole stacks, and a burst
- * after a burst reuses stacks whose guards and top pages are in place.
+ *            reused with no syscall and no fault; at most WARM_KEEP once
+ *            the loop idles;
+ *   cold     trimmed whole: its guard and page tables stay, its top page is
+ *            committed again in a batch when it is taken (cold_refill).
  * Trims are MADV_DONTNEED, not MADV_FREE: MADV_FREE'd pages stay in the
- * process's RSS until the kernel is short of memory. The top pages are
- * kept because giving one back costs as much as faulting it in (a page
- * table update and a TLB flush each, slow on a VM): trimming them cost a
- * million finishing sleepers minutes; munmap at the end frees them in
- * bulk. */
+ * process's RSS until the kernel is short of memory. A release trims
+ * below the top page only; the top pages of the warm stacks past WARM_KEEP
+ * go back when the loop is idle (tl__stack_pool_idle), a batch per idle
+ * iteration and only after an iteration with no get, because giving one
+ * back costs as much as faulting it in (a page-table update and a TLB
+ * flush each, 9-11 us of CPU a page on a VM with shadow page tables):
+ * trimming each at its release cost a million finishing sleepers minutes,
+ * while the loop's idle moments absorb it. So after a burst the pool
+ * keeps a few whole stacks and WARM_KEEP top pages (4 MiB), and a burst
+ * after a burst takes warm stacks, then cold ones whose guards are in
+ * place, committed in batches like fresh ones. */
 typedef struct tl__stack_class {
     struct tl__stack_class *next;
     size_t usable;             /* the class: power of two >= MIN_CLASS */
     size_t reserved;           /* slots of all its arenas */
-    tl__stack *hot, *warm;     /* LIFO lists through ->next */
-    size_t nhot;
+    tl__stack *hot, *warm, *cold; /* LIFO lists through ->next */
+    size_t nhot, nwarm;
     tl__stack *pending[TRIM_BATCH];
     size_t npending;
     tl__stack *quar_head, *quar_tail; /* ASan: FIFO of released stacks */
@@ -274,6 +281,7 @@ struct tl__stack_pool {
     int batch_ok;              /* process_madvise(PIDFD_SELF) works */
     int no_populate;           /* tests that carve without touching */
     size_t outstanding;        /* stacks handed out, for a leak check */
+    size_t gets, idle_gets;    /* gets so far; at the last idle call */
 };
 
 /* ---- batched madvise ---------------------------------------------------- */
@@ -606,6 +614,29 @@ static tl__stack *pop(tl__stack **list)
     return s;
 }
 
+/* Move a batch of cold stacks to the warm list, committing their top
+ * pages in one call as carve does for fresh ones (populate_batch): a
+ * burst after a burst takes no fault per stack. Returns how many moved. */
+static size_t cold_refill(tl__stack_pool *p, tl__stack_class *c)
+{
+    struct iovec iov[TRIM_BATCH];
+    size_t n = 0;
+
+    while (n < TRIM_BATCH && c->cold) {
+        tl__stack *s = pop(&c->cold);
+        iov[n].iov_base = s->hi - page_size;
+        iov[n].iov_len = page_size;
+        n++;
+        s->next = c->warm;
+        c->warm = s;
+        c->nwarm++;
+    }
+    if (n > 1 && p->batch_ok && !p->no_populate)
+        (void)syscall(SYS_process_madvise, TL_PIDFD_SELF, iov, n,
+                      MADV_POPULATE_WRITE, 0);
+    return n;
+}
+
 int tl__stack_get(tl__stack_pool *p, size_t size, tl__stack **out)
 {
     size_t usable = class_of(size);
@@ -615,11 +646,15 @@ int tl__stack_get(tl__stack_pool *p, size_t size, tl__stack **out)
     *out = NULL;
     if (!usable || !(c = find_class(p, usable, 1)))
         return -ENOMEM;
+    p->gets++;
     if ((s = pop(&c->hot)))
         c->nhot--;
     else if (c->npending)
         s = c->pending[--c->npending];
-    else if (!(s = pop(&c->warm)) && !(s = carve(p, c)))
+    else if (c->warm || (c->cold && cold_refill(p, c))) {
+        s = pop(&c->warm);
+        c->nwarm--;
+    } else if (!(s = carve(p, c)))
         return -ENOMEM;
     s->next = NULL;
     s->pooled = 0;
@@ -660,7 +695,51 @@ static void flush_pending(tl__stack_pool *p, tl__stack_class *c)
         s->next = c->warm;
         c->warm = s;
     }
+    c->nwarm += n;
     c->npending = 0;
+}
+
+int tl__stack_pool_idle(tl__stack_pool *p)
+{
+    struct iovec iov[TRIM_BATCH];
+    tl__stack *batch[TRIM_BATCH];
+    tl__stack_class *c;
+    int trimmed = 0;
+
+    if (p->gets != p->idle_gets) {
+        /* Stacks were taken since the last idle call: a burst may still
+         * be under way and want the warm ones. Look again next time. */
+        p->idle_gets = p->gets;
+        for (c = p->classes; c; c = c->next)
+            if (c->nwarm > WARM_KEEP)
+                return 1;
+        return 0;
+    }
+    for (c = p->classes; c; c = c->next) {
+        size_t n = 0;
+        if (c->nwarm <= WARM_KEEP)
+            continue;
+        if (trimmed) /* one system call per call */
+            return 1;
+        while (n < TRIM_BATCH && c->nwarm > WARM_KEEP) {
+            tl__stack *s = pop(&c->warm);
+            c->nwarm--;
+            batch[n] = s;
+            iov[n].iov_base = s->lo;
+            iov[n].iov_len = (size_t)(s->hi - s->lo);
+            n++;
+        }
+        (void)advise_ranges(p, iov, n, MADV_DONTNEED); /* a failed trim
+                                                          only keeps memory */
+        for (size_t i = 0; i < n; i++) {
+            batch[i]->next = c->cold;
+            c->cold = batch[i];
+        }
+        if (c->nwarm > WARM_KEEP)
+            return 1;
+        trimmed = 1;
+    }
+    return 0;
 }
 
 static void release(tl__stack_pool *p, tl__stack_class *c, tl__stack *s)

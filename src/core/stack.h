@@ -65,6 +65,13 @@ int tl__stack_get(tl__stack_pool *p, size_t size, tl__stack **out);
  * memory goes back to the kernel, a bounded number keep their top page). */
 void tl__stack_put(tl__stack_pool *p, tl__stack *s);
 
+/* The loop calls this when it is about to wait with no task ready: if no
+ * stack was taken since the previous call, it gives back the top pages of
+ * one batch of the warm stacks beyond the class's warm cache (the rest of
+ * them went back at release). Returns 1 if more remain (call again soon:
+ * the loop polls without blocking), 0 if not. One system call at most. */
+int tl__stack_pool_idle(tl__stack_pool *p);
+
 /* Canary strategy: 0 if intact, -1 if the canary at the bottom of the
  * usable region was overwritten ("possible stack overflow"). Always 0 for
  * the other strategies. */

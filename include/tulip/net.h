@@ -118,8 +118,9 @@ TL_API TL_NODISCARD int tl_net_connect(const tl_sockaddr *addr, int type);
  *
  * Memory (invariant 1): the lookup works on runtime memory only, so a
  * cancelled call returns -ECANCELED at once; the lookup goes on in its
- * thread and frees its own result when it ends. *out is written only on
- * success.
+ * thread and frees its own result when it ends. *out is set to NULL
+ * before the call suspends and gets the list only on success, so it is
+ * NULL after every failure (cancellation included).
  *
  * Returns 0 and *out, the list getaddrinfo made (owned by the caller:
  * tl_freeaddrinfo), or

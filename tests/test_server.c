@@ -664,3 +664,39 @@ Test(server, ten_thousand_concurrent_connections, .timeout = T_OUT)
     cr_assert_eq(tl_run(main_many, &k), 0);
     cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
+
+/* A listening socket the caller made with plain socket(2) (blocking):
+ * the accept loop must never block the loop's thread in accept4 once the
+ * backlog is empty. It serves one client, then shuts down; with a
+ * blocking accept4 the loop would hang (and this test time out). */
+static int main_blocking_listener(void *arg)
+{
+    (void)arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    tl_sockaddr a;
+    cr_assert_eq(tl_sockaddr_ip(&a, "127.0.0.1", 0), 0);
+    cr_assert_eq(bind(fd, &a.u.sa, a.len), 0);
+    cr_assert_eq(listen(fd, 16), 0);
+    struct counts k = {0};
+    tl_server *s;
+    tl_server_opts o = {.fd = fd, .handler = echo_line, .arg = &k};
+    cr_assert_eq(tl_server_open(&s, &o), 0);
+    tl_task t = tl_test_spawn((tl_fn)tl_server_serve, s);
+    tl_test_settle(); /* the backlog is empty: the server must wait */
+    struct client cl = {.addr = *tl_server_addr(s)};
+    client_once(&cl);
+    cr_expect(cl.ok);
+    cr_expect_eq(tl_server_shutdown(s, 5.0), 0);
+    cr_expect_geq(tl_server_wait_closed(s), 0);
+    cr_expect_eq(tl_test_join(t), 0);
+    cr_expect_eq(tl_server_free(s), 0);
+    return 0;
+}
+
+Test(server, a_blocking_listener_never_blocks_the_loop, .timeout = T_OUT)
+{
+    int before = tl_test_count_fds();
+    cr_assert_eq(tl_run(main_blocking_listener, NULL), 0);
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
+}

@@ -87,7 +87,8 @@ typedef struct tl_server_opts {
                                 serve `fd` instead */
     int fd;                  /* with addr NULL: a listening stream socket
                                 to serve; the server takes it over (it
-                                closes it) once tl_server_open succeeded */
+                                closes it) once tl_server_open succeeded,
+                                and makes it non-blocking (O_NONBLOCK) */
     tl_server_fn handler;    /* required */
     void *arg;               /* handler's second argument */
     int backlog;             /* listen(2) backlog; <= 0: SOMAXCONN */

@@ -21,6 +21,7 @@
  * (a group cancels everything at its first failure). */
 #include "io/io.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,17 @@ int tl_server_open(tl_server **out, const tl_server_opts *opts)
         if (!v) {
             free(s);
             return -EINVAL;
+        }
+        /* The accept loop calls accept4(2) on the loop's thread until
+         * EAGAIN: on a blocking listener (socket(2) without
+         * SOCK_NONBLOCK) the call after the backlog's last connection
+         * would stop the whole loop until the next client. */
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || (!(fl & O_NONBLOCK) &&
+                       fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+            int e = errno;
+            free(s);
+            return -e;
         }
     }
     int rc = tl_sockaddr_local(fd, &s->local);

@@ -30,9 +30,10 @@
  * OpenSSL's error queue is cleared before and drained after every call,
  * so one task's error never shows in another's.
  *
- * A context is shared by any number of streams of any loop; free it
- * after the last handshake that uses it returned (streams keep what they
- * need). Streams follow tl_stream's thread rules.
+ * A context is shared by any number of streams of any loop and
+ * threads; free it once no further call will start with it (handshakes
+ * under way and streams hold a reference). Streams follow tl_stream's
+ * thread rules.
  */
 #ifndef TULIP_TLS_H
 #define TULIP_TLS_H
@@ -54,6 +55,8 @@ typedef struct tl_tls_client_opts {
                             (tests only) */
     const char *alpn;    /* protocols to offer, comma-separated
                             ("h2,http/1.1"); NULL: no ALPN */
+    int no_resume;       /* non-zero: keep no sessions, every handshake
+                            is a full one */
 } tl_tls_client_opts;
 
 /* Options of tl_tls_server_ctx (NULL: every default). */
@@ -64,7 +67,13 @@ typedef struct tl_tls_server_opts {
 } tl_tls_server_opts;
 
 /* Make a client context: TLS 1.2 or later, the peer's certificate
- * verified against the system's CAs (or opts->ca_file). Returns 0 and
+ * verified against the system's CAs (or opts->ca_file). Unless
+ * opts->no_resume, it remembers the session each server gives (the last
+ * one per host name and peer address; at most 64 peers, the oldest
+ * forgotten) and offers it on the next tl_tls_connect to that peer, which
+ * then skips the certificate exchange (tl_tls_resumed). A TLS 1.3 server
+ * sends its tickets after the handshake: a connection keeps them only
+ * once it has read something. A TLS 1.3 ticket is offered once. Returns 0 and
  * *out, -EINVAL (out NULL, an empty or over-long ALPN name), -ENOENT
  * (ca_file missing), -EPROTO (OpenSSL refused the CA file or the
  * setup), -ENOMEM, each with OpenSSL's words (tl_fail). Never suspends;
@@ -72,7 +81,9 @@ typedef struct tl_tls_server_opts {
 TL_API int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts);
 
 /* Make a server context from a PEM certificate chain file and its PEM
- * private key file. Returns 0 and *out, -EINVAL (out, cert_file or
+ * private key file. It lets clients resume: two TLS 1.3 tickets after
+ * each full handshake, TLS 1.2 sessions kept in OpenSSL's server cache.
+ * Returns 0 and *out, -EINVAL (out, cert_file or
  * key_file NULL; a bad ALPN list), -ENOENT (a file missing), -EPROTO
  * (unreadable certificate or key, or the key does not match), -ENOMEM,
  * each with OpenSSL's words. Never suspends; any thread. */
@@ -80,7 +91,9 @@ TL_API int tl_tls_server_ctx(tl_tls_ctx **out, const char *cert_file,
                              const char *key_file,
                              const tl_tls_server_opts *opts);
 
-/* Free ctx (NULL: nothing). Streams made with it may go on. */
+/* Free ctx (NULL: nothing). Streams made with it may go on (they hold
+ * a reference; the last one out frees the context and its sessions).
+ * Never suspends; any thread. */
 TL_API void tl_tls_ctx_free(tl_tls_ctx *ctx);
 
 /* The client handshake over fd, a connected stream socket: sends
@@ -111,6 +124,12 @@ TL_API TL_NODISCARD int tl_tls_accept(tl_stream **out, tl_tls_ctx *ctx,
  * valid until tl_stream_wait_closed), or NULL: none agreed, s not a TLS
  * stream, or its transport already closed. Never suspends. */
 TL_API const char *tl_tls_alpn(const tl_stream *s);
+
+/* 1 if s's handshake resumed an earlier session (no certificate was
+ * exchanged: the one verified then still vouches), 0 if it was a full
+ * handshake, s is not a TLS stream, or its transport already closed.
+ * Never suspends. */
+TL_API int tl_tls_resumed(const tl_stream *s);
 
 /* The TLS version of s ("TLSv1.3", ...), or NULL as for tl_tls_alpn.
  * Never suspends. */

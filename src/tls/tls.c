@@ -15,12 +15,29 @@
  * OpenSSL's error queue is per thread and tasks of one loop share the
  * thread: every call clears it first and drains it after (into the
  * tl_fail message of the task that made the call), so nothing is left for
- * another task to misread. */
+ * another task to misread.
+ *
+ * Session resumption. A client context keeps, per peer (the host name it
+ * was asked for and the peer's address and port), the last session the
+ * server gave it (SSL_CTX_sess_set_new_cb: in TLS 1.3 the tickets come
+ * after the handshake, while the stream reads) and offers it on the next
+ * handshake to that peer. A TLS 1.3 ticket is used once (RFC 8446 C.4:
+ * reuse would let an observer link the connections): it leaves the cache
+ * when offered, and the resumed connection brings new ones. A TLS 1.2
+ * session stays until replaced. A failed handshake drops the peer's entry.
+ * The cache is bounded (SESS_MAX peers, the oldest evicted) and shared by
+ * the loops that use the context (a mutex). Connections hold a reference
+ * on their context, so a ticket arriving after tl_tls_ctx_free still has
+ * a cache to go to. A server context issues tickets (OpenSSL's stateless
+ * TLS 1.3 tickets, two per full handshake) and keeps TLS 1.2 sessions in
+ * OpenSSL's own server cache. */
 #include <tulip.h>
 #include <tulip/tls.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -29,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,19 +54,39 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+/* Peers whose session a client context remembers. */
+#define SESS_MAX 64
+/* "host|address|port" */
+#define KEY_MAX 320
+
+typedef struct sess_entry {
+    char key[KEY_MAX];
+    SSL_SESSION *sess;   /* owned; NULL: free slot */
+    unsigned long stamp; /* when stored: the smallest is evicted first */
+} sess_entry;
+
 struct tl_tls_ctx {
     SSL_CTX *ssl;
     int server;
     int insecure;
+    int no_resume;
     unsigned char *alpn; /* wire format (length-prefixed names) */
     unsigned alpn_len;
+    atomic_int refs;     /* the owner's, and one per connection */
+    pthread_mutex_t mu;  /* guards sessions and clock */
+    sess_entry *sessions; /* SESS_MAX of them (client, unless no_resume) */
+    unsigned long clock;
 };
 
 typedef struct tls_conn {
     SSL *ssl;
+    tl_tls_ctx *ctx;     /* a reference */
+    char key[KEY_MAX];   /* the session cache's key; "" none */
     char alpn[256];
     int eof_sent;
 } tls_conn;
+
+static int on_new_session(SSL *ssl, SSL_SESSION *sess);
 
 /* Drain OpenSSL's queue into one line; returns the buffer. */
 static const char *drain_errors(char *buf, size_t cap)
@@ -168,9 +206,12 @@ static tl_tls_ctx *ctx_new(int server)
     tl_tls_ctx *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->server = server;
+    atomic_init(&c->refs, 1);
+    pthread_mutex_init(&c->mu, NULL);
     ERR_clear_error();
     c->ssl = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (!c->ssl) {
+        pthread_mutex_destroy(&c->mu);
         free(c);
         return NULL;
     }
@@ -200,6 +241,21 @@ int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts)
     tl_tls_ctx *c = ctx_new(0);
     if (!c) return fail_ssl(-ENOMEM, "SSL_CTX_new", NULL);
     c->insecure = o.insecure != 0;
+    c->no_resume = o.no_resume != 0;
+    if (!c->no_resume) {
+        c->sessions = calloc(SESS_MAX, sizeof *c->sessions);
+        if (!c->sessions) {
+            tl_tls_ctx_free(c);
+            return tl_fail(-ENOMEM, "tls: session cache");
+        }
+        /* Sessions go to on_new_session only, never OpenSSL's own
+         * (internal) client cache, which nothing would look up. */
+        SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_CLIENT |
+                                                   SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(c->ssl, on_new_session);
+    } else {
+        SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_OFF);
+    }
     int rc = parse_alpn(c, o.alpn);
     if (rc < 0) {
         tl_tls_ctx_free(c);
@@ -242,7 +298,16 @@ int tl_tls_server_ctx(tl_tls_ctx **out, const char *cert_file,
         return tl_fail(rc, "tls: bad ALPN list \"%s\"", opts->alpn);
     }
     if (c->alpn) SSL_CTX_set_alpn_select_cb(c->ssl, alpn_select, c);
+    /* Resumption: TLS 1.3 tickets (stateless, two per full handshake) and
+     * TLS 1.2 sessions in OpenSSL's server cache, under one id context. */
+    SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_num_tickets(c->ssl, 2);
     ERR_clear_error();
+    if (SSL_CTX_set_session_id_context(c->ssl, (const unsigned char *)"tulip-tls",
+                                       9) != 1) {
+        tl_tls_ctx_free(c);
+        return fail_ssl(-ENOMEM, "session id context", NULL);
+    }
     if (SSL_CTX_use_certificate_chain_file(c->ssl, cert_file) != 1) {
         tl_tls_ctx_free(c);
         return fail_ssl(-EPROTO, cert_file, NULL);
@@ -257,12 +322,110 @@ int tl_tls_server_ctx(tl_tls_ctx **out, const char *cert_file,
     return 0;
 }
 
-void tl_tls_ctx_free(tl_tls_ctx *c)
+static void ctx_unref(tl_tls_ctx *c)
 {
-    if (!c) return;
-    SSL_CTX_free(c->ssl); /* reference counted: live SSLs keep it */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (c->sessions)
+        for (int i = 0; i < SESS_MAX; i++) SSL_SESSION_free(c->sessions[i].sess);
+    free(c->sessions);
+    SSL_CTX_free(c->ssl);
+    pthread_mutex_destroy(&c->mu);
     free(c->alpn);
     free(c);
+}
+
+void tl_tls_ctx_free(tl_tls_ctx *c)
+{
+    if (c) ctx_unref(c);
+}
+
+/* ---- the client's session cache ---------------------------------------- */
+
+static sess_entry *sess_find(tl_tls_ctx *c, const char *key)
+{
+    for (int i = 0; i < SESS_MAX; i++)
+        if (c->sessions[i].sess && strcmp(c->sessions[i].key, key) == 0)
+            return &c->sessions[i];
+    return NULL;
+}
+
+/* A new session (or TLS 1.3 ticket) for ssl's peer: remember it. Runs
+ * inside SSL_connect or SSL_read. Returns 1: the reference is ours. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    tls_conn *conn = SSL_get_app_data(ssl);
+    if (!conn || !conn->key[0] || !SSL_SESSION_is_resumable(sess)) return 0;
+    tl_tls_ctx *c = conn->ctx;
+    pthread_mutex_lock(&c->mu);
+    sess_entry *e = sess_find(c, conn->key);
+    for (int i = 0; !e && i < SESS_MAX; i++)
+        if (!c->sessions[i].sess) e = &c->sessions[i];
+    if (!e) { /* full: evict the oldest */
+        e = &c->sessions[0];
+        for (int i = 1; i < SESS_MAX; i++)
+            if (c->sessions[i].stamp < e->stamp) e = &c->sessions[i];
+    }
+    SSL_SESSION *old = e->sess;
+    snprintf(e->key, sizeof e->key, "%s", conn->key);
+    e->sess = sess;
+    e->stamp = ++c->clock;
+    pthread_mutex_unlock(&c->mu);
+    SSL_SESSION_free(old);
+    return 1;
+}
+
+/* The session to offer to key's peer (a reference), or NULL. */
+static SSL_SESSION *sess_take(tl_tls_ctx *c, const char *key)
+{
+    pthread_mutex_lock(&c->mu);
+    sess_entry *e = sess_find(c, key);
+    SSL_SESSION *s = NULL;
+    if (e) {
+        s = e->sess;
+        if (SSL_SESSION_get_protocol_version(s) >= TLS1_3_VERSION)
+            e->sess = NULL; /* a ticket is used once */
+        else
+            SSL_SESSION_up_ref(s);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
+static void sess_drop(tl_tls_ctx *c, const char *key)
+{
+    pthread_mutex_lock(&c->mu);
+    sess_entry *e = sess_find(c, key);
+    SSL_SESSION *s = NULL;
+    if (e) {
+        s = e->sess;
+        e->sess = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    SSL_SESSION_free(s);
+}
+
+/* "host|address|port" of fd's peer into key; "" when the peer has no
+ * address worth naming (then nothing is cached). */
+static void sess_key(char *key, size_t cap, int fd, const char *host)
+{
+    key[0] = 0;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) return;
+    char addr[NI_MAXHOST] = "", port[NI_MAXSERV] = "";
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+        if (getnameinfo((struct sockaddr *)&ss, len, addr, sizeof addr, port,
+                        sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+            return;
+    } else if (ss.ss_family == AF_UNIX) {
+        /* A socketpair or an unnamed peer: the host name alone says who. */
+        snprintf(addr, sizeof addr, "unix");
+    } else {
+        return;
+    }
+    int w = snprintf(key, cap, "%s|%s|%s", host ? host : "", addr, port);
+    if (w < 0 || (size_t)w >= cap) key[0] = 0;
 }
 
 /* ---- the transport ---------------------------------------------------- */
@@ -317,7 +480,10 @@ static ssize_t tls_read(void *ctx, int fd, void *buf, size_t len)
         ERR_clear_error();
         int r = SSL_read_ex(c->ssl, buf, len, &got);
         guard_off(&g);
-        if (r == 1) return (ssize_t)got;
+        if (r == 1) {
+            ERR_clear_error();
+            return (ssize_t)got;
+        }
         int st = ssl_status(c->ssl, r, "read");
         if (st <= 0) return st;
         /* c may be released while waiting (the stream closed): a failed
@@ -338,7 +504,10 @@ static ssize_t tls_write(void *ctx, int fd, const void *buf, size_t len)
     ERR_clear_error();
     int r = SSL_write_ex(c->ssl, buf, len, &put);
     guard_off(&g);
-    if (r == 1) return (ssize_t)put;
+    if (r == 1) {
+        ERR_clear_error();
+        return (ssize_t)put;
+    }
     int st = ssl_status(c->ssl, r, "write");
     if (st > 0) return -EAGAIN;
     return st == 0 ? -EPIPE : st;
@@ -370,6 +539,7 @@ static void tls_close(void *ctx, int fd)
     tls_conn *c = ctx;
     send_close_notify(c);
     SSL_free(c->ssl);
+    ctx_unref(c->ctx);
     free(c);
 }
 
@@ -398,6 +568,9 @@ static int handshake(tl_stream **out, tl_tls_ctx *ctx, int fd,
         free(c);
         return fail_ssl(-ENOMEM, "SSL_new", NULL);
     }
+    atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+    c->ctx = ctx;
+    SSL_set_app_data(c->ssl, c);
     int rc = 0;
     if (SSL_set_fd(c->ssl, fd) != 1) {
         rc = fail_ssl(-ENOMEM, "SSL_set_fd", NULL);
@@ -424,6 +597,17 @@ static int handshake(tl_stream **out, tl_tls_ctx *ctx, int fd,
             }
         }
     }
+    if (!server && ctx->sessions) {
+        sess_key(c->key, sizeof c->key, fd, host);
+        SSL_SESSION *sess = c->key[0] ? sess_take(ctx, c->key) : NULL;
+        if (sess) {
+            /* A session the server no longer knows costs nothing: the
+             * handshake is simply a full one. */
+            (void)SSL_set_session(c->ssl, sess);
+            SSL_SESSION_free(sess);
+            ERR_clear_error();
+        }
+    }
     for (;;) {
         pipe_guard g;
         guard_on(&g);
@@ -440,6 +624,7 @@ static int handshake(tl_stream **out, tl_tls_ctx *ctx, int fd,
         rc = tl_fd_wait(fd, (unsigned)st);
         if (rc < 0) goto fail;
     }
+    ERR_clear_error();
     const unsigned char *p = NULL;
     unsigned plen = 0;
     SSL_get0_alpn_selected(c->ssl, &p, &plen);
@@ -452,7 +637,13 @@ static int handshake(tl_stream **out, tl_tls_ctx *ctx, int fd,
     return 0;
 fail:
     ERR_clear_error();
+    /* A refused session, or a peer that changed: start afresh next time
+     * (a cancel says nothing about the session, but costs one full
+     * handshake at most). */
+    if (c->key[0]) sess_drop(ctx, c->key);
+    SSL_set_app_data(c->ssl, NULL);
     SSL_free(c->ssl);
+    ctx_unref(ctx);
     free(c);
     /* tl_fd_wait registered fd with the loop; the caller closes it. */
     return rc;
@@ -474,6 +665,12 @@ const char *tl_tls_alpn(const tl_stream *s)
 {
     tls_conn *c = tl_stream_transport_ctx(s, &tls_transport);
     return c && c->alpn[0] ? c->alpn : NULL;
+}
+
+int tl_tls_resumed(const tl_stream *s)
+{
+    tls_conn *c = tl_stream_transport_ctx(s, &tls_transport);
+    return c ? SSL_session_reused(c->ssl) == 1 : 0;
 }
 
 const char *tl_tls_version(const tl_stream *s)

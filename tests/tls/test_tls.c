@@ -4,7 +4,10 @@
  * through tl_stream; an unknown CA and a wrong host name refused with
  * -EKEYREJECTED; ALPN agreed; a handshake against a silent peer ended by
  * a timeout scope with no fd leaked; a peer that closes without
- * close_notify reported as a truncation. Skipped (77) without openssl.
+ * close_notify reported as a truncation; the second connection to a
+ * server resumes the first one's session; a cancel mid-handshake and
+ * mid-record (a relay task holding back part of the server's bytes)
+ * loses nothing and leaks nothing. Skipped (77) without openssl.
  * Runs on each backend. */
 #include "tiny.h"
 
@@ -123,6 +126,7 @@ typedef struct server {
     int rc;          /* the handshake's result */
     size_t bytes;    /* bytes echoed */
     char alpn[32];
+    int resumed;     /* tl_tls_resumed after the handshake */
 } server;
 
 /* Handshake, then echo what comes until the end of the stream. */
@@ -135,6 +139,7 @@ static int server_task(void *arg)
         TL_IGNORE(tl_close(sv->fd));
         return 0;
     }
+    sv->resumed = tl_tls_resumed(s);
     const char *a = tl_tls_alpn(s);
     if (a) snprintf(sv->alpn, sizeof sv->alpn, "%s", a);
     char buf[4096];
@@ -321,6 +326,233 @@ TINY_TEST(alpn_without_common_protocol_refused)
     refuse r = {g_crt, g_key, g_ca, "localhost", "h2", "http/1.1", -EPROTO,
                 NULL};
     run_checked(main_handshake, &r);
+}
+
+/* ---- session resumption ------------------------------------------------ */
+
+typedef struct resume {
+    int no_resume;     /* the client context's option */
+    int resumed[3];    /* per connection: the client's tl_tls_resumed */
+    int sresumed[3];   /* the server's */
+} resume;
+
+/* Three connections to one server over loopback TCP with one client
+ * context; each echoes a line, which also reads the TLS 1.3 tickets. */
+static int main_resume(void *arg)
+{
+    resume *r = arg;
+    tl_sockaddr addr;
+    cr_assert_eq(tl_sockaddr_ip(&addr, "127.0.0.1", 0), 0);
+    int lfd = tl_net_listen(&addr, SOCK_STREAM, 4, 0);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(tl_sockaddr_local(lfd, &addr), 0);
+    tl_tls_ctx *sc = server_ctx(g_crt, g_key, NULL);
+    tl_tls_ctx *cc = NULL;
+    tl_tls_client_opts o = {.ca_file = g_ca, .no_resume = r->no_resume};
+    cr_assert_eq(tl_tls_client_ctx(&cc, &o), 0);
+    for (int i = 0; i < 3; i++) {
+        int cfd = tl_net_connect(&addr, SOCK_STREAM);
+        cr_assert_geq(cfd, 0);
+        server sv = {.ctx = sc};
+        sv.fd = tl_accept(lfd, NULL, NULL);
+        cr_assert_geq(sv.fd, 0);
+        tl_task t;
+        cr_assert_eq(tl_spawn(&t, server_task, &sv), 0);
+        tl_stream *s = NULL;
+        int rc = tl_tls_connect(&s, cc, cfd, "localhost", NULL);
+        cr_assert_eq(rc, 0, "connect %d: %s", i, why(rc));
+        cr_expect_eq(tl_stream_write(s, "x\n", 2), 0);
+        char b[8];
+        cr_expect_eq(tl_stream_readline(s, b, sizeof b), 2);
+        r->resumed[i] = tl_tls_resumed(s);
+        cr_expect_eq(tl_stream_wait_closed(s), 0);
+        cr_expect_eq(tl_join(t, NULL), 0);
+        cr_expect_eq(sv.rc, 0);
+        r->sresumed[i] = sv.resumed;
+    }
+    cr_expect_eq(tl_tls_resumed(NULL), 0);
+    /* The context goes first: streams and the cache outlive it safely. */
+    tl_tls_ctx_free(cc);
+    tl_tls_ctx_free(sc);
+    TL_IGNORE(tl_close(lfd));
+    return 0;
+}
+
+TINY_TEST(second_connection_resumes_the_session)
+{
+    resume r = {0};
+    run_checked(main_resume, &r);
+    fprintf(stderr, "  resumed: client %d %d %d, server %d %d %d\n", r.resumed[0],
+            r.resumed[1], r.resumed[2], r.sresumed[0], r.sresumed[1], r.sresumed[2]);
+    cr_expect_eq(r.resumed[0], 0);
+    cr_expect_eq(r.sresumed[0], 0);
+    /* The second uses a ticket of the first, the third one of the second
+     * (TLS 1.3 tickets are used once). */
+    for (int i = 1; i < 3; i++) {
+        cr_expect_eq(r.resumed[i], 1);
+        cr_expect_eq(r.sresumed[i], 1);
+    }
+}
+
+TINY_TEST(no_resume_means_full_handshakes)
+{
+    resume r = {.no_resume = 1};
+    run_checked(main_resume, &r);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(r.resumed[i], 0);
+        cr_expect_eq(r.sresumed[i], 0);
+    }
+}
+
+/* ---- cancels mid-handshake and mid-record ------------------------------ */
+
+/* A relay between the client's socket and the server's, one task per
+ * direction. With hold set, the next bytes from the server go on only in
+ * part (the first 5: a record header), then `partial` is set and the rest
+ * waits for `release`. */
+typedef struct relay {
+    int from, to;
+    int hold;
+    tl_event partial, release;
+} relay;
+
+static int relay_task(void *arg)
+{
+    relay *r = arg;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = tl_read(r->from, buf, sizeof buf);
+        if (n <= 0) break;
+        size_t off = 0;
+        if (r->hold && n > 5) {
+            r->hold = 0;
+            if (tl_write(r->to, buf, 5) != 5) break;
+            off = 5;
+            tl_event_set(&r->partial);
+            if (tl_event_wait(&r->release) < 0) break;
+        }
+        while (off < (size_t)n) {
+            ssize_t w = tl_write(r->to, buf + off, (size_t)n - off);
+            if (w <= 0) goto out;
+            off += (size_t)w;
+        }
+    }
+out:
+    TL_IGNORE(shutdown(r->to, SHUT_WR));
+    return 0;
+}
+
+typedef struct relayed {
+    int cfd;                /* the client's end */
+    int ends[2];            /* the relay's ends: to the client, the server */
+    server sv;
+    relay up, down;         /* client -> server, server -> client */
+    tl_task tasks[3];       /* server, up, down */
+} relayed;
+
+static void relayed_start(relayed *x)
+{
+    int a[2], b[2];
+    cr_assert_eq(tl_socketpair(SOCK_STREAM, a), 0);
+    cr_assert_eq(tl_socketpair(SOCK_STREAM, b), 0);
+    x->cfd = a[0];
+    x->ends[0] = a[1];
+    x->ends[1] = b[0];
+    x->sv = (server){.ctx = server_ctx(g_crt, g_key, NULL), .fd = b[1]};
+    x->up = (relay){.from = a[1], .to = b[0]};
+    x->down = (relay){.from = b[0], .to = a[1]};
+    tl_event_init(&x->down.partial);
+    tl_event_init(&x->down.release);
+    tl_event_init(&x->up.partial);
+    tl_event_init(&x->up.release);
+    cr_assert_eq(tl_spawn(&x->tasks[0], server_task, &x->sv), 0);
+    cr_assert_eq(tl_spawn(&x->tasks[1], relay_task, &x->up), 0);
+    cr_assert_eq(tl_spawn(&x->tasks[2], relay_task, &x->down), 0);
+}
+
+/* Once the client's end is closed: everything ends by itself. */
+static void relayed_finish(relayed *x)
+{
+    for (int i = 0; i < 3; i++) cr_expect_eq(tl_join(x->tasks[i], NULL), 0);
+    cr_expect_eq(tl_close(x->ends[0]), 0);
+    cr_expect_eq(tl_close(x->ends[1]), 0);
+    tl_event_destroy(&x->down.partial);
+    tl_event_destroy(&x->down.release);
+    tl_event_destroy(&x->up.partial);
+    tl_event_destroy(&x->up.release);
+    tl_tls_ctx_free(x->sv.ctx);
+}
+
+static int main_cancel_mid_record(void *arg)
+{
+    (void)arg;
+    relayed x;
+    relayed_start(&x);
+    tl_tls_ctx *cc = client_ctx(g_ca, NULL);
+    tl_stream *s = NULL;
+    int rc = tl_tls_connect(&s, cc, x.cfd, "localhost", NULL);
+    cr_assert_eq(rc, 0, "connect: %s", why(rc));
+    char b[64];
+    /* One round trip first: the server's tickets are read and gone. */
+    cr_expect_eq(tl_stream_write(s, "ping\n", 5), 0);
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 5);
+    /* The echo of the next line arrives in two parts: the read is
+     * cancelled while OpenSSL holds the first. */
+    x.down.hold = 1;
+    cr_expect_eq(tl_stream_write(s, "hello world\n", 12), 0);
+    cr_expect_eq(tl_stream_drain(s), 0);
+    cr_assert_eq(tl_event_wait(&x.down.partial), 0);
+    ssize_t n = 1;
+    TL_WITH_TIMEOUT(0.2, &rc) {
+        n = tl_stream_readline(s, b, sizeof b);
+        rc = n < 0 ? (int)n : 0;
+    }
+    cr_expect_eq(rc, -ETIMEDOUT, "read: %zd %s", n, tl_strerror(rc));
+    tl_event_set(&x.down.release);
+    n = tl_stream_readline(s, b, sizeof b);
+    cr_expect_eq(n, 12, "read after the cancel: %zd %s", n, why((int)n));
+    if (n == 12) cr_expect(memcmp(b, "hello world\n", 12) == 0);
+    /* And the stream goes on. */
+    cr_expect_eq(tl_stream_write(s, "again\n", 6), 0);
+    cr_expect_eq(tl_stream_readline(s, b, sizeof b), 6);
+    cr_expect_eq(tl_stream_wait_closed(s), 0);
+    relayed_finish(&x);
+    cr_expect_eq(x.sv.bytes, 5u + 12u + 6u);
+    tl_tls_ctx_free(cc);
+    return 0;
+}
+
+TINY_TEST(cancel_mid_record_loses_nothing)
+{
+    run_checked(main_cancel_mid_record, NULL);
+}
+
+static int main_cancel_mid_handshake(void *arg)
+{
+    (void)arg;
+    relayed x;
+    relayed_start(&x);
+    x.down.hold = 1; /* the server's first flight: 5 bytes of it */
+    tl_tls_ctx *cc = client_ctx(g_ca, NULL);
+    tl_stream *s = NULL;
+    int rc = 1;
+    TL_WITH_TIMEOUT(0.3, &rc) { rc = tl_tls_connect(&s, cc, x.cfd, "localhost", NULL); }
+    cr_expect_eq(rc, -ETIMEDOUT, "connect: %d %s", rc, tl_strerror(rc));
+    cr_expect_null(s);
+    cr_expect(tl_event_is_set(&x.down.partial));
+    /* The fd is still the caller's: closing it ends the server's
+     * handshake with an error. */
+    cr_expect_eq(tl_close(x.cfd), 0);
+    tl_event_set(&x.down.release);
+    relayed_finish(&x);
+    cr_expect_lt(x.sv.rc, 0);
+    tl_tls_ctx_free(cc);
+    return 0;
+}
+
+TINY_TEST(cancel_mid_handshake_leaks_nothing)
+{
+    run_checked(main_cancel_mid_handshake, NULL);
 }
 
 /* ---- a silent peer; truncation; bad input ----------------------------- */

@@ -11,6 +11,10 @@
 # An example that includes <http_parser.h> (examples/http_server.c) is built
 # only when libhttp-parser (Debian's libhttp-parser-dev) is found: the
 # library itself never links it.
+#
+# An example that mentions TULIP_HAVE_TLS (examples/http_server.c: HTTPS)
+# is linked with libtulip-tls and compiled with TULIP_HAVE_TLS=1 when that
+# library is built; without it, it builds with its TLS parts left out.
 
 if(TULIP_BUILD_EXAMPLES)
   file(GLOB _tl_examples CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/examples/*.c")
@@ -28,8 +32,14 @@ if(TULIP_BUILD_EXAMPLES)
       endif()
       set(_libs "${TULIP_HTTP_PARSER_LIB}")
     endif()
+    if(_text MATCHES "TULIP_HAVE_TLS" AND TULIP_HAVE_TLS)
+      list(APPEND _libs tulip_tls)
+    endif()
     add_executable(example_${_name} "${_src}")
     target_link_libraries(example_${_name} PRIVATE tulip Threads::Threads ${_libs})
+    if(_text MATCHES "TULIP_HAVE_TLS" AND TULIP_HAVE_TLS)
+      target_compile_definitions(example_${_name} PRIVATE TULIP_HAVE_TLS=1)
+    endif()
     if(_libs)
       target_include_directories(example_${_name} PRIVATE "${TULIP_HTTP_PARSER_INCLUDE}")
     endif()

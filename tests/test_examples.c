@@ -5,7 +5,9 @@
  * test reads "listening on 127.0.0.1:PORT" from its stdout), inherits
  * TULIP_BACKEND (so each backend is tested) and is stopped by its PID;
  * every wait is bounded. A client tool that is not installed skips its
- * test (scripts/install-deps.sh installs them).
+ * test (scripts/install-deps.sh installs them). http_server --tls is
+ * fetched over HTTPS by the real curl with a certificate the openssl
+ * command makes in a temporary folder (when libtulip-tls is built).
  */
 #include "helpers.h"
 
@@ -127,10 +129,12 @@ struct server {
     int out; /* the rest of its stdout */
 };
 
-/* Start examples/<name> with args (NULL-terminated, PORT first) and read
- * its port from the first line of its stdout. Skips the test if the
- * example was not built (no http-parser). */
-static struct server start_server(const char *name, const char *arg2)
+/* Start examples/<name> with the options pre (up to 3, NULL-terminated;
+ * NULL: none), then PORT 0 and arg2 (NULL: none), and read its port from
+ * the first line of its stdout. Skips the test if the example was not
+ * built (no http-parser). */
+static struct server start_server_with(const char *name, const char *const *pre,
+                                       const char *arg2)
 {
     char path[PATH_MAX];
     if (example_path(name, path, sizeof path) != 0)
@@ -143,7 +147,12 @@ static struct server start_server(const char *name, const char *arg2)
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         dup2(p[1], 1);
-        char *argv[] = {path, "0", (char *)arg2, NULL};
+        char *argv[8] = {path};
+        int k = 1;
+        for (int i = 0; pre && pre[i] && i < 3; i++) argv[k++] = (char *)pre[i];
+        argv[k++] = "0";
+        argv[k++] = (char *)arg2;
+        argv[k] = NULL;
         execv(path, argv);
         _exit(127);
     }
@@ -169,6 +178,11 @@ static struct server start_server(const char *name, const char *arg2)
         cr_assert_fail("%s printed '%s' instead of its port", name, line);
     }
     return (struct server){.pid = pid, .port = port, .out = p[0]};
+}
+
+static struct server start_server(const char *name, const char *arg2)
+{
+    return start_server_with(name, NULL, arg2);
 }
 
 /* Send sig to the server; expect exit status 0 within 10 s. */
@@ -373,6 +387,132 @@ Test(examples, http_server_sigint_exits_zero, .timeout = T_TIMEOUT)
     int idle = dial(s.port); /* an idle keep-alive client does not hold it */
     stop_server(&s, SIGINT);
     close(idle);
+}
+
+/* ---- HTTPS (http_server --tls) -------------------------------------------- */
+
+#ifndef TULIP_EXAMPLES_TLS
+#define TULIP_EXAMPLES_TLS 0
+#endif
+
+static char tls_dir[64], tls_cert[128], tls_key[128];
+
+/* A self-signed certificate for localhost and 127.0.0.1, made by the
+ * openssl command in a fresh temporary folder. Skips the test without
+ * curl, openssl or TLS in the example. */
+static void make_cert(void)
+{
+    if (!TULIP_EXAMPLES_TLS) cr_skip_test("libtulip-tls not built (OpenSSL 3 missing?)");
+    if (!have_tool("curl")) cr_skip_test("curl not installed");
+    if (!have_tool("openssl")) cr_skip_test("openssl not installed");
+    snprintf(tls_dir, sizeof tls_dir, "/tmp/tulip-https-XXXXXX");
+    cr_assert(mkdtemp(tls_dir), "mkdtemp: %s", strerror(errno));
+    snprintf(tls_cert, sizeof tls_cert, "%s/cert.pem", tls_dir);
+    snprintf(tls_key, sizeof tls_key, "%s/key.pem", tls_dir);
+    char out[4096];
+    char *argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", tls_key,
+                    "-out", tls_cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", NULL};
+    int st = run_tool(argv, out, sizeof out, 30);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "openssl: 0x%x: %s", st, out);
+}
+
+static void remove_cert(void)
+{
+    unlink(tls_cert);
+    unlink(tls_key);
+    rmdir(tls_dir);
+}
+
+static struct server start_https(void)
+{
+    const char *pre[] = {"--tls", tls_cert, tls_key, NULL};
+    return start_server_with("http_server", pre, NULL);
+}
+
+Test(examples, https_curl_verifies_and_fetches_twice_over_one_connection,
+     .timeout = T_TIMEOUT)
+{
+    make_cert();
+    struct server s = start_https();
+    char u1[64], u2[64], out[4096];
+    snprintf(u1, sizeof u1, "https://127.0.0.1:%d/", s.port);
+    snprintf(u2, sizeof u2, "https://127.0.0.1:%d/second?x=1", s.port);
+    /* Verification on (curl's default), against the test's certificate. */
+    char *argv[] = {"curl", "-sS", "--max-time", "20", "--cacert", tls_cert, "-w",
+                    "[%{http_code} %{num_connects} %{ssl_verify_result}]\n", u1, u2, NULL};
+    int st = run_tool(argv, out, sizeof out, 30);
+    cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl: 0x%x: %s", st, out);
+    cr_expect_str_eq(out, "Hello, World!\n[200 1 0]\nHello, World!\n[200 0 0]\n");
+    /* By name as well: the certificate names localhost (SNI sent). */
+    char u3[96];
+    snprintf(u3, sizeof u3, "https://localhost:%d/", s.port);
+    char resolve[64];
+    snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", s.port);
+    char *argv3[] = {"curl", "-sS", "--max-time", "20", "--cacert", tls_cert,
+                     "--resolve", resolve, u3, NULL};
+    st = run_tool(argv3, out, sizeof out, 30);
+    cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl: 0x%x: %s", st, out);
+    cr_expect_str_eq(out, "Hello, World!\n");
+    stop_server(&s, SIGTERM);
+    remove_cert();
+}
+
+Test(examples, https_unknown_certificate_refused_by_curl, .timeout = T_TIMEOUT)
+{
+    make_cert();
+    struct server s = start_https();
+    char u[64], out[4096];
+    snprintf(u, sizeof u, "https://127.0.0.1:%d/", s.port);
+    /* No --cacert: the self-signed certificate is nobody the system
+     * trusts; curl refuses it (60: peer certificate cannot be verified). */
+    char *argv[] = {"curl", "-sS", "--max-time", "20", u, NULL};
+    int st = run_tool(argv, out, sizeof out, 30);
+    cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 60, "curl: 0x%x: %s", st, out);
+    cr_expect_null(strstr(out, "Hello"), "%s", out);
+    /* Plain HTTP to the HTTPS port: no answer, and the server goes on. */
+    char plain[64];
+    snprintf(plain, sizeof plain, "http://127.0.0.1:%d/", s.port);
+    char *argvp[] = {"curl", "-sS", "--max-time", "20", plain, NULL};
+    st = run_tool(argvp, out, sizeof out, 30);
+    cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0, "curl: 0x%x: %s", st, out);
+    char *argv2[] = {"curl", "-sS", "--max-time", "20", "--cacert", tls_cert, u, NULL};
+    st = run_tool(argv2, out, sizeof out, 30);
+    cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl: 0x%x: %s", st, out);
+    cr_expect_str_eq(out, "Hello, World!\n");
+    stop_server(&s, SIGTERM);
+    remove_cert();
+}
+
+Test(examples, https_sigterm_with_a_client_mid_handshake_exits_zero, .timeout = T_TIMEOUT)
+{
+    make_cert();
+    struct server s = start_https();
+    int idle = dial(s.port);
+    /* The first bytes of a ClientHello, and no more: once the server has
+     * read them, its connection task is inside the handshake. */
+    send_all(idle, "\x16\x03\x01\x00", 4);
+    cr_assert(server_has_read(idle, s.port), "the server never read the hello");
+    stop_server(&s, SIGTERM);
+    close(idle);
+    remove_cert();
+}
+
+Test(examples, http_server_tls_bad_key_fails_clearly, .timeout = T_TIMEOUT)
+{
+    make_cert();
+    char path[PATH_MAX], out[4096];
+    if (example_path("http_server", path, sizeof path) != 0)
+        cr_skip_test("examples/http_server was not built");
+    /* The certificate as its own key: refused before listening. */
+    char *argv[] = {path, "--tls", tls_cert, tls_cert, "0", NULL};
+    int st = run_tool(argv, out, sizeof out, 30);
+    cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x: %s", st, out);
+    /* tl_run's report of main's failure, with OpenSSL's words. */
+    cr_expect(strstr(out, "-EPROTO") && strstr(out, "tls: "), "%s", out);
+    cr_expect_null(strstr(out, "listening"), "%s", out);
+    remove_cert();
 }
 
 /* ---- echo ------------------------------------------------------------------ */

@@ -25,8 +25,11 @@
  *   -EPROTO        any other TLS failure (handshake refused, bad record,
  *                  no common ALPN protocol, ...);
  *   -ECONNABORTED  the peer ended the connection without close_notify;
- *   -ENOENT, -EINVAL  a certificate, key or CA file missing or unusable;
+ *   -ENOENT        a certificate, key or CA file missing (-EPROTO: one
+ *                  OpenSSL cannot use); -EINVAL  bad arguments;
  *   -errno         the socket's error; -ECANCELED, TL_ENOTASK.
+ * A read cancelled (or timed out) mid-record loses nothing: OpenSSL
+ * keeps the part that arrived and the next read goes on from there.
  * OpenSSL's error queue is cleared before and drained after every call,
  * so one task's error never shows in another's.
  *

@@ -4,7 +4,9 @@
  * once; a cancelled or timed-out wait loses no signal; a second waiter
  * gets -EBUSY; close wakes the waiter with TL_ECLOSED; bad sets are
  * refused; no fd leaked; Ctrl-C still cancels the main task while a
- * watcher of other signals is open. Runs on each backend (CTest:
+ * watcher of other signals is open, and again once a SIGINT watcher is
+ * closed; closing gives each signal its old mask state when its last
+ * watcher goes. Runs on each backend (CTest:
  * name@epoll, name@io_uring). */
 #include "helpers.h"
 
@@ -258,4 +260,95 @@ Test(signal, ctrl_c_still_cancels_the_main_task_with_a_watcher_open,
     signal(SIGINT, SIG_DFL);
     int rc = run_virtual(main_ctrl_c, NULL);
     cr_expect_eq(rc, -ECANCELED, "tl_run returned %d", rc);
+}
+
+/* ---- close gives the signal back ------------------------------------------ */
+
+static int blocked_here(int sig)
+{
+    sigset_t cur;
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+    return sigismember(&cur, sig);
+}
+
+/* A watcher of SIGINT takes Ctrl-C over; once closed, Ctrl-C cancels the
+ * main task again (asyncio's remove_signal_handler(SIGINT)). */
+static int main_sigint_back(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    tl_signals *s;
+    cr_assert_eq(tl_signals_open(&s, &set), 0);
+    cr_expect_eq(raise(SIGINT), 0);
+    cr_expect_eq(tl_signals_wait(s, NULL), SIGINT);
+    cr_expect_eq(tl_sleep(1.0), 0, "the watched SIGINT cancelled main");
+    cr_expect_eq(tl_signals_close(s), 0);
+    cr_expect_eq(blocked_here(SIGINT), 0, "SIGINT still blocked after close");
+    cr_expect_eq(raise(SIGINT), 0);
+    return tl_sleep(1000.0); /* virtual: only the cancel ends it early */
+}
+
+Test(signal, after_closing_a_sigint_watcher_ctrl_c_cancels_main_again,
+     .timeout = 10)
+{
+    signal(SIGINT, SIG_DFL);
+    int rc = run_virtual(main_sigint_back, NULL);
+    cr_expect_eq(rc, -ECANCELED, "tl_run returned %d", rc);
+}
+
+/* Two watchers of one signal: closing one keeps the signal blocked and
+ * the other one's; closing the last unblocks it. A signal still pending
+ * at the last close is taken out, not delivered (SIGUSR1's default
+ * action would end the test process). */
+static int main_two_watchers(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    tl_signals *a, *b;
+    cr_assert_eq(tl_signals_open(&a, &set), 0);
+    cr_assert_eq(tl_signals_open(&b, &set), 0);
+    cr_expect_eq(tl_signals_close(a), 0);
+    cr_expect_eq(blocked_here(SIGUSR1), 1, "closing one watcher unblocked the other's signal");
+    cr_expect_eq(raise(SIGUSR1), 0);
+    int rc;
+    TL_WITH_TIMEOUT(5.0, &rc) {
+        rc = tl_signals_wait(b, NULL);
+    }
+    cr_expect_eq(rc, SIGUSR1);
+    cr_expect_eq(raise(SIGUSR1), 0); /* pending at close */
+    cr_expect_eq(tl_signals_close(b), 0);
+    cr_expect_eq(blocked_here(SIGUSR1), 0, "SIGUSR1 still blocked after the last close");
+    sigset_t pend;
+    sigpending(&pend);
+    cr_expect_eq(sigismember(&pend, SIGUSR1), 0);
+    return 0;
+}
+
+Test(signal, two_watchers_of_one_signal_and_the_last_close_unblocks,
+     .timeout = 10)
+{
+    cr_assert_eq(run_virtual(main_two_watchers, NULL), 0);
+}
+
+/* A signal the program blocked itself stays blocked after close. */
+static int main_kept_blocked(void *arg)
+{
+    (void)arg;
+    sigset_t set = usr_set();
+    tl_signals *s;
+    cr_assert_eq(tl_signals_open(&s, &set), 0);
+    cr_expect_eq(tl_signals_close(s), 0);
+    cr_expect_eq(blocked_here(SIGUSR1), 1);
+    cr_expect_eq(blocked_here(SIGUSR2), 1);
+    return 0;
+}
+
+Test(signal, a_signal_blocked_before_the_watcher_stays_blocked, .timeout = 10)
+{
+    block_usr();
+    cr_assert_eq(run_virtual(main_kept_blocked, NULL), 0);
 }

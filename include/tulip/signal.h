@@ -30,20 +30,26 @@
  *     creating any thread, as with sigwait(3);
  *   - a signal sent to the loop's thread (raise(), pthread_kill to it) is
  *     always seen; one sent to another thread is that thread's alone.
- * Only one tl_signals should watch a given signal in a process: two
- * signalfds of the same signal race for each occurrence (one reader
- * gets it).
+ * Several watchers may watch one signal (each open counts it in the
+ * thread), but each occurrence goes to one of them (their signalfds race
+ * for it): watch a signal with one watcher where every occurrence
+ * matters.
  *
  * SIGINT. Watching SIGINT takes Ctrl-C over, as add_signal_handler does
  * in asyncio: SIGINT is blocked in the loop's thread, so tl_run's
  * handler (which cancels the main task) does not run for it while the
  * watcher is open; the watcher's task decides what Ctrl-C does.
  *
- * Closing. tl_signals_close does not unblock the set: a signal that is
- * still pending would be delivered with its disposition the moment it
- * were unblocked (for most signals, death). A program that wants the old
- * disposition back unblocks the set itself (pthread_sigmask) when it
- * knows nothing is pending.
+ * Closing. The last tl_signals_close of a signal in a thread gives the
+ * signal its old state there: a signal that was not blocked before its
+ * first watcher opened is unblocked (a closed SIGINT watcher gives Ctrl-C
+ * back to tl_run's handler, as asyncio's remove_signal_handler does); one
+ * that was blocked (by the program, or SIGPIPE by the loop) stays
+ * blocked. Occurrences still pending when it is unblocked are discarded,
+ * not delivered: they arrived while the program said it would handle
+ * them (a program that shuts down on its first SIGTERM must not be
+ * killed by a second one at close). A watcher still open keeps its
+ * signals blocked.
  *
  * Errors are negative codes: -errno or TL_E*.
  */
@@ -61,8 +67,9 @@ typedef struct tl_signals tl_signals;
 
 /* Open a signal watcher for `set` on the calling task's loop: block the
  * set in this thread, then make a signalfd for it (close-on-exec, so a
- * spawned program does not inherit it). The set's signals are left
- * blocked in this thread (see Closing above). *out receives the watcher;
+ * spawned program does not inherit it). The set's signals stay blocked
+ * in this thread until the last watcher of each is closed (see Closing
+ * above). *out receives the watcher;
  * the caller owns it and frees it with tl_signals_close.
  *
  * Returns 0, -EINVAL (NULL argument, an empty set, or SIGKILL / SIGSTOP
@@ -93,9 +100,11 @@ TL_API TL_NODISCARD int tl_signals_wait(tl_signals *s,
                                         struct signalfd_siginfo *info);
 
 /* Close the watcher: wake a task waiting in tl_signals_wait with
- * TL_ECLOSED, close the signalfd and free s. The set stays blocked in the
- * thread (signals still pending stay pending). Returns 0; NULL does
- * nothing. Call it on the loop's thread that opened it (a task or a
+ * TL_ECLOSED, close the signalfd and free s. Each signal of the set that
+ * no other watcher of this thread watches gets its old state back:
+ * unblocked, its pending occurrences discarded, if it was not blocked
+ * when its first watcher opened; else it stays blocked (see Closing
+ * above). Returns 0; NULL does nothing. Call it on the loop's thread that opened it (a task or a
  * callback of that loop); it never suspends and is not a cancellation
  * point, so cleanup code may call it in a cancelled task. */
 TL_API int tl_signals_close(tl_signals *s);

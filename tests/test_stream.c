@@ -603,6 +603,51 @@ Test(stream, pipes_write_eof_epipe_and_borrowed_fds, .timeout = 60)
     run_checked(main_pipe, NULL);
 }
 
+/* A borrowed pipe goes back with the file status flags it came with: a
+ * blocking end is blocking again once the stream ended (the open file is
+ * shared: a blocking reader elsewhere must not get EAGAIN), one that was
+ * already non-blocking stays so, and the fd still works with tulip. */
+static int main_borrow_flags(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    int fl0 = fcntl(p[0], F_GETFL), fl1 = fcntl(p[1], F_GETFL);
+    cr_assert(!(fl0 & O_NONBLOCK) && !(fl1 & O_NONBLOCK));
+    tl_stream_opts o = {.flags = TL_STREAM_BORROW};
+    tl_stream *in, *out;
+    cr_assert_eq(tl_stream_open(&in, p[0], &o), 0);
+    cr_assert_eq(tl_stream_open(&out, p[1], &o), 0);
+    cr_expect_eq(tl_stream_write(out, "ping\n", 5), 0);
+    cr_expect_eq(tl_stream_drain(out), 0);
+    char b[16];
+    cr_expect_eq(tl_stream_readline(in, b, sizeof b), 5);
+    cr_expect_eq(tl_stream_wait_closed(out), 0);
+    cr_expect_eq(tl_stream_wait_closed(in), 0);
+    cr_expect_eq(fcntl(p[0], F_GETFL), fl0, "read end: flags %#x, were %#x",
+                 fcntl(p[0], F_GETFL), fl0);
+    cr_expect_eq(fcntl(p[1], F_GETFL), fl1, "write end: flags %#x, were %#x",
+                 fcntl(p[1], F_GETFL), fl1);
+    /* Still usable: tulip made a fresh record for it. */
+    cr_expect_eq(tl_write(p[1], "z", 1), 1);
+    cr_expect_eq(tl_read(p[0], b, 1), 1);
+    cr_expect_eq(tl_close(p[0]), 0);
+    cr_expect_eq(tl_close(p[1]), 0);
+
+    cr_assert_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    cr_assert_eq(tl_stream_open(&out, p[1], &o), 0);
+    cr_expect_eq(tl_stream_wait_closed(out), 0);
+    cr_expect(fcntl(p[1], F_GETFL) & O_NONBLOCK, "a non-blocking fd lost its flag");
+    cr_expect_eq(tl_close(p[0]), 0);
+    cr_expect_eq(tl_close(p[1]), 0);
+    return 0;
+}
+
+Test(stream, a_borrowed_pipe_gets_its_blocking_mode_back, .timeout = 60)
+{
+    run_checked(main_borrow_flags, NULL);
+}
+
 /* ---- the lines generator ---------------------------------------------- */
 
 struct trickle {

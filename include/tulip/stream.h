@@ -67,7 +67,8 @@ typedef struct tl_stream tl_stream;
 /* Flags of tl_stream_opts. */
 #define TL_STREAM_BORROW 0x1u /* the stream does not own the fd: ending the
                                  stream leaves it open (tulip forgets it,
-                                 as tl_fd_forget does) */
+                                 as tl_fd_forget does) with the O_NONBLOCK
+                                 flag it had before the stream */
 
 /* Options of tl_stream_open (NULL: every default). */
 typedef struct tl_stream_opts {
@@ -88,7 +89,8 @@ typedef struct tl_stream_opts {
  * TL_STREAM_BORROW: tl_stream_wait_closed closes it. On failure nothing
  * changed: fd is still the caller's (close it). A pipe or terminal fd is
  * made non-blocking (shared with every process holding the same open
- * file, as with tl_read on the epoll backend).
+ * file, as with tl_read on the epoll backend); a borrowed one is made
+ * blocking again when the stream ends, if it was blocking before.
  * Returns 0 and *out, -EINVAL (out NULL, flags unknown, low_water above
  * high_water), -EBADF (fd not open), -ENOMEM, TL_ENOTASK (no loop on
  * this thread), TL_EFORK. Never suspends. Every stream must be ended with

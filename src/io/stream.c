@@ -76,6 +76,8 @@ struct tl_stream {
     const stream_transport *tp;
     int fd;
     uint8_t owns;        /* close fd at the end (not TL_STREAM_BORROW) */
+    uint8_t made_nonblock; /* open set O_NONBLOCK on a pipe or terminal:
+                              a borrowed fd gets it cleared at the end */
     uint8_t is_sock;     /* sends (MSG_NOSIGNAL) and shutdown(SHUT_WR) */
     /* read side */
     char *rbuf;
@@ -175,8 +177,20 @@ static int fd_shutdown(tl_stream *s)
 static void fd_close(tl_stream *s)
 {
     if (s->fd < 0) return;
-    if (s->owns)
+    if (s->owns) {
         (void)tl_close(s->fd);
+    } else {
+        /* The fd goes back to its owner as it came: tulip forgets it (its
+         * record assumes a non-blocking fd), then the file status flag
+         * the stream changed is put back — the open file is shared with
+         * whoever else holds it (a shell's terminal, the other end's
+         * process), and a blocking reader there would get EAGAIN. */
+        (void)tl_fd_forget(s->fd);
+        if (s->made_nonblock) {
+            int fl = fcntl(s->fd, F_GETFL);
+            if (fl >= 0) (void)fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
+        }
+    }
     s->fd = -1;
 }
 
@@ -413,6 +427,7 @@ static int open_common(tl_stream **out, int fd, const tl_stream_opts *opts,
     s->uctx = ctx;
     s->fd = fd;
     s->owns = !(o.flags & TL_STREAM_BORROW);
+    s->made_nonblock = !sock && !(fl & O_NONBLOCK);
     s->is_sock = sock;
     s->limit = o.limit ? o.limit : DEFAULT_LIMIT;
     s->high = high;

@@ -493,6 +493,8 @@ struct tl__loop {
     size_t call_cap;
 
     int sigint_installed;
+    int sigpipe_was_blocked; /* SIGPIPE was blocked in the thread before
+                                tl_run blocked it (then left so after) */
     volatile sig_atomic_t sigint_pending; /* set by the SIGINT handler */
     int sigint_cancelled;    /* Ctrl-C cancelled main (its report says so) */
     int closing;             /* tl_run is tearing down: new tasks start
@@ -754,6 +756,9 @@ static inline bool tl__loop_forked(const tl__loop *l)
 /* Ctrl-C (src/signal.c). */
 int tl__sigint_install(tl__loop *l);
 void tl__sigint_restore(tl__loop *l);
+/* SIGPIPE blocked in the loop's thread for the loop's life (signal.c). */
+void tl__sigpipe_block(tl__loop *l);
+void tl__sigpipe_restore(tl__loop *l);
 void tl__sigint_dispatch(tl__loop *l);
 void tl__sigint_atfork_child(void);
 /* Test hook: called by the SIGINT handler while it holds the loop. */

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -90,6 +91,59 @@ Test(io_ops, stream_round_trips_and_no_sigpipe, .timeout = 10)
 {
     signal(SIGPIPE, SIG_DFL);
     cr_assert_eq(tl_run(main_stream_ops, NULL), 0);
+}
+
+/* A pipe whose reader is gone: tl_write, tl_writev and a stream's write
+ * get -EPIPE and the process lives on (MSG_NOSIGNAL is for sockets only:
+ * the loop's thread blocks SIGPIPE while tl_run runs). */
+static int main_pipe_epipe(void *arg)
+{
+    (void)arg;
+    sigset_t cur;
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+    cr_expect_eq(sigismember(&cur, SIGPIPE), 1, "SIGPIPE not blocked in the loop's thread");
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    cr_expect_eq(tl_close(p[0]), 0);
+    cr_expect_eq(tl_write(p[1], "x", 1), -EPIPE);
+    struct iovec one = {"x", 1};
+    cr_expect_eq(tl_writev(p[1], &one, 1), -EPIPE);
+    cr_expect_eq(tl_close(p[1]), 0);
+
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    tl_stream *s;
+    cr_assert_eq(tl_stream_open(&s, p[1], NULL), 0);
+    cr_expect_eq(tl_close(p[0]), 0);
+    int rc = tl_stream_write(s, "x", 1);
+    if (rc == 0) rc = tl_stream_drain(s);
+    cr_expect_eq(rc, -EPIPE);
+    (void)tl_stream_wait_closed(s);
+    return 0;
+}
+
+Test(io_ops, a_pipe_whose_reader_is_gone_gives_epipe_and_the_mask_comes_back,
+     .timeout = 10)
+{
+    signal(SIGPIPE, SIG_DFL);
+    cr_assert_eq(tl_run(main_pipe_epipe, NULL), 0);
+    sigset_t cur, pend;
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+    cr_expect_eq(sigismember(&cur, SIGPIPE), 0, "SIGPIPE still blocked after tl_run");
+    cr_assert_eq(sigpending(&pend), 0);
+    cr_expect_eq(sigismember(&pend, SIGPIPE), 0, "a SIGPIPE left pending after tl_run");
+}
+
+/* A program that blocked SIGPIPE itself keeps it blocked. */
+Test(io_ops, sigpipe_blocked_by_the_program_stays_blocked, .timeout = 10)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+    cr_assert_eq(tl_run(main_pipe_epipe, NULL), 0);
+    sigset_t cur;
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+    cr_expect_eq(sigismember(&cur, SIGPIPE), 1);
 }
 
 static int main_file_ops(void *arg)

@@ -582,9 +582,8 @@ static int main_pipe(void *arg)
     cr_expect_eq(tl_stream_write(out, "x", 1), -EPIPE);
     cr_expect_eq(tl_stream_drain(out), -EPIPE);
     cr_expect_eq(tl_stream_wait_closed(out), 0);
-    sigset_t pend;
-    sigpending(&pend);
-    cr_expect_not(sigismember(&pend, SIGPIPE));
+    /* (The SIGPIPE the write raised stays pending in the loop's thread
+     * until tl_run returns and takes it out: test_io_ops checks that.) */
 
     /* borrowed: the fd stays open */
     cr_assert_eq(pipe2(p, O_CLOEXEC), 0);

@@ -698,11 +698,12 @@ static void report_main(tl__loop *l, tl__task *m)
  * the parent, so nothing of it is run, polled, written, closed or freed
  * (the copy's memory is the child's and stays allocated; its descriptors
  * are close-on-exec). */
-static int leave_forked_loop(tl__loop *outer)
+static int leave_forked_loop(tl__loop *l, tl__loop *outer)
 {
     tl__diag("tl_run: this loop was inherited across fork() and a task "
              "returned to it in the child; returning TL_EFORK without "
              "touching it (the parent's loop runs on)");
+    tl__sigpipe_restore(l); /* the thread's mask is the child's own */
     tl__stack_thread_fini();
     tl__self = outer;
     return TL_EFORK;
@@ -723,6 +724,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
     int rc = loop_new(&cfg, &l);
     if (rc < 0) return rc;
     tl__self = l;
+    tl__sigpipe_block(l); /* pipe writes: -EPIPE, never a SIGPIPE death */
     registry_add(l);
     tl__fiber_init_thread(&l->sched);
     tl__stack_thread_init();
@@ -744,7 +746,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
         tl__task_enqueue(l, m);
         while (m->state != TL__T_DONE) {
             run_ready(l);
-            if (tl__loop_forked(l)) return leave_forked_loop(outer);
+            if (tl__loop_forked(l)) return leave_forked_loop(l, outer);
             if (m->state == TL__T_DONE) break;
             poll_once(l);
         }
@@ -755,7 +757,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
         l->main_task = NULL;
         tl__loop_handle_close(l); /* tl_loop_call now says -ESHUTDOWN */
         teardown(l);
-        if (tl__loop_forked(l)) return leave_forked_loop(outer);
+        if (tl__loop_forked(l)) return leave_forked_loop(l, outer);
     }
     tl__io_loop_close(l); /* every task is done: wait out the kernel */
     if (l->census) tl__census_print(l);
@@ -767,6 +769,7 @@ int tl_run_with(const tl_config *cfg_in, tl_fn main_fn, void *arg)
     tl__loop_drain_inbox(l);
     tl__watchdog_unregister(l);
     tl__sigint_restore(l);
+    tl__sigpipe_restore(l);
     tl__dump_signal_remove(l);
     tl__stack_thread_fini();
     tl__fiber_fini_thread(&l->sched);

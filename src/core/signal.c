@@ -17,6 +17,7 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -125,4 +126,46 @@ void tl__sigint_atfork_child(void)
     atomic_store(&busy, 0);
     sigint_count = 0;
     l->sigint_installed = 0;
+}
+
+/* ---- SIGPIPE ------------------------------------------------------------
+ *
+ * write(2) to a pipe whose reader is gone raises SIGPIPE, whose default
+ * action ends the process; MSG_NOSIGNAL exists only for sockets. Blocking
+ * SIGPIPE around each pipe write costs three system calls a write, so the
+ * loop's thread blocks it once for the loop's life instead (the kernel
+ * raises SIGPIPE in the writing thread: blocked, it stays pending there
+ * and the write returns -EPIPE). When tl_run returns, the SIGPIPEs left
+ * pending by its writes are taken out, then the thread's mask is as it
+ * was. A thread that had SIGPIPE blocked already is left alone, pending
+ * SIGPIPEs included: they are the program's. */
+
+static sigset_t sigpipe_set(void)
+{
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    return s;
+}
+
+void tl__sigpipe_block(tl__loop *l)
+{
+    sigset_t s = sigpipe_set(), old;
+    if (pthread_sigmask(SIG_BLOCK, &s, &old) != 0) {
+        l->sigpipe_was_blocked = 1; /* nothing changed: nothing to undo */
+        return;
+    }
+    l->sigpipe_was_blocked = sigismember(&old, SIGPIPE) == 1;
+}
+
+void tl__sigpipe_restore(tl__loop *l)
+{
+    if (l->sigpipe_was_blocked) return;
+    sigset_t s = sigpipe_set();
+    struct timespec zero = {0, 0};
+    /* A standard signal is pending once per thread and once per process:
+     * a few rounds take every copy out (bounded in case of a sender). */
+    for (int i = 0; i < 16; i++)
+        if (sigtimedwait(&s, NULL, &zero) < 0 && errno != EINTR) break;
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
 }

@@ -7,8 +7,8 @@
  *        |  a read buffer and a write queue, both runtime memory
  *   transport: read (suspends), write (never suspends: -EAGAIN), shutdown
  *        |  (write side), close — the seam where TLS plugs in later
- *   fd transport: tl_read, send(MSG_NOSIGNAL) / write with SIGPIPE blocked,
- *        shutdown(SHUT_WR), tl_close
+ *   fd transport: tl_read, send(MSG_NOSIGNAL) / write (SIGPIPE blocked
+ *        by the loop), shutdown(SHUT_WR), tl_close
  *
  * Reading. A read fills the stream's own buffer (rbuf[rstart, rend)) with
  * one transport read and copies out; a failing read consumes nothing, so a
@@ -40,8 +40,6 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -125,35 +123,14 @@ static ssize_t fd_read(tl_stream *s, void *buf, size_t len)
     }
 }
 
-/* write(2) on a pipe whose reader is gone raises SIGPIPE; MSG_NOSIGNAL
- * exists only for sockets. So block SIGPIPE in this thread around the
- * call and consume the one it raised (unless one was pending before, which
- * is somebody else's). Three extra system calls, for non-sockets only. */
-static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
-{
-    sigset_t pipe_set, old, pend;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    bool was_pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
-    ssize_t n = write(fd, buf, len);
-    int e = errno;
-    if (n < 0 && e == EPIPE && !was_pending && !sigismember(&old, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = e;
-    return n;
-}
-
 static ssize_t fd_write(tl_stream *s, const void *buf, size_t len)
 {
     if (len > IO_CAP) len = IO_CAP;
     for (;;) {
         ssize_t n = s->is_sock
                         ? send(s->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT)
-                        : write_nosigpipe(s->fd, buf, len);
+                        : write(s->fd, buf, len); /* SIGPIPE: blocked by the
+                                                    loop (-EPIPE) */
         if (n >= 0) return n;
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return -EAGAIN;

@@ -7,7 +7,10 @@
 #   /* tulip-test-labels: a b c */    CTest labels (thread: run by the TSan
 #                                     stage; valgrind: plain tests also get a
 #                                     "<name>@<backend>:valgrind" entry; serial:
-#                                     never run beside another test)
+#                                     never run beside another test; bigmem:
+#                                     never beside another bigmem test, as
+#                                     test_million@epoll and @io_uring, ~5 GB
+#                                     each under ASan: a RESOURCE_LOCK)
 #   /* tulip-test-timeout: 600 */     per-test timeout in seconds
 # Every other test uses Criterion and links libcriterion.
 # Tests are compiled with TULIP_TEST_SANITIZED=1 in sanitized builds and
@@ -155,6 +158,9 @@ foreach(_src IN LISTS _tl_tests)
       LABELS "${_labels};${_backend}"
       SKIP_RETURN_CODE 77
       RUN_SERIAL ${_serial})
+    if("bigmem" IN_LIST _labels)
+      set_tests_properties("${_t}" PROPERTIES RESOURCE_LOCK bigmem)
+    endif()
 
     if(_plain AND _tl_valgrind AND "valgrind" IN_LIST _labels
        AND _backend IN_LIST TULIP_VALGRIND_BACKENDS)

@@ -4,7 +4,7 @@
  * costs printed and bounded, and the process's mapping count kept far from
  * a stock kernel's vm.max_map_count (65,530); then 100,000 spawn + join.
  */
-/* tulip-test-labels: slow */
+/* tulip-test-labels: slow bigmem */
 /* tulip-test-timeout: 600 */
 /* Criterion's own limit sits just under CTest's: a million fresh stacks
  * take 200-300 s on this 2-CPU VM when it is loaded (each first touch

@@ -44,6 +44,18 @@ fi
 
 echo "install-deps: installing:$missing"
 $as_root apt-get update
+# The tests start their own nginx and PostgreSQL: keep the packages'
+# services from starting on the host (invoke-rc.d asks policy-rc.d; 101
+# means "not allowed"). A policy the machine already has is left alone.
+policy=/usr/sbin/policy-rc.d
+made_policy=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $as_root tee "$policy" >/dev/null &&
+        $as_root chmod 755 "$policy" && made_policy=1
+fi
+status=0
 # shellcheck disable=SC2086 # $missing is a list of package names
 $as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends $missing
+    apt-get install -y --no-install-recommends $missing || status=$?
+if [ -n "$made_policy" ]; then $as_root rm -f "$policy"; fi
+[ "$status" -eq 0 ] || exit "$status"

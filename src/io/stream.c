@@ -485,6 +485,24 @@ static void consume(tl_stream *s, size_t n)
     }
 }
 
+/* Grow the buffer *buf of capacity *cap (doubling, from RBUF_INIT) until
+ * `more` bytes fit after the first `used`: -ENOMEM if the size would
+ * overflow or realloc fails, the buffer then kept as it was. One
+ * mechanism for the read and the write buffers. */
+static int grow_buf(char **buf, size_t *cap, size_t used, size_t more)
+{
+    size_t c = *cap ? *cap : RBUF_INIT;
+    while (c - used < more) {
+        if (c > SIZE_MAX / 2) return -ENOMEM;
+        c *= 2;
+    }
+    char *p = realloc(*buf, c);
+    if (!p) return -ENOMEM;
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
 /* Room to read: the buffer can hold `want` bytes from rstart, and at
  * least MIN_READ more than it holds now. */
 static int make_room(tl_stream *s, size_t want)
@@ -498,16 +516,7 @@ static int make_room(tl_stream *s, size_t want)
         s->rend = have;
         if (s->rcap >= want) return 0;
     }
-    size_t cap = s->rcap ? s->rcap : RBUF_INIT;
-    while (cap < want) {
-        if (cap > SIZE_MAX / 2) return -ENOMEM;
-        cap *= 2;
-    }
-    char *p = realloc(s->rbuf, cap);
-    if (!p) return -ENOMEM;
-    s->rbuf = p;
-    s->rcap = cap;
-    return 0;
+    return grow_buf(&s->rbuf, &s->rcap, 0, want);
 }
 
 /* One transport read into the buffer. Returns > 0 (bytes added), 0 (end
@@ -696,15 +705,8 @@ int tl_stream_write(tl_stream *s, const void *buf, size_t len)
             s->wend = q;
         }
         if (s->wcap - s->wend < len) {
-            size_t cap = s->wcap ? s->wcap : RBUF_INIT;
-            while (cap - q < len) {
-                if (cap > SIZE_MAX / 2) return -ENOMEM;
-                cap *= 2;
-            }
-            char *nb = realloc(s->wbuf, cap);
-            if (!nb) return -ENOMEM;
-            s->wbuf = nb;
-            s->wcap = cap;
+            rc = grow_buf(&s->wbuf, &s->wcap, q, len);
+            if (rc < 0) return rc;
         }
     }
     memcpy(s->wbuf + s->wend, p, len);

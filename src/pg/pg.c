@@ -626,6 +626,18 @@ int tl_pg_notify_wait(tl_pg *c, PGnotify **out)
 
 int tl_pg_begin(tl_pg *c) { return tl_pg_exec(c, "BEGIN"); }
 
+/* Run sql (COMMIT, ROLLBACK) shielded from cancellation and bounded by
+ * TL_PG_DRAIN_TIMEOUT: once sent it is seen through, and the caller
+ * learns whether it took. Returns tl_pg_exec's result, or -ETIMEDOUT. */
+static int exec_shielded(tl_pg *c, const char *sql)
+{
+    tl_scope sh = tl_shield_enter();
+    tl_scope to = tl_timeout_enter(TL_PG_DRAIN_TIMEOUT);
+    int rc = tl_pg_exec(c, sql);
+    rc = tl_scope_exit(to, rc);
+    return tl_scope_exit(sh, rc);
+}
+
 static void rollback(tl_pg *c)
 {
     if (c->broken || PQtransactionStatus(c->conn) == PQTRANS_IDLE) return;
@@ -634,13 +646,7 @@ static void rollback(tl_pg *c)
     char keep[sizeof c->errmsg], keep_state[sizeof c->sqlstate];
     memcpy(keep, c->errmsg, sizeof keep);
     memcpy(keep_state, c->sqlstate, sizeof keep_state);
-    int rc;
-    tl_scope sh = tl_shield_enter();
-    tl_scope to = tl_timeout_enter(TL_PG_DRAIN_TIMEOUT);
-    rc = tl_pg_exec(c, "ROLLBACK");
-    rc = tl_scope_exit(to, rc);
-    rc = tl_scope_exit(sh, rc);
-    if (rc < 0) {
+    if (exec_shielded(c, "ROLLBACK") < 0) {
         c->broken = 1;
         return;
     }
@@ -662,12 +668,7 @@ int tl_pg_end(tl_pg *c, int body_rc)
         /* Once sent, a COMMIT is seen through: cancelling it midway
          * would leave the caller not knowing whether the data is in.
          * The cancel shows at the next call (completed wins). */
-        int rc;
-        tl_scope sh = tl_shield_enter();
-        tl_scope to = tl_timeout_enter(TL_PG_DRAIN_TIMEOUT);
-        rc = tl_pg_exec(c, "COMMIT");
-        rc = tl_scope_exit(to, rc);
-        rc = tl_scope_exit(sh, rc);
+        int rc = exec_shielded(c, "COMMIT");
         if (rc == 0) return body_rc;
         if (c->broken || PQtransactionStatus(c->conn) == PQTRANS_IDLE)
             return rc; /* the server ended it (rolled back) */

@@ -485,7 +485,7 @@ static void poll_once(tl__loop *l)
         int64_t timeout = l->runq_head ? 0 : (l->inflight > 0 ? -1 : 0);
         bool trim = !l->runq_head && idle_trim(l);
         if (!l->runq_head && l->inflight == 0 && next == INT64_MAX) {
-            timeout = trim ? 0 : -1;
+            timeout = -1; /* 0 while trimming, below */
             /* Tasks waiting on fds wait for a peer (maybe outside this
              * process): not a deadlock. */
             if (l->io_waiters == 0 && l->io_watchers == 0) report_deadlock(l);

@@ -142,14 +142,16 @@ tl__fd *tl__fd_get(tl__loop *l, int fd, int *err)
     return rec_make(l, fd, 0, err);
 }
 
-void tl__fd_fresh(tl__loop *l, int fd, int is_sock)
+void tl__fd_fresh(tl__loop *l, int fd, int is_sock, int bytes)
 {
     tl__fd *r = tl__fd_find(l, fd);
     /* The kernel just handed out this number, so whatever tulip knew
      * under it was closed behind its back. */
     if (r) tl__fd_forget(l, r, TL_ECLOSED);
     int err;
-    if (is_sock) (void)rec_make(l, fd, 1, &err);
+    if (is_sock && (r = rec_make(l, fd, 1, &err)))
+        r->bytes = (uint8_t)bytes; /* known from how it was made: no
+                                      getsockopt in tl__fd_bytes */
 }
 
 unsigned tl__ev_from_poll(unsigned re)

@@ -170,7 +170,7 @@ int tl_openat(int dirfd, const char *path, int flags, mode_t mode)
                   .flags = flags, .mode = mode};
         fd = (int)pool_run(&j, true);
     }
-    if (fd >= 0) tl__fd_fresh(l, fd, 0);
+    if (fd >= 0) tl__fd_fresh(l, fd, 0, 0);
     return fd;
 }
 

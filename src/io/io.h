@@ -4,9 +4,12 @@
  * Records (see internal.h for the structs):
  *   tl__fd_get(l, fd, &err)  the record of fd, made live on first use
  *   tl__fd_find(l, fd)       the live record, or NULL
- *   tl__fd_fresh(l, fd)      a new fd the kernel just gave us (accept,
+ *   tl__fd_fresh(l, fd, is_sock, bytes)
+ *                            a new fd the kernel just gave us (accept,
  *                            socket): any live record with that number is
- *                            stale (closed behind tulip's back): forget it
+ *                            stale (closed behind tulip's back): forget it;
+ *                            a socket gets a record, with `bytes` as
+ *                            tl__fd_bytes would say it (0: ask later)
  *   tl__fd_forget(l, r, code) deregister, wake its users with `code`,
  *                            cancel its kernel requests, bump the gen
  *
@@ -62,7 +65,7 @@ tl__io *tl__io_get(tl__loop *l);
 
 tl__fd *tl__fd_get(tl__loop *l, int fd, int *err);
 tl__fd *tl__fd_find(tl__loop *l, int fd);
-void tl__fd_fresh(tl__loop *l, int fd, int is_sock);
+void tl__fd_fresh(tl__loop *l, int fd, int is_sock, int bytes);
 void tl__fd_forget(tl__loop *l, tl__fd *r, int code);
 int tl__fd_wait_ready(tl__task *self, tl__fd *r, unsigned events, int level,
                       const char *what);

@@ -123,10 +123,8 @@ static void note_fd(int fd, int type)
     if (!l || l->fork_gen != atomic_load_explicit(&tl__fork_gen,
                                                   memory_order_relaxed))
         return;
-    tl__fd_fresh(l, fd, 1);
-    tl__fd *r = tl__fd_find(l, fd);
     /* the type asked for (its flag bits aside): no getsockopt later */
-    if (r) r->bytes = (type & 0xf) == SOCK_STREAM ? 1 : 2;
+    tl__fd_fresh(l, fd, 1, (type & 0xf) == SOCK_STREAM ? 1 : 2);
 }
 
 int tl_socket(int domain, int type, int protocol)

@@ -282,9 +282,7 @@ static ssize_t io_do(io_call *c, unsigned dir, const char *what, void *site)
         }
     }
     if (c->kind == TL__OP_ACCEPT && n >= 0) {
-        tl__fd_fresh(l, (int)n, 1);
-        tl__fd *nr = tl__fd_find(l, (int)n);
-        if (nr) nr->bytes = (uint8_t)tl__fd_bytes(r); /* the listener's type */
+        tl__fd_fresh(l, (int)n, 1, tl__fd_bytes(r)); /* the listener's type */
     }
     return n;
 }

@@ -318,10 +318,8 @@ static int accept_loop(tl__task *self, tl_server *s, tl_group g)
                          SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
             peer.len = len;
-            tl__fd_fresh(self->loop, fd, 1);
-            tl__fd *nr = tl__fd_find(self->loop, fd);
             tl__fd *lr = tl__fd_find(self->loop, s->lfd);
-            if (nr && lr) nr->bytes = (uint8_t)tl__fd_bytes(lr);
+            tl__fd_fresh(self->loop, fd, 1, lr ? tl__fd_bytes(lr) : 0);
             s->fd_full = 0;
             delay = BACKOFF_MIN;
             int rc = spawn_conn(s, g, fd, &peer);

@@ -109,7 +109,7 @@ int tl_signals_open(tl_signals **out, const sigset_t *set)
     }
     /* A record left for this number by a plain close(2) elsewhere must
      * not be taken for the new fd. */
-    tl__fd_fresh(self->loop, s->fd, 0);
+    tl__fd_fresh(self->loop, s->fd, 0, 0);
     s->loop = self->loop;
     s->set = *set;
     watch(set, &old);

@@ -18,10 +18,20 @@
  * An end of stream without the peer's close_notify is a truncation:
  * reads return -ECONNABORTED, not 0.
  *
+ * Client certificates (mutual TLS): a server context with
+ * tl_tls_server_opts.client_ca_file asks every client for a certificate
+ * and verifies it against that file (and refuses a client that sends
+ * none, unless client_cert_optional); a client context with
+ * tl_tls_client_opts.cert_file and key_file presents one when asked.
+ * tl_tls_peer_subject names the verified peer.
+ *
  * Errors are negative codes with OpenSSL's words attached by tl_fail
  * (tl_fail_message(rc)):
- *   -EKEYREJECTED  the peer's certificate failed verification (unknown
- *                  CA, self-signed, expired, wrong host name);
+ *   -EKEYREJECTED  a certificate was refused: the peer's failed
+ *                  verification (unknown CA, self-signed, expired, wrong
+ *                  host name; a client that sent none to a server that
+ *                  requires one), or the peer refused ours (its alert:
+ *                  "unknown ca", "certificate required", ...);
  *   -EPROTO        any other TLS failure (handshake refused, bad record,
  *                  no common ALPN protocol, ...);
  *   -ECONNABORTED  the peer ended the connection without close_notify;
@@ -60,6 +70,10 @@ typedef struct tl_tls_client_opts {
                             ("h2,http/1.1"); NULL: no ALPN */
     int no_resume;       /* non-zero: keep no sessions, every handshake
                             is a full one */
+    const char *cert_file; /* PEM certificate chain to present when a
+                            server asks for one (mutual TLS); NULL: none
+                            (an empty answer). Needs key_file. */
+    const char *key_file;  /* PEM private key of cert_file */
 } tl_tls_client_opts;
 
 /* Options of tl_tls_server_ctx (NULL: every default). */
@@ -67,6 +81,16 @@ typedef struct tl_tls_server_opts {
     const char *alpn;    /* protocols the server accepts, in its order of
                             preference, comma-separated; NULL: no ALPN.
                             A client offering none of them is refused. */
+    const char *client_ca_file; /* PEM file of the CAs whose client
+                            certificates are accepted: non-NULL asks every
+                            client for a certificate (mutual TLS) and
+                            verifies it against these CAs only; NULL: no
+                            client certificates asked for */
+    int client_cert_optional; /* with client_ca_file, non-zero: a client
+                            that sends no certificate is let in
+                            (tl_tls_peer_subject NULL); one that sends a
+                            certificate must still pass verification.
+                            Zero: a client without one is refused. */
 } tl_tls_server_opts;
 
 /* Make a client context: TLS 1.2 or later, the peer's certificate
@@ -76,20 +100,28 @@ typedef struct tl_tls_server_opts {
  * forgotten) and offers it on the next tl_tls_connect to that peer, which
  * then skips the certificate exchange (tl_tls_resumed). A TLS 1.3 server
  * sends its tickets after the handshake: a connection keeps them only
- * once it has read something. A TLS 1.3 ticket is offered once. Returns 0 and
- * *out, -EINVAL (out NULL, an empty or over-long ALPN name), -ENOENT
- * (ca_file missing), -EPROTO (OpenSSL refused the CA file or the
- * setup), -ENOMEM, each with OpenSSL's words (tl_fail). Never suspends;
- * any thread. Free it with tl_tls_ctx_free. */
+ * once it has read something. A TLS 1.3 ticket is offered once. With
+ * opts->cert_file and key_file it presents that certificate to servers
+ * that ask (mutual TLS); the files are read now. Returns 0 and
+ * *out, -EINVAL (out NULL, an empty or over-long ALPN name, cert_file
+ * without key_file or the other way round), -ENOENT (ca_file, cert_file
+ * or key_file missing), -EPROTO (OpenSSL refused the CA file, the
+ * certificate or the key, the key does not match the certificate, or the
+ * setup failed), -ENOMEM, each with OpenSSL's words (tl_fail). Never
+ * suspends; any thread. Free it with tl_tls_ctx_free. */
 TL_API int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts);
 
 /* Make a server context from a PEM certificate chain file and its PEM
  * private key file. It lets clients resume: two TLS 1.3 tickets after
  * each full handshake, TLS 1.2 sessions kept in OpenSSL's server cache.
+ * With opts->client_ca_file it asks each client for a certificate, names
+ * those CAs in the request, and verifies what comes against them (a
+ * resumed session keeps the certificate verified when it began).
  * Returns 0 and *out, -EINVAL (out, cert_file or
- * key_file NULL; a bad ALPN list), -ENOENT (a file missing), -EPROTO
- * (unreadable certificate or key, or the key does not match), -ENOMEM,
- * each with OpenSSL's words. Never suspends; any thread. */
+ * key_file NULL; a bad ALPN list), -ENOENT (a file missing, client_ca_file
+ * included), -EPROTO (unreadable certificate, key or client CA file, or
+ * the key does not match), -ENOMEM, each with OpenSSL's words. Never
+ * suspends; any thread. */
 TL_API int tl_tls_server_ctx(tl_tls_ctx **out, const char *cert_file,
                              const char *key_file,
                              const tl_tls_server_opts *opts);
@@ -107,8 +139,8 @@ TL_API void tl_tls_ctx_free(tl_tls_ctx *ctx);
  * tl_stream_open) that owns fd unless TL_STREAM_BORROW; end it with
  * tl_stream_wait_closed. On failure nothing was kept: fd is still the
  * caller's, open (close it).
- * Returns 0, -EKEYREJECTED (verification failed: the reason attached),
- * -EPROTO, -ECONNRESET, -ECONNABORTED (the peer hung up during the
+ * Returns 0, -EKEYREJECTED (a certificate refused, either way: the reason
+ * attached), -EPROTO, -ECONNRESET, -ECONNABORTED (the peer hung up during the
  * handshake), -ECANCELED (the task or a scope was cancelled: a timeout
  * scope bounds a peer that never answers), -EINVAL (out, ctx NULL, ctx
  * a server context, fd < 0), -ENOMEM, TL_ENOTASK. SUSPENDS (a
@@ -118,8 +150,14 @@ TL_API TL_NODISCARD int tl_tls_connect(tl_stream **out, tl_tls_ctx *ctx,
                                        const tl_stream_opts *opts);
 
 /* The server handshake over fd, an accepted stream socket. As
- * tl_tls_connect, with ctx a server context (-EINVAL otherwise).
- * SUSPENDS (a cancellation point). */
+ * tl_tls_connect, with ctx a server context (-EINVAL otherwise). With
+ * the context's client_ca_file, a client certificate that fails
+ * verification, or none when one is required, is -EKEYREJECTED here
+ * (OpenSSL's reason attached) and the client is sent an alert. In TLS 1.2
+ * the client's tl_tls_connect fails too; in TLS 1.3 the client finishes
+ * its side of the handshake before the server has judged its certificate,
+ * so it learns of the refusal at its next read or write: -EKEYREJECTED
+ * with the server's alert attached. SUSPENDS (a cancellation point). */
 TL_API TL_NODISCARD int tl_tls_accept(tl_stream **out, tl_tls_ctx *ctx,
                                       int fd, const tl_stream_opts *opts);
 
@@ -133,6 +171,15 @@ TL_API const char *tl_tls_alpn(const tl_stream *s);
  * handshake, s is not a TLS stream, or its transport already closed.
  * Never suspends. */
 TL_API int tl_tls_resumed(const tl_stream *s);
+
+/* The subject of the certificate the peer presented and that was
+ * verified, one line in RFC 2253 form ("CN=alice,O=tulip"): on a server,
+ * the client's (with client_ca_file; also on a resumed session); on a
+ * client, the server's. A NUL-terminated string owned by s, valid until
+ * tl_stream_wait_closed. NULL: the peer presented none, it was not
+ * verified (an insecure client context), s is not a TLS stream, or its
+ * transport already closed. Never suspends. */
+TL_API const char *tl_tls_peer_subject(const tl_stream *s);
 
 /* The TLS version of s ("TLSv1.3", ...), or NULL as for tl_tls_alpn.
  * Never suspends. */

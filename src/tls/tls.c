@@ -30,7 +30,19 @@
  * on their context, so a ticket arriving after tl_tls_ctx_free still has
  * a cache to go to. A server context issues tickets (OpenSSL's stateless
  * TLS 1.3 tickets, two per full handshake) and keeps TLS 1.2 sessions in
- * OpenSSL's own server cache. */
+ * OpenSSL's own server cache.
+ *
+ * Client certificates. A server context with a client CA file asks for a
+ * certificate (SSL_VERIFY_PEER, and FAIL_IF_NO_PEER_CERT unless optional),
+ * names the CAs in its request and verifies against that file alone. A
+ * client context with a certificate and key presents them when asked.
+ * Refusals are -EKEYREJECTED on both sides: the judge's own verification
+ * result or "no certificate", and on the other side the alert it sent
+ * (cert_refusal). TLS 1.3 moves the client's certificate after the
+ * server's Finished, so the client's SSL_connect returns before the
+ * verdict and the alert reaches it at its next SSL_read or SSL_write:
+ * same code, one call later. The verified peer's subject is kept with
+ * the connection (tl_tls_peer_subject); a resumed session carries it. */
 #include <tulip.h>
 #include <tulip/tls.h>
 
@@ -83,6 +95,7 @@ typedef struct tls_conn {
     tl_tls_ctx *ctx;     /* a reference */
     char key[KEY_MAX];   /* the session cache's key; "" none */
     char alpn[256];
+    char *subject;       /* the verified peer's subject (heap), or NULL */
     int eof_sent;
 } tls_conn;
 
@@ -229,6 +242,19 @@ static int file_check(const char *what, const char *path)
     return tl_fail(e, "tls: %s %s: %s", what, path, strerror(-e));
 }
 
+/* A certificate chain and its key into c's SSL_CTX; a tl_fail code. */
+static int load_cert_key(tl_tls_ctx *c, const char *cert_file,
+                         const char *key_file)
+{
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(c->ssl, cert_file) != 1)
+        return fail_ssl(-EPROTO, cert_file, NULL);
+    if (SSL_CTX_use_PrivateKey_file(c->ssl, key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(c->ssl) != 1)
+        return fail_ssl(-EPROTO, key_file, NULL);
+    return 0;
+}
+
 int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts)
 {
     if (!out) return -EINVAL;
@@ -236,6 +262,15 @@ int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts)
     if (opts) o = *opts;
     if (o.ca_file) {
         int rc = file_check("CA file", o.ca_file);
+        if (rc < 0) return rc;
+    }
+    if (!o.cert_file != !o.key_file)
+        return tl_fail(-EINVAL, "tls: a client certificate needs both "
+                                "cert_file and key_file");
+    if (o.cert_file) {
+        int rc = file_check("certificate", o.cert_file);
+        if (rc < 0) return rc;
+        rc = file_check("key", o.key_file);
         if (rc < 0) return rc;
     }
     tl_tls_ctx *c = ctx_new(0);
@@ -277,6 +312,13 @@ int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts)
                             NULL);
         }
     }
+    if (o.cert_file) {
+        rc = load_cert_key(c, o.cert_file, o.key_file);
+        if (rc < 0) {
+            tl_tls_ctx_free(c);
+            return rc;
+        }
+    }
     ERR_clear_error();
     *out = c;
     return 0;
@@ -290,6 +332,11 @@ int tl_tls_server_ctx(tl_tls_ctx **out, const char *cert_file,
     if (rc < 0) return rc;
     rc = file_check("key", key_file);
     if (rc < 0) return rc;
+    const char *client_ca = opts ? opts->client_ca_file : NULL;
+    if (client_ca) {
+        rc = file_check("client CA file", client_ca);
+        if (rc < 0) return rc;
+    }
     tl_tls_ctx *c = ctx_new(1);
     if (!c) return fail_ssl(-ENOMEM, "SSL_CTX_new", NULL);
     rc = parse_alpn(c, opts ? opts->alpn : NULL);
@@ -308,14 +355,29 @@ int tl_tls_server_ctx(tl_tls_ctx **out, const char *cert_file,
         tl_tls_ctx_free(c);
         return fail_ssl(-ENOMEM, "session id context", NULL);
     }
-    if (SSL_CTX_use_certificate_chain_file(c->ssl, cert_file) != 1) {
+    rc = load_cert_key(c, cert_file, key_file);
+    if (rc < 0) {
         tl_tls_ctx_free(c);
-        return fail_ssl(-EPROTO, cert_file, NULL);
+        return rc;
     }
-    if (SSL_CTX_use_PrivateKey_file(c->ssl, key_file, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(c->ssl) != 1) {
-        tl_tls_ctx_free(c);
-        return fail_ssl(-EPROTO, key_file, NULL);
+    if (client_ca) {
+        /* Trust these CAs (and only these: no system store) for client
+         * certificates, and name them in the certificate request so a
+         * client with several can pick. */
+        ERR_clear_error();
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
+        if (!names || SSL_CTX_load_verify_locations(c->ssl, client_ca, NULL) != 1) {
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            tl_tls_ctx_free(c);
+            return fail_ssl(-EPROTO, client_ca, "no certificate in it");
+        }
+        SSL_CTX_set_client_CA_list(c->ssl, names);
+        SSL_CTX_set_verify(c->ssl,
+                           SSL_VERIFY_PEER |
+                               (opts->client_cert_optional
+                                    ? 0
+                                    : SSL_VERIFY_FAIL_IF_NO_PEER_CERT),
+                           NULL);
     }
     ERR_clear_error();
     *out = c;
@@ -430,6 +492,27 @@ static void sess_key(char *key, size_t cap, int fd, const char *host)
 
 /* ---- the transport ---------------------------------------------------- */
 
+/* Whether OpenSSL error e says a certificate was refused: a client that
+ * sent none to a server requiring one (the server's side), or the alert a
+ * peer sends when it refuses ours (the other side's). */
+static int cert_refusal(unsigned long e)
+{
+    if (!e || ERR_GET_LIB(e) != ERR_LIB_SSL) return 0;
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* After an SSL call returned r <= 0: what to do. Returns TL_READABLE or
  * TL_WRITABLE to wait for, 0 for a clean end (close_notify), or a
  * negative code (with a tl_fail message; the queue drained). */
@@ -463,6 +546,8 @@ static int ssl_status(SSL *ssl, int r, const char *what)
             return tl_fail(-EKEYREJECTED, "tls: %s: certificate verify failed: %s",
                            what, X509_verify_cert_error_string(v));
         }
+        if (cert_refusal(top) || cert_refusal(ERR_peek_last_error()))
+            return fail_ssl(-EKEYREJECTED, what, NULL);
         return fail_ssl(-EPROTO, what, NULL);
     }
     default:
@@ -540,6 +625,7 @@ static void tls_close(void *ctx, int fd)
     send_close_notify(c);
     SSL_free(c->ssl);
     ctx_unref(c->ctx);
+    free(c->subject);
     free(c);
 }
 
@@ -551,6 +637,34 @@ static const tl_stream_transport tls_transport = {
 };
 
 /* ---- handshakes ------------------------------------------------------- */
+
+/* After a handshake: keep the verified peer's subject (RFC 2253) in c. */
+static int keep_subject(tls_conn *c)
+{
+    if (c->ctx->insecure) return 0;
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    if (!peer || SSL_get_verify_result(c->ssl) != X509_V_OK) return 0;
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b) return fail_ssl(-ENOMEM, "peer subject", NULL);
+    int rc = 0;
+    if (X509_NAME_print_ex(b, X509_get_subject_name(peer), 0,
+                           XN_FLAG_RFC2253) < 0) {
+        rc = fail_ssl(-ENOMEM, "peer subject", NULL);
+    } else {
+        char *data;
+        long n = BIO_get_mem_data(b, &data);
+        c->subject = malloc((size_t)n + 1);
+        if (!c->subject) {
+            rc = tl_fail(-ENOMEM, "tls: peer subject");
+        } else {
+            memcpy(c->subject, data, (size_t)n);
+            c->subject[n] = 0;
+        }
+    }
+    BIO_free(b);
+    ERR_clear_error();
+    return rc;
+}
 
 static int handshake(tl_stream **out, tl_tls_ctx *ctx, int fd,
                      const char *host, const tl_stream_opts *opts, int server)
@@ -632,6 +746,8 @@ static int handshake(tl_stream **out, tl_tls_ctx *ctx, int fd,
         memcpy(c->alpn, p, plen);
         c->alpn[plen] = 0;
     }
+    rc = keep_subject(c);
+    if (rc < 0) goto fail;
     rc = tl_stream_open_transport(out, fd, &tls_transport, c, opts);
     if (rc < 0) goto fail;
     return 0;
@@ -644,6 +760,7 @@ fail:
     SSL_set_app_data(c->ssl, NULL);
     SSL_free(c->ssl);
     ctx_unref(ctx);
+    free(c->subject);
     free(c);
     /* tl_fd_wait registered fd with the loop; the caller closes it. */
     return rc;
@@ -671,6 +788,12 @@ int tl_tls_resumed(const tl_stream *s)
 {
     tls_conn *c = tl_stream_transport_ctx(s, &tls_transport);
     return c ? SSL_session_reused(c->ssl) == 1 : 0;
+}
+
+const char *tl_tls_peer_subject(const tl_stream *s)
+{
+    tls_conn *c = tl_stream_transport_ctx(s, &tls_transport);
+    return c ? c->subject : NULL;
 }
 
 const char *tl_tls_version(const tl_stream *s)

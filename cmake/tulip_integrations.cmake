@@ -5,7 +5,8 @@
 #   src/<name>/*.c            its sources (only tulip's public API)
 #   include/tulip/<name>.h    its header (installed with it)
 #   tests/<name>/test_*.c     its tests, registered like tests/test_*.c
-#                             ("<test>@<backend>", sanitizer wrapper) and
+#                             ("<test>@<backend>", sanitizer wrapper, the
+#                             tulip-test-labels and -timeout markers) and
 #                             linked with it
 #   libtulip-<name>.a / .so   the library (targets tulip_<name>,
 #                             tulip_<name>_shared; alias tulip::<name>)
@@ -102,6 +103,13 @@ Cflags: -I\${includedir}
       if(_text MATCHES "tulip-test-timeout:[ \t]*([0-9]+)")
         set(_timeout ${CMAKE_MATCH_1})
       endif()
+      # Extra labels, as for the core's tests (thread: the TSan stage runs
+      # it, so it must be a tiny.h program like every integration test).
+      set(_labels "")
+      if(_text MATCHES "tulip-test-labels:([^*\n]*)")
+        string(STRIP "${CMAKE_MATCH_1}" _labels)
+        separate_arguments(_labels UNIX_COMMAND "${_labels}")
+      endif()
       add_executable(${_tn} "${_t_src}")
       target_link_libraries(${_tn} PRIVATE ${_tgt} Threads::Threads)
       target_include_directories(${_tn} PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}/tests")
@@ -124,8 +132,9 @@ Cflags: -I\${includedir}
         if(NOT TULIP_TEST_BLOCKING_MS STREQUAL "")
           list(APPEND _e "TULIP_BLOCKING_MS=${TULIP_TEST_BLOCKING_MS}")
         endif()
+        set(_l plain ${name} integration ${_labels} ${_backend})
         set_tests_properties("${_t}" PROPERTIES ENVIRONMENT "${_e}"
-          TIMEOUT ${_timeout} LABELS "plain;${name};integration;${_backend}"
+          TIMEOUT ${_timeout} LABELS "${_l}"
           SKIP_RETURN_CODE 77)
       endforeach()
     endforeach()

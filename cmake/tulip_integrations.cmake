@@ -73,6 +73,10 @@ function(tulip_integration name option module description)
     LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}")
   install(FILES "${CMAKE_CURRENT_SOURCE_DIR}/include/tulip/${name}.h"
     DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/tulip")
+  # pkg_check_modules takes "openssl>=3.0"; a .pc file's Requires needs
+  # the operator apart ("openssl >= 3.0"), or pkg-config looks for a
+  # package named "openssl>=3.0" and every consumer fails.
+  string(REGEX REPLACE "[ ]*([<>=!]+)[ ]*" " \\1 " _requires "${module}")
   file(WRITE "${CMAKE_BINARY_DIR}/tulip-${name}.pc.template"
 "prefix=%PREFIX%
 libdir=\${prefix}/${CMAKE_INSTALL_LIBDIR}
@@ -81,7 +85,7 @@ includedir=\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}
 Name: tulip-${name}
 Description: tulip: ${description}
 Version: ${PROJECT_VERSION}
-Requires: tulip ${module}
+Requires: tulip ${_requires}
 Libs: -L\${libdir} -ltulip-${name}
 Cflags: -I\${includedir}
 ")

@@ -14,7 +14,8 @@
 #      library at all
 #   7. the guide's out-of-tree hello world (tests/guide/CMakeLists.txt and
 #      hello.c, shown in docs/guide.md), as its reader builds it
-#   8. pg.c with pkg-config tulip-pg, when libtulip-pg was built
+#   8. pg.c, curl.c and tls.c with pkg-config tulip-pg, tulip-curl and
+#      tulip-tls, each when that integration was built
 # and checks the man pages: installed, and `man -M <prefix>/share/man
 # tl_spawn` shows the page (when man is installed; else only the files).
 # usage: run.sh BUILD_DIR WORK_DIR LIBDIR CC CMAKE MANDIR
@@ -107,24 +108,27 @@ out=$("$work/guide/hello") || { echo "install_consumer: guide hello: exit status
 hello, tulip" ] || { echo "install_consumer: guide hello printed '$out'"; exit 1; }
 echo "install_consumer: the guide's hello world: ok"
 
-# libtulip-pg, when this build made it: its header, its pkg-config file
-# (Requires: tulip libpq), a program linked with it; and the core still
-# links no libpq.
-if [ -e "$prefix/$libdir/pkgconfig/tulip-pg.pc" ]; then
-    [ -e "$prefix/include/tulip/pg.h" ] ||
-        { echo "install_consumer: tulip/pg.h not installed"; exit 1; }
-    flags=$(pkg-config --cflags --libs tulip-pg) ||
-        { echo "install_consumer: pkg-config tulip-pg failed"; exit 1; }
-    # shellcheck disable=SC2086
-    "$cc" -o "$work/consumer-pg" "$here/pg.c" $flags -Wl,-rpath,"$prefix/$libdir" ||
-        { echo "install_consumer: tulip-pg build failed (flags: $flags)"; exit 1; }
-    check "pkg-config tulip-pg" "$work/consumer-pg"
-    if readelf -d "$prefix/$libdir"/libtulip.so | grep -q 'NEEDED.*libpq'; then
-        echo "install_consumer: libtulip.so links libpq"; exit 1
+# Each integration this build made (libtulip-pg, -curl, -tls): its
+# header, its pkg-config file (Requires: tulip <library>), a program
+# linked with it; and the core still links none of the libraries.
+for it in pg:libpq curl:libcurl tls:libssl; do
+    name=${it%%:*} lib=${it#*:}
+    if [ ! -e "$prefix/$libdir/pkgconfig/tulip-$name.pc" ]; then
+        echo "install_consumer: no tulip-$name.pc (libtulip-$name not built): skipped"
+        continue
     fi
-else
-    echo "install_consumer: no tulip-pg.pc (libtulip-pg not built): skipped"
-fi
+    [ -e "$prefix/include/tulip/$name.h" ] ||
+        { echo "install_consumer: tulip/$name.h not installed"; exit 1; }
+    flags=$(pkg-config --cflags --libs "tulip-$name") ||
+        { echo "install_consumer: pkg-config tulip-$name failed"; exit 1; }
+    # shellcheck disable=SC2086
+    "$cc" -o "$work/consumer-$name" "$here/$name.c" $flags -Wl,-rpath,"$prefix/$libdir" ||
+        { echo "install_consumer: tulip-$name build failed (flags: $flags)"; exit 1; }
+    check "pkg-config tulip-$name" "$work/consumer-$name"
+    if readelf -d "$prefix/$libdir"/libtulip.so | grep -q "NEEDED.*$lib"; then
+        echo "install_consumer: libtulip.so links $lib"; exit 1
+    fi
+done
 
 # man tl_spawn: the page itself, a second name of it (a .so page), tulip(7).
 if command -v man >/dev/null 2>&1; then

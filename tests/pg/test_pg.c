@@ -1,8 +1,8 @@
 /* libtulip-pg against a real PostgreSQL: the program starts its own
- * server (initdb into a temporary folder, postgres listening only on a
- * unix socket there, as the `postgres` user when run as root — the
- * server refuses root), runs each case in a forked child (tiny.h) and
- * stops the server by its PID at the end. Skipped (77) when the server's
+ * server (initdb into a temporary folder, postgres listening on a unix
+ * socket there and on localhost at a free port, as the `postgres` user
+ * when run as root — the server refuses root), runs each case in a
+ * forked child (tiny.h) and stops the server by its PID at the end. Skipped (77) when the server's
  * binaries are not installed (scripts/install-deps.sh installs them).
  *
  * initdb is slow on a loaded machine, so the first run keeps the fresh
@@ -62,6 +62,8 @@ static const char *bin(const char *tool)
 }
 
 static char g_dir[64];
+static int g_port;      /* the server's: TCP on localhost, and the socket's
+                           name in g_dir */
 static char g_ci[256];  /* the superuser's conninfo */
 static pid_t g_pm = -1; /* the postmaster */
 static uid_t g_uid;     /* who runs the server: postgres when root */
@@ -225,20 +227,34 @@ static int start_server(void)
     char hba[160];
     snprintf(hba, sizeof hba, "%s/pg_hba.conf", data);
     if (write_file(hba, "local all pwuser scram-sha-256\n"
-                        "local all all trust\n") != 0)
+                        "local all all trust\n"
+                        "host all tulip 127.0.0.1/32 trust\n"
+                        "host all tulip ::1/128 trust\n") != 0)
         return 1;
+    /* A free loopback port, for the TCP listener (host names). */
+    int ps = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in pa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t plen = sizeof pa;
+    if (ps < 0 || bind(ps, (struct sockaddr *)&pa, sizeof pa) != 0 ||
+        getsockname(ps, (struct sockaddr *)&pa, &plen) != 0)
+        return 1;
+    close(ps);
+    g_port = ntohs(pa.sin_port);
+    char port[16];
+    snprintf(port, sizeof port, "%d", g_port);
     if (g_drop && chown(log, g_uid, g_gid) != 0) { /* may not exist yet */
     }
     char *argv[] = {(char *)bin("postgres"), "-D", data, "-k", g_dir,
-                    "-c", "listen_addresses=", "-p", "5432",
+                    "-c", "listen_addresses=localhost", "-p", port,
                     "-F", "-c", "max_connections=40",
                     "-c", "shared_buffers=8MB", NULL};
     g_pm = spawn(argv, 1, log, 1);
     if (g_pm < 0) return 1;
     snprintf(g_ci, sizeof g_ci,
-             "host=%s port=5432 user=tulip dbname=postgres "
+             "host=%s port=%d user=tulip dbname=postgres "
              "sslmode=disable gssencmode=disable",
-             g_dir);
+             g_dir, g_port);
     /* Bounded start-up wait. */
     for (int i = 0;; i++) {
         if (PQping(g_ci) == PQPING_OK) break;
@@ -836,21 +852,22 @@ static int main_bad_password(void *arg)
     (void)arg;
     char ci[320];
     tl_pg *c = (tl_pg *)1;
-    snprintf(ci, sizeof ci, "host=%s port=5432 user=pwuser password=wrong "
+    snprintf(ci, sizeof ci, "host=%s port=%d user=pwuser password=wrong "
                             "dbname=postgres sslmode=disable",
-             g_dir);
+             g_dir, g_port);
     int rc = tl_pg_connect(&c, ci);
     TINY_ASSERT_EQ(rc, -EACCES);
     TINY_ASSERT_EQ(c, NULL);
     TINY_ASSERT_STR_CONTAINS(tl_fail_message(rc),
                              "password authentication failed");
-    snprintf(ci, sizeof ci, "host=%s port=5432 user=pwuser password=right "
+    snprintf(ci, sizeof ci, "host=%s port=%d user=pwuser password=right "
                             "dbname=postgres sslmode=disable",
-             g_dir);
+             g_dir, g_port);
     TINY_ASSERT_EQ(tl_pg_connect(&c, ci), 0);
     expect_usable(c);
     tl_pg_close(c);
-    snprintf(ci, sizeof ci, "host=%s port=5432 user=tulip dbname=nodb", g_dir);
+    snprintf(ci, sizeof ci, "host=%s port=%d user=tulip dbname=nodb", g_dir,
+             g_port);
     rc = tl_pg_connect(&c, ci);
     TINY_ASSERT_EQ(rc, -ECONNABORTED);
     TINY_ASSERT_STR_CONTAINS(tl_fail_message(rc), "does not exist");
@@ -883,15 +900,61 @@ static int main_unreachable(void *arg)
     rc = tl_pg_connect(&c, "host=/nonexistent-dir port=5432 user=x");
     TINY_ASSERT_EQ(rc, -ECONNREFUSED);
     /* Two hosts, the first dead: libpq moves to another socket. */
-    snprintf(ci, sizeof ci, "host=127.0.0.1,%s port=%d,5432 user=tulip "
+    snprintf(ci, sizeof ci, "host=127.0.0.1,%s port=%d,%d user=tulip "
                             "dbname=postgres sslmode=disable",
-             g_dir, ntohs(a.sin_port));
+             g_dir, ntohs(a.sin_port), g_port);
     TINY_ASSERT_EQ(tl_pg_connect(&c, ci), 0);
     expect_usable(c);
     tl_pg_close(c);
     return 0;
 }
 TINY_TEST(unreachable_server) { run(main_unreachable); }
+
+/* A host name, not an address or a socket folder: libpq resolves it in
+ * PQconnectStart, which tulip runs on the thread pool, then connects over
+ * TCP (to 127.0.0.1 or ::1, whichever the name gives first). Twice at
+ * once, so the two resolutions are in flight together. */
+static int connect_by_name(void *arg)
+{
+    (void)arg;
+    char ci[200];
+    snprintf(ci, sizeof ci, "host=localhost port=%d user=tulip "
+                            "dbname=postgres sslmode=disable gssencmode=disable",
+             g_port);
+    tl_pg *c = NULL;
+    int rc = tl_pg_connect(&c, ci);
+    if (rc != 0) fprintf(stderr, "by name: %d %s\n", rc, tl_fail_message(rc));
+    TINY_ASSERT_EQ(rc, 0);
+    expect_usable(c);
+    tl_pg_close(c);
+    return 0;
+}
+
+static int main_host_name(void *arg)
+{
+    (void)arg;
+    tl_task t[2];
+    for (int i = 0; i < 2; i++)
+        TINY_ASSERT_EQ(tl_spawn(&t[i], connect_by_name, NULL), 0);
+    for (int i = 0; i < 2; i++) TINY_ASSERT_EQ(tl_join(t[i], NULL), 0);
+    /* A name whose port nobody listens on: refused, named. */
+    char ci[200];
+    snprintf(ci, sizeof ci, "host=localhost port=1 user=x dbname=x "
+                            "sslmode=disable gssencmode=disable");
+    tl_pg *c = (tl_pg *)1;
+    int rc = tl_pg_connect(&c, ci);
+    TINY_ASSERT_EQ(rc, -ECONNREFUSED);
+    TINY_ASSERT_EQ(c, NULL);
+    TINY_ASSERT_STR_CONTAINS(tl_fail_message(rc), "localhost");
+    return 0;
+}
+
+TINY_TEST(host_name_resolved_and_connected)
+{
+    int before = count_fds();
+    run(main_host_name);
+    TINY_ASSERT_EQ(count_fds(), before);
+}
 
 /* ---- no fd leaked ------------------------------------------------------ */
 

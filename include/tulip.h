@@ -674,5 +674,6 @@ TL_API void tl__with_end(struct tl__with *w);
 #include "tulip/stream.h"
 #include "tulip/server.h"
 #include "tulip/signal.h"
+#include "tulip/process.h"
 
 #endif /* TULIP_H */

@@ -1,0 +1,657 @@
+/* Subprocesses (tulip/process.h): an echo round trip through cat's stdin
+ * and stdout, 10 MiB each way through communicate, exit codes and
+ * signals, a deadline that kills the child (tl_process_run) or leaves it
+ * running (tl_process_wait), a cancelled wait, close that kills and
+ * reaps, a missing program, stderr apart and merged, /dev/null and fds of
+ * the caller's, environment and working directory, fds not inherited, a
+ * blocked signal mask not inherited, 50 children at once, and EMFILE at
+ * each fd the spawn needs. After each: no child left (not even a zombie)
+ * and no fd leaked. Runs on each backend (CTest: name@epoll,
+ * name@io_uring). Timed cases use the virtual clock: a deadline fires as
+ * soon as every task waits, so no test sleeps and hopes.
+ */
+#include "helpers.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/resource.h>
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
+
+/* No child of this process exists, running or zombie. */
+static int no_children(void)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+           errno == ECHILD;
+}
+
+/* Run main_fn in a loop; before and after: fds counted, children none. */
+static void run_clean(tl_fn fn, void *arg, int virtual_clock)
+{
+    int before = count_fds();
+    cr_assert(no_children());
+    int rc = virtual_clock ? run_virtual(fn, arg) : tl_run(fn, arg);
+    cr_assert_eq(rc, 0, "main returned %d (%s)", rc, tl_strerror(rc));
+    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect(no_children(), "a child (or zombie) is left");
+}
+
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* ---- echo round trip through cat --------------------------------------- */
+
+static int echo_main(void *arg)
+{
+    (void)arg;
+    tl_process *p;
+    int rc = tl_process_spawn(&p, &(tl_process_opts){
+                                      .argv = ARGV("cat"),
+                                      .stdin_mode = TL_PROCESS_PIPE,
+                                      .stdout_mode = TL_PROCESS_PIPE});
+    cr_expect_eq(rc, 0, "%s", tl_strerror(rc));
+    if (rc < 0) return rc;
+    cr_expect_gt(tl_process_pid(p), 0);
+    cr_expect_null(tl_process_stderr(p));
+    tl_stream *in = tl_process_stdin(p), *out = tl_process_stdout(p);
+    char line[64];
+    for (int i = 0; i < 3; i++) {
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "hello %d\n", i);
+        cr_expect_eq(tl_stream_write(in, msg, (size_t)n), 0);
+        cr_expect_eq(tl_stream_drain(in), 0);
+        ssize_t got = tl_stream_readline(out, line, sizeof line);
+        cr_expect_eq(got, n);
+        cr_expect_str_eq(line, msg);
+    }
+    cr_expect_eq(tl_stream_write_eof(in), 0); /* cat reads EOF, exits */
+    cr_expect_eq(tl_stream_read(out, line, sizeof line), 0);
+    cr_expect_eq(tl_process_wait(p), 0);
+    cr_expect_eq(tl_process_wait(p), 0, "the status stays");
+    cr_expect_eq(tl_process_poll(p), 0);
+    cr_expect_eq(tl_process_kill(p), -ESRCH, "reaped: nothing to signal");
+    cr_expect_eq(tl_process_close(p), 0);
+    return 0;
+}
+
+Test(process_spawn, echo_round_trip_through_cat, .timeout = 60)
+{
+    run_clean(echo_main, NULL, 0);
+}
+
+/* ---- 10 MiB each way ----------------------------------------------------- */
+
+#define BIG (10u * 1024 * 1024)
+
+static int big_main(void *arg)
+{
+    (void)arg;
+    char *in = malloc(BIG);
+    cr_assert(in);
+    for (size_t i = 0; i < BIG; i++) in[i] = (char)(i * 7 + i / 4096);
+    tl_process *p;
+    int rc = tl_process_spawn(&p, &(tl_process_opts){
+                                      .argv = ARGV("cat"),
+                                      .stdin_mode = TL_PROCESS_PIPE,
+                                      .stdout_mode = TL_PROCESS_PIPE});
+    cr_expect_eq(rc, 0);
+    if (rc < 0) return rc;
+    tl_process_result res;
+    rc = tl_process_communicate(p, in, BIG, &res);
+    cr_expect_eq(rc, 0, "%s", tl_strerror(rc));
+    cr_expect_eq(res.status, 0);
+    cr_expect_eq(res.out_len, BIG);
+    cr_expect(res.out && memcmp(res.out, in, BIG) == 0, "the bytes differ");
+    cr_expect_null(res.err);
+    tl_process_result_free(&res);
+    cr_expect_null(res.out);
+    cr_expect_eq(tl_process_close(p), 0);
+
+    /* Both directions at once through the shell: 10 MiB in to cat, whose
+     * output goes to stdout, and 10 MiB more to stderr before it reads a
+     * byte (a child that writes first would deadlock a sequential
+     * write-then-read). */
+    tl_process_result r2;
+    rc = tl_process_run(&(tl_process_opts){
+                            .argv = ARGV("sh", "-c",
+                                         "head -c 10485760 /dev/zero >&2; cat"),
+                            .stdout_mode = TL_PROCESS_PIPE,
+                            .stderr_mode = TL_PROCESS_PIPE},
+                        in, BIG, &r2);
+    cr_expect_eq(rc, 0, "%s", tl_strerror(rc));
+    cr_expect_eq(r2.out_len, BIG);
+    cr_expect(r2.out && memcmp(r2.out, in, BIG) == 0);
+    cr_expect_eq(r2.err_len, BIG);
+    tl_process_result_free(&r2);
+    free(in);
+    return 0;
+}
+
+Test(process_spawn, ten_mib_each_way_through_communicate, .timeout = 60)
+{
+    run_clean(big_main, NULL, 0);
+}
+
+/* ---- exit codes and signals ---------------------------------------------- */
+
+static int run_sh(const char *script)
+{
+    return tl_process_run(&(tl_process_opts){.argv = ARGV("sh", "-c", script)},
+                          NULL, 0, NULL);
+}
+
+static int codes_main(void *arg)
+{
+    (void)arg;
+    cr_expect_eq(run_sh("exit 0"), 0);
+    int st = run_sh("exit 3");
+    cr_expect_eq(st, 3);
+    cr_expect_eq(TL_PROCESS_EXITCODE(st), 3);
+    cr_expect_eq(TL_PROCESS_TERMSIG(st), 0);
+    cr_expect_eq(run_sh("exit 255"), 255);
+    st = run_sh("kill -TERM $$");
+    cr_expect_eq(st, TL_PROCESS_SIGNALED_BASE + SIGTERM);
+    cr_expect_eq(TL_PROCESS_TERMSIG(st), SIGTERM);
+    cr_expect_eq(TL_PROCESS_EXITCODE(st), -1);
+
+    tl_process *p;
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
+                                          .argv = ARGV("sleep", "1000")}),
+                 0);
+    cr_expect_eq(tl_process_poll(p), -EAGAIN);
+    cr_expect_eq(tl_process_signal(p, 0), 0, "signal 0: it exists");
+    cr_expect_eq(tl_process_signal(p, -1), -EINVAL);
+    cr_expect_eq(tl_process_terminate(p), 0);
+    cr_expect_eq(tl_process_wait(p), TL_PROCESS_SIGNALED_BASE + SIGTERM);
+    cr_expect_eq(tl_process_close(p), TL_PROCESS_SIGNALED_BASE + SIGTERM);
+
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
+                                          .argv = ARGV("sleep", "1000")}),
+                 0);
+    cr_expect_eq(tl_process_kill(p), 0);
+    cr_expect_eq(tl_process_wait(p), TL_PROCESS_SIGNALED_BASE + SIGKILL);
+    cr_expect_eq(tl_process_close(p), TL_PROCESS_SIGNALED_BASE + SIGKILL);
+    return 0;
+}
+
+Test(process_spawn, exit_codes_and_signals, .timeout = 60)
+{
+    run_clean(codes_main, NULL, 0);
+}
+
+/* ---- deadlines ----------------------------------------------------------- */
+
+static int timeout_main(void *arg)
+{
+    (void)arg;
+    /* tl_process_run under a deadline: the child is killed and reaped. */
+    double t0 = tl_now();
+    int rc;
+    TL_WITH_TIMEOUT(5.0, &rc) {
+        rc = tl_process_run(&(tl_process_opts){.argv = ARGV("sleep", "1000")},
+                            NULL, 0, NULL);
+    }
+    cr_expect_eq(rc, -ETIMEDOUT, "%s", tl_strerror(rc));
+    cr_expect(tl_now() - t0 >= 5.0);
+    cr_expect(no_children(), "tl_process_run left its child");
+
+    /* The same for a child that is busy writing into communicate. */
+    tl_process_result res;
+    TL_WITH_TIMEOUT(5.0, &rc) {
+        rc = tl_process_run(&(tl_process_opts){.argv = ARGV("sleep", "1000"),
+                                               .stdout_mode = TL_PROCESS_PIPE},
+                            "x", 1, &res);
+    }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    cr_expect_null(res.out);
+    cr_expect(no_children());
+
+    /* tl_process_wait under a deadline: asyncio's behaviour, the child
+     * keeps running; tl_process_close then kills it. */
+    tl_process *p;
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
+                                          .argv = ARGV("sleep", "1000")}),
+                 0);
+    TL_WITH_TIMEOUT(1.0, &rc) { rc = tl_process_wait(p); }
+    cr_expect_eq(rc, -ETIMEDOUT);
+    cr_expect_eq(tl_process_poll(p), -EAGAIN, "the child still runs");
+    cr_expect_eq(tl_process_close(p), TL_PROCESS_SIGNALED_BASE + SIGKILL);
+    return 0;
+}
+
+Test(process_spawn, a_deadline_kills_the_child_of_run_not_of_wait,
+     .timeout = 60)
+{
+    run_clean(timeout_main, NULL, 1);
+}
+
+/* ---- cancel during wait, several waiters --------------------------------- */
+
+struct waiter {
+    tl_process *p;
+    int rc;
+};
+
+static int wait_task(void *arg)
+{
+    struct waiter *w = arg;
+    w->rc = tl_process_wait(w->p);
+    return 0;
+}
+
+static int cancel_main(void *arg)
+{
+    (void)arg;
+    tl_process *p;
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
+                                          .argv = ARGV("sleep", "1000")}),
+                 0);
+    struct waiter w[3] = {{p, 1}, {p, 1}, {p, 1}};
+    tl_task t[3];
+    for (int i = 0; i < 3; i++) t[i] = tl_test_spawn(wait_task, &w[i]);
+    tl_test_settle();
+    /* Cancel the first (the one parked on the pidfd): the pidfd passes
+     * to the next waiter, nothing is lost. */
+    cr_expect_eq(tl_cancel(t[0]), 0);
+    cr_expect_eq(tl_test_join(t[0]), 0);
+    cr_expect_eq(w[0].rc, -ECANCELED);
+    cr_expect_eq(tl_process_poll(p), -EAGAIN, "a cancelled wait kills nothing");
+    tl_test_settle();
+    cr_expect_eq(w[1].rc, 1, "still waiting");
+    cr_expect_eq(tl_process_kill(p), 0);
+    cr_expect_eq(tl_test_join(t[1]), 0);
+    cr_expect_eq(tl_test_join(t[2]), 0);
+    cr_expect_eq(w[1].rc, TL_PROCESS_SIGNALED_BASE + SIGKILL);
+    cr_expect_eq(w[2].rc, TL_PROCESS_SIGNALED_BASE + SIGKILL);
+    cr_expect_eq(tl_process_close(p), TL_PROCESS_SIGNALED_BASE + SIGKILL);
+    return 0;
+}
+
+Test(process_spawn, a_cancelled_wait_leaves_the_child_to_the_others,
+     .timeout = 60)
+{
+    run_clean(cancel_main, NULL, 0);
+}
+
+/* ---- close ------------------------------------------------------------- */
+
+struct closer {
+    tl_process *p;
+    int rc;
+};
+
+static int close_task(void *arg)
+{
+    struct closer *c = arg;
+    /* Cancelled before it closes: the close still kills and reaps. */
+    int rc = tl_sleep(1000.0);
+    cr_expect_eq(rc, -ECANCELED);
+    c->rc = tl_process_close(c->p);
+    return rc;
+}
+
+static int reader_task(void *arg)
+{
+    struct closer *c = arg;
+    char buf[16];
+    c->rc = (int)tl_stream_read(tl_process_stdout(c->p), buf, sizeof buf);
+    return 0;
+}
+
+static int close_main(void *arg)
+{
+    (void)arg;
+    /* A close in a cancelled task. */
+    struct closer c = {0};
+    cr_expect_eq(tl_process_spawn(&c.p, &(tl_process_opts){
+                                            .argv = ARGV("sleep", "1000"),
+                                            .stdout_mode = TL_PROCESS_PIPE}),
+                 0);
+    tl_task t = tl_test_spawn(close_task, &c);
+    tl_test_settle();
+    cr_expect_eq(tl_cancel(t), 0);
+    cr_expect_eq(tl_test_join(t), -ECANCELED);
+    cr_expect_eq(c.rc, TL_PROCESS_SIGNALED_BASE + SIGKILL);
+    cr_expect(no_children());
+
+    /* A close while another task reads the child's stdout and a third
+     * waits: they return, then the process is freed. */
+    struct closer r = {0};
+    cr_expect_eq(tl_process_spawn(&r.p, &(tl_process_opts){
+                                            .argv = ARGV("sleep", "1000"),
+                                            .stdout_mode = TL_PROCESS_PIPE}),
+                 0);
+    struct waiter w = {r.p, 1};
+    tl_task rt = tl_test_spawn(reader_task, &r);
+    tl_task wt = tl_test_spawn(wait_task, &w);
+    tl_test_settle();
+    cr_expect_eq(tl_process_close(r.p), TL_PROCESS_SIGNALED_BASE + SIGKILL);
+    cr_expect_eq(tl_test_join(rt), 0);
+    cr_expect_eq(tl_test_join(wt), 0);
+    cr_expect_eq(r.rc, TL_ECLOSED);
+    cr_expect_eq(w.rc, TL_PROCESS_SIGNALED_BASE + SIGKILL);
+    return 0;
+}
+
+Test(process_spawn, close_kills_and_reaps_even_when_cancelled, .timeout = 60)
+{
+    run_clean(close_main, NULL, 0);
+}
+
+/* ---- spawn errors ---------------------------------------------------------- */
+
+static int missing_main(void *arg)
+{
+    (void)arg;
+    tl_process *p = (tl_process *)1;
+    int rc = tl_process_spawn(&p, &(tl_process_opts){
+                                      .argv = ARGV("no-such-program-tulip"),
+                                      .stdin_mode = TL_PROCESS_PIPE,
+                                      .stdout_mode = TL_PROCESS_PIPE,
+                                      .stderr_mode = TL_PROCESS_PIPE});
+    cr_expect_eq(rc, -ENOENT, "%s", tl_strerror(rc));
+    cr_expect_null(p);
+    cr_expect_eq(tl_process_run(&(tl_process_opts){
+                                    .argv = ARGV("/no/such/dir/prog")},
+                                NULL, 0, NULL),
+                 -ENOENT);
+    cr_expect_eq(tl_process_run(&(tl_process_opts){
+                                    .argv = ARGV("true"),
+                                    .cwd = "/no/such/dir"},
+                                NULL, 0, NULL),
+                 -ENOENT);
+    cr_expect_eq(tl_process_run(&(tl_process_opts){.argv = ARGV("/dev/null")},
+                                NULL, 0, NULL),
+                 -EACCES);
+    cr_expect_eq(tl_process_spawn(&p, NULL), -EINVAL);
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){0}), -EINVAL);
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
+                                          .argv = ARGV("true"),
+                                          .stdout_mode = TL_PROCESS_STDOUT}),
+                 -EINVAL);
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
+                                          .argv = ARGV("true"),
+                                          .stdin_mode = TL_PROCESS_FD,
+                                          .stdin_fd = -1}),
+                 -EINVAL);
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){.argv = ARGV("true"),
+                                                          .flags = 0x80}),
+                 -EINVAL);
+    /* Input for a stdin that is not a pipe. */
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){.argv = ARGV("true")}),
+                 0);
+    tl_process_result res;
+    cr_expect_eq(tl_process_communicate(p, "x", 1, &res), -EINVAL);
+    cr_expect_eq(tl_process_wait(p), 0);
+    cr_expect_eq(tl_process_close(p), 0);
+    return 0;
+}
+
+Test(process_spawn, a_missing_program_is_enoent_and_leaks_nothing,
+     .timeout = 60)
+{
+    run_clean(missing_main, NULL, 0);
+    tl_process *p = (tl_process *)1;
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){.argv = ARGV("true")}),
+                 TL_ENOTASK, "outside a task");
+    cr_expect_null(p);
+}
+
+/* ---- stderr apart and merged; /dev/null; a caller's fd -------------------- */
+
+static int stdio_main(void *arg)
+{
+    (void)arg;
+    const char *const *both = ARGV("sh", "-c", "echo out; echo err >&2");
+    tl_process_result res;
+    int rc = tl_process_run(&(tl_process_opts){.argv = both,
+                                               .stdout_mode = TL_PROCESS_PIPE,
+                                               .stderr_mode = TL_PROCESS_PIPE},
+                            NULL, 0, &res);
+    cr_expect_eq(rc, 0);
+    cr_expect_str_eq(res.out, "out\n");
+    cr_expect_str_eq(res.err, "err\n");
+    tl_process_result_free(&res);
+
+    rc = tl_process_run(&(tl_process_opts){.argv = both,
+                                           .stdout_mode = TL_PROCESS_PIPE,
+                                           .stderr_mode = TL_PROCESS_STDOUT},
+                        NULL, 0, &res);
+    cr_expect_eq(rc, 0);
+    cr_expect_str_eq(res.out, "out\nerr\n");
+    cr_expect_null(res.err);
+    tl_process_result_free(&res);
+
+    rc = tl_process_run(&(tl_process_opts){.argv = both,
+                                           .stdout_mode = TL_PROCESS_PIPE,
+                                           .stderr_mode = TL_PROCESS_DEVNULL},
+                        NULL, 0, &res);
+    cr_expect_str_eq(res.out, "out\n");
+    tl_process_result_free(&res);
+
+    /* stdin /dev/null: cat ends at once. */
+    rc = tl_process_run(&(tl_process_opts){.argv = ARGV("cat"),
+                                           .stdin_mode = TL_PROCESS_DEVNULL,
+                                           .stdout_mode = TL_PROCESS_PIPE},
+                        NULL, 0, &res);
+    cr_expect_eq(rc, 0);
+    cr_expect_eq(res.out_len, 0);
+    cr_expect_str_eq(res.out, "");
+    tl_process_result_free(&res);
+
+    /* seq 1 5 | sort -r through a pipe of the caller's (TL_PROCESS_FD). */
+    int pp[2];
+    cr_expect_eq(pipe2(pp, O_CLOEXEC), 0);
+    tl_process *seq;
+    cr_expect_eq(tl_process_spawn(&seq, &(tl_process_opts){
+                                            .argv = ARGV("seq", "1", "5"),
+                                            .stdout_mode = TL_PROCESS_FD,
+                                            .stdout_fd = pp[1]}),
+                 0);
+    close(pp[1]);
+    rc = tl_process_run(&(tl_process_opts){.argv = ARGV("sort", "-rn"),
+                                           .stdin_mode = TL_PROCESS_FD,
+                                           .stdin_fd = pp[0],
+                                           .stdout_mode = TL_PROCESS_PIPE},
+                        NULL, 0, &res);
+    close(pp[0]);
+    cr_expect_eq(rc, 0);
+    cr_expect_str_eq(res.out, "5\n4\n3\n2\n1\n");
+    tl_process_result_free(&res);
+    cr_expect_eq(tl_process_wait(seq), 0);
+    cr_expect_eq(tl_process_close(seq), 0);
+    return 0;
+}
+
+Test(process_spawn, stderr_apart_merged_or_devnull_and_callers_fds,
+     .timeout = 60)
+{
+    run_clean(stdio_main, NULL, 0);
+}
+
+/* ---- environment, cwd, fds and the signal mask --------------------------- */
+
+static int env_main(void *arg)
+{
+    (void)arg;
+    tl_process_result res;
+    int rc = tl_process_run(
+        &(tl_process_opts){
+            .argv = ARGV("sh", "-c", "echo \"$FOO\"; pwd"),
+            .envp = ARGV("FOO=bar baz", "PATH=/usr/bin:/bin"),
+            .cwd = "/",
+            .stdout_mode = TL_PROCESS_PIPE},
+        NULL, 0, &res);
+    cr_expect_eq(rc, 0);
+    cr_expect_str_eq(res.out, "bar baz\n/\n");
+    tl_process_result_free(&res);
+
+    /* An fd the program opened without O_CLOEXEC is not inherited, unless
+     * TL_PROCESS_KEEP_FDS. */
+    int fd = dup2(2, 100);
+    cr_expect_eq(fd, 100);
+    const char *const *probe =
+        ARGV("sh", "-c", "if [ -e /proc/self/fd/100 ]; then echo open; "
+                         "else echo closed; fi");
+    rc = tl_process_run(&(tl_process_opts){.argv = probe,
+                                           .stdout_mode = TL_PROCESS_PIPE},
+                        NULL, 0, &res);
+    cr_expect_str_eq(res.out, "closed\n");
+    tl_process_result_free(&res);
+    rc = tl_process_run(&(tl_process_opts){.argv = probe,
+                                           .stdout_mode = TL_PROCESS_PIPE,
+                                           .flags = TL_PROCESS_KEEP_FDS},
+                        NULL, 0, &res);
+    cr_expect_str_eq(res.out, "open\n");
+    tl_process_result_free(&res);
+    close(fd);
+
+    /* The loop's thread blocks SIGTERM (as tl_signals_open would): the
+     * child still dies of it. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    tl_process *p;
+    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
+                                          .argv = ARGV("sleep", "1000")}),
+                 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    cr_expect_eq(tl_process_terminate(p), 0);
+    cr_expect_eq(tl_process_wait(p), TL_PROCESS_SIGNALED_BASE + SIGTERM);
+    cr_expect_geq(tl_process_close(p), 0);
+
+    /* A new session. */
+    rc = tl_process_run(&(tl_process_opts){
+                            .argv = ARGV("sh", "-c",
+                                         "[ $(ps -o sid= -p $$) -eq $$ ]"),
+                            .flags = TL_PROCESS_NEW_SESSION},
+                        NULL, 0, NULL);
+    cr_expect(rc == 0 || rc == 127, "rc %d", rc); /* 127: no ps */
+    return 0;
+}
+
+Test(process_spawn, environment_cwd_fds_and_signal_mask, .timeout = 60)
+{
+    run_clean(env_main, NULL, 0);
+}
+
+/* ---- many children at once ----------------------------------------------- */
+
+#define MANY 50
+
+struct child {
+    int i;
+    int ok;
+};
+
+static int one_child(void *arg)
+{
+    struct child *c = arg;
+    char in[32], want[64];
+    int n = snprintf(in, sizeof in, "child %d\n", c->i);
+    snprintf(want, sizeof want, "%s%s", in, in);
+    tl_process_result res;
+    /* The child echoes its line twice: input and output both cross. */
+    int rc = tl_process_run(&(tl_process_opts){
+                                .argv = ARGV("sh", "-c", "read l; echo \"$l\"; "
+                                                         "echo \"$l\""),
+                                .stdout_mode = TL_PROCESS_PIPE},
+                            in, (size_t)n, &res);
+    c->ok = rc == 0 && res.out && strcmp(res.out, want) == 0;
+    tl_process_result_free(&res);
+    return rc;
+}
+
+static int many_main(void *arg)
+{
+    (void)arg;
+    static struct child c[MANY];
+    tl_group g;
+    cr_expect_eq(tl_group_enter(&g), 0);
+    for (int i = 0; i < MANY; i++) {
+        c[i].i = i;
+        cr_expect_eq(tl_group_spawn(g, one_child, &c[i]), 0);
+    }
+    int rc = tl_group_wait(g, 0, NULL);
+    cr_expect_eq(rc, 0, "%s", tl_strerror(rc));
+    for (int i = 0; i < MANY; i++) cr_expect(c[i].ok, "child %d", i);
+    return 0;
+}
+
+Test(process_spawn, fifty_children_at_once, .timeout = 60)
+{
+    run_clean(many_main, NULL, 0);
+}
+
+/* ---- EMFILE at each fd the spawn needs -------------------------------------- */
+
+static int emfile_main(void *arg)
+{
+    (void)arg;
+    /* Fill the fd table, then free k slots. Three pipes take six fds at
+     * once (the child's ends are closed before the pidfd is made), so
+     * k = 0..5 fail at each pipe in turn and k = 6 succeeds. */
+    int fill[256], nfill = 0;
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_NOFILE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)count_fds() + 64;
+    cr_expect_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    int fd;
+    while (nfill < 256 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        fill[nfill++] = fd;
+    cr_expect_eq(errno, EMFILE);
+    /* No slot at all: the child is spawned, then pidfd_open fails; the
+     * child must be killed and reaped, not left behind. */
+    tl_process *p = (tl_process *)1;
+    int rc = tl_process_spawn(&p, &(tl_process_opts){.argv = ARGV("sleep",
+                                                                  "1000")});
+    cr_expect_eq(rc, -EMFILE, "no slot for the pidfd: %d (%s)", rc,
+                 tl_strerror(rc));
+    cr_expect_null(p);
+    cr_expect(no_children(), "the child of a failed spawn is left");
+    int freed = 0;
+    for (int k = 1; k <= 6; k++) {
+        while (freed < k) close(fill[--nfill]), freed++;
+        int before = count_fds();
+        p = (tl_process *)1;
+        rc = tl_process_spawn(&p, &(tl_process_opts){
+                                      .argv = ARGV("cat"),
+                                      .stdin_mode = TL_PROCESS_PIPE,
+                                      .stdout_mode = TL_PROCESS_PIPE,
+                                      .stderr_mode = TL_PROCESS_PIPE});
+        if (k < 6) {
+            cr_expect_eq(rc, -EMFILE, "k=%d: %d (%s)", k, rc, tl_strerror(rc));
+            cr_expect_null(p);
+        } else {
+            cr_expect_eq(rc, 0, "k=%d: %s", k, tl_strerror(rc));
+            if (rc == 0) {
+                tl_process_result res;
+                cr_expect_eq(tl_process_communicate(p, "ok", 2, &res), 0);
+                cr_expect_str_eq(res.out, "ok");
+                tl_process_result_free(&res);
+                cr_expect_eq(tl_process_close(p), 0);
+            }
+        }
+        cr_expect_eq(count_fds(), before, "k=%d: fd leaked", k);
+        cr_expect(no_children(), "k=%d: child left", k);
+    }
+    while (nfill > 0) close(fill[--nfill]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    return 0;
+}
+
+Test(process_spawn, emfile_at_each_step_leaks_nothing, .timeout = 60)
+{
+    run_clean(emfile_main, NULL, 0);
+}

@@ -430,3 +430,79 @@ Test(fork, child_whose_task_returns_leaves_the_loop_alone, .timeout = 10)
 {
     child_task_returns_case();
 }
+
+/* ---- an inherited fd: the child's calls leave the parent's record alone -- */
+
+/* The parent has a task parked on a pipe (an epoll registration or an
+ * io_uring poll, in the epoll set and ring the child shares). In the
+ * child, I/O calls on the inherited loop are refused, and tl_close only
+ * closes the child's descriptor: removing the registration from the
+ * shared epoll set would remove the parent's, and the parent's task
+ * would never see the byte written after the child is gone. */
+static int pipe_fds[2];
+
+static int pipe_waiter(void *arg)
+{
+    (void)arg;
+    int rc = 0;
+    /* A lost registration meets the deadline instead of hanging. */
+    TL_WITH_TIMEOUT(5.0, &rc) { rc = tl_fd_wait(pipe_fds[0], TL_READABLE); }
+    F->rc[10] = rc;
+    return 0;
+}
+
+static int inherited_fd_main(void *arg)
+{
+    (void)arg;
+    if (pipe2(pipe_fds, O_CLOEXEC) < 0) return -errno;
+    tl_task w;
+    if (tl_spawn(&w, pipe_waiter, NULL) < 0) return -1;
+    for (int i = 0; i < 5; i++) TL_IGNORE(tl_yield()); /* w parks */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid == 0) {
+        char c;
+        F->rc[0] = tl_fd_wait(pipe_fds[0], TL_READABLE);
+        F->rc[1] = (int)tl_read(pipe_fds[0], &c, 1);
+        F->rc[2] = tl_close(pipe_fds[0]);
+        F->rc[3] = tl_fd_forget(pipe_fds[1]);
+        F->reached = 1;
+        _exit(0);
+    }
+    F->child_status = wait_child(pid);
+    F->rc[4] = (int)write(pipe_fds[1], "x", 1);
+    F->rc[5] = tl_join(w, NULL);
+    F->rc[6] = tl_close(pipe_fds[0]);
+    F->rc[7] = tl_close(pipe_fds[1]);
+    return 0;
+}
+
+static void inherited_fd_case(void *arg)
+{
+    (void)arg;
+    F->rc[11] = tl_run(inherited_fd_main, NULL);
+}
+
+Test(fork, a_child_closing_an_inherited_fd_leaves_the_parents_registration,
+     .timeout = 10)
+{
+    facts_init();
+    int st = run_child(inherited_fd_case, NULL, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x:\n%s", st,
+              out);
+    cr_expect_eq(F->rc[11], 0, "%s", out);
+    cr_assert(WIFEXITED(F->child_status) && WEXITSTATUS(F->child_status) == 0,
+              "grandchild status %#x:\n%s", F->child_status, out);
+    cr_expect_eq(F->reached, 1);
+    cr_expect_eq(F->rc[0], TL_EFORK, "tl_fd_wait in the child");
+    cr_expect_eq(F->rc[1], TL_EFORK, "tl_read in the child");
+    cr_expect_eq(F->rc[2], 0, "tl_close in the child closes its fd");
+    cr_expect_eq(F->rc[3], 0);
+    cr_expect_eq(F->rc[4], 1);
+    cr_expect_eq(F->rc[5], 0);
+    cr_expect_eq(F->rc[10], TL_READABLE,
+                 "the parent's waiter lost its registration: %d", F->rc[10]);
+    cr_expect_eq(F->rc[6], 0);
+    cr_expect_eq(F->rc[7], 0);
+}

@@ -4,8 +4,11 @@
  * running (tl_process_wait), a cancelled wait, close that kills and
  * reaps, a missing program, stderr apart and merged, /dev/null and fds of
  * the caller's, environment and working directory, fds not inherited, a
- * blocked signal mask not inherited, 50 children at once, and EMFILE at
- * each fd the spawn needs. After each: no child left (not even a zombie)
+ * blocked signal mask not inherited, a child that blocks and ignores
+ * nothing of what the loop's thread blocks (a tl_signals watcher, SIGPIPE)
+ * or the program ignores, a writer whose reader left dying of SIGPIPE
+ * (yes | head), 50 children at once, and EMFILE at each fd the spawn
+ * needs. After each: no child left (not even a zombie)
  * and no fd leaked. Runs on each backend (CTest: name@epoll,
  * name@io_uring). Timed cases use the virtual clock: a deadline fires as
  * soon as every task waits, so no test sleeps and hopes.
@@ -527,7 +530,8 @@ static int env_main(void *arg)
                  0);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     cr_expect_eq(tl_process_terminate(p), 0);
-    cr_expect_eq(tl_process_wait(p), TL_PROCESS_SIGNALED_BASE + SIGTERM);
+    TL_WITH_TIMEOUT(10.0, &rc) { rc = tl_process_wait(p); }
+    cr_expect_eq(rc, TL_PROCESS_SIGNALED_BASE + SIGTERM, "%d", rc);
     cr_expect_geq(tl_process_close(p), 0);
 
     /* A new session. */
@@ -543,6 +547,135 @@ static int env_main(void *arg)
 Test(process_spawn, environment_cwd_fds_and_signal_mask, .timeout = 60)
 {
     run_clean(env_main, NULL, 0);
+}
+
+/* ---- the child's signal state -------------------------------------------- */
+
+/* The SigBlk and SigIgn masks of a child, read by grep from its own
+ * /proc/self/status. 0, or the error. */
+static int child_sig_state(unsigned long long *blk, unsigned long long *ign)
+{
+    tl_process_result res;
+    int rc = tl_process_run(
+        &(tl_process_opts){.argv = ARGV("grep", "-E", "^Sig(Blk|Ign):",
+                                        "/proc/self/status"),
+                           .stdout_mode = TL_PROCESS_PIPE},
+        NULL, 0, &res);
+    if (rc != 0) return rc < 0 ? rc : -EPROTO;
+    const char *b = strstr(res.out, "SigBlk:"), *i = strstr(res.out, "SigIgn:");
+    int ok = b && i && sscanf(b, "SigBlk: %llx", blk) == 1 &&
+             sscanf(i, "SigIgn: %llx", ign) == 1;
+    tl_process_result_free(&res);
+    return ok ? 0 : -EPROTO;
+}
+
+#define SIGBIT(sig) (1ull << ((sig) - 1))
+
+static int sigstate_main(void *arg)
+{
+    (void)arg;
+    /* What a program serving signals has: SIGPIPE blocked by the loop,
+     * SIGTERM and SIGINT blocked by a tl_signals watcher, SIGPIPE
+     * ignored by the program itself. */
+    tl_signals *w;
+    sigset_t set, now;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    cr_assert_eq(tl_signals_open(&w, &set), 0);
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&ign.sa_mask);
+    cr_assert_eq(sigaction(SIGPIPE, &ign, &old), 0);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &now), 0);
+    cr_expect(sigismember(&now, SIGTERM) && sigismember(&now, SIGINT) &&
+                  sigismember(&now, SIGPIPE),
+              "the loop's thread should block SIGTERM, SIGINT and SIGPIPE");
+
+    unsigned long long blk = ~0ull, ig = ~0ull;
+    int rc = child_sig_state(&blk, &ig);
+    cr_expect_eq(rc, 0, "%s", tl_strerror(rc));
+    cr_expect_eq(blk, 0ull, "the child blocks %016llx", blk);
+    cr_expect_eq(ig & SIGBIT(SIGPIPE), 0ull, "the child ignores SIGPIPE");
+
+    /* So SIGTERM and SIGINT end it, the watcher open or not. */
+    for (int k = 0; k < 2; k++) {
+        int sig = k ? SIGINT : SIGTERM;
+        tl_process *p;
+        cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
+                                              .argv = ARGV("sleep", "1000")}),
+                     0);
+        cr_expect_eq(tl_process_signal(p, sig), 0);
+        TL_WITH_TIMEOUT(10.0, &rc) { rc = tl_process_wait(p); }
+        cr_expect_eq(rc, TL_PROCESS_SIGNALED_BASE + sig, "signal %d: %d", sig,
+                     rc);
+        (void)tl_process_close(p);
+    }
+    cr_expect_eq(sigaction(SIGPIPE, &old, NULL), 0);
+    cr_expect_eq(tl_signals_close(w), 0);
+    return 0;
+}
+
+Test(process_spawn, the_child_blocks_and_ignores_nothing_of_the_loops,
+     .timeout = 60)
+{
+    run_clean(sigstate_main, NULL, 0);
+}
+
+/* yes | head -n 1: head exits after one line, and yes, the writer of a
+ * pipe with no reader left, dies of SIGPIPE as in a shell — not of
+ * "write error: Broken pipe" with SIGPIPE blocked as in the loop's
+ * thread. */
+static int sigpipe_main(void *arg)
+{
+    (void)arg;
+    int pp[2];
+    cr_assert_eq(pipe2(pp, O_CLOEXEC), 0);
+    tl_process *yes, *head;
+    cr_assert_eq(tl_process_spawn(&yes, &(tl_process_opts){
+                                            .argv = ARGV("yes"),
+                                            .stdout_mode = TL_PROCESS_FD,
+                                            .stdout_fd = pp[1],
+                                            .stderr_mode = TL_PROCESS_DEVNULL}),
+                 0);
+    close(pp[1]);
+    cr_assert_eq(tl_process_spawn(&head, &(tl_process_opts){
+                                             .argv = ARGV("head", "-n", "1"),
+                                             .stdin_mode = TL_PROCESS_FD,
+                                             .stdin_fd = pp[0],
+                                             .stdout_mode = TL_PROCESS_PIPE}),
+                 0);
+    close(pp[0]); /* head holds the only read end */
+    tl_process_result res;
+    int rc;
+    TL_WITH_TIMEOUT(30.0, &rc) { rc = tl_process_communicate(head, NULL, 0, &res); }
+    cr_expect_eq(rc, 0, "head: %d", rc);
+    cr_expect_str_eq(res.out ? res.out : "(null)", "y\n");
+    tl_process_result_free(&res);
+    TL_WITH_TIMEOUT(30.0, &rc) { rc = tl_process_wait(yes); }
+    cr_expect_eq(rc, TL_PROCESS_SIGNALED_BASE + SIGPIPE,
+                 "yes ended with %d, not SIGPIPE (%d)", rc,
+                 TL_PROCESS_SIGNALED_BASE + SIGPIPE);
+    (void)tl_process_close(head);
+    (void)tl_process_close(yes);
+
+    /* The same in a shell the child runs: its own children inherit the
+     * clean state (141 = 128 + SIGPIPE). */
+    rc = tl_process_run(&(tl_process_opts){
+                            .argv = ARGV("sh", "-c",
+                                         "{ yes 2>/dev/null; echo \"yes $?\" >&2; } "
+                                         "| head -n 1 >/dev/null"),
+                            .stderr_mode = TL_PROCESS_PIPE},
+                        NULL, 0, &res);
+    cr_expect_eq(rc, 0, "sh: %d", rc);
+    cr_expect_str_eq(res.err ? res.err : "(null)", "yes 141\n");
+    tl_process_result_free(&res);
+    return 0;
+}
+
+Test(process_spawn, a_writer_whose_reader_left_dies_of_sigpipe,
+     .timeout = 60)
+{
+    run_clean(sigpipe_main, NULL, 0);
 }
 
 /* ---- many children at once ----------------------------------------------- */

@@ -21,13 +21,27 @@
  * How a child is made. posix_spawn(3) (glibc clones with CLONE_VM |
  * CLONE_VFORK and execs at once: no copy of the parent runs, so a forked
  * loop can never run in the child, whatever threads the program has),
- * then pidfd_open(2). The child starts with an empty signal mask and
- * SIGPIPE at its default action (as Python's restore_signals), inherits
- * no fd but its stdin, stdout and stderr (close_fds, as Python's default:
- * every fd from 3 up is closed in the child, unless TL_PROCESS_KEEP_FDS),
- * and the environment given or the parent's. tulip's own pipes are
- * close-on-exec. Spawning blocks the calling thread until the exec
- * (posix_spawn's vfork; about a millisecond), as asyncio's does.
+ * then pidfd_open(2). The child inherits no fd but its stdin, stdout and
+ * stderr (close_fds, as Python's default: every fd from 3 up is closed
+ * in the child, unless TL_PROCESS_KEEP_FDS), and the environment given or
+ * the parent's. tulip's own pipes are close-on-exec. Spawning blocks the
+ * calling thread until the exec (posix_spawn's vfork; about a
+ * millisecond), as asyncio's does.
+ *
+ * Signals in the child. It starts with an EMPTY signal mask
+ * (POSIX_SPAWN_SETSIGMASK), whatever the spawning thread blocks: a loop's
+ * thread blocks SIGPIPE for tl_run's life and a tl_signals watcher blocks
+ * its set, and a child that inherited those would never die of SIGPIPE
+ * (`yes | head` would run on) and would ignore SIGINT and SIGTERM. Empty
+ * rather than "the mask the thread had before tulip blocked anything":
+ * a program starts with nothing blocked, as a shell starts it (and as
+ * libuv's children start); a program that wants a signal blocked in its
+ * children blocks it in the child's own code. SIGPIPE and SIGXFSZ are
+ * set to their default action (POSIX_SPAWN_SETSIGDEF), undoing a
+ * program's SIG_IGN, as Python's restore_signals does; any other signal
+ * the program ignores stays ignored (nohup's contract), and every
+ * handled signal — tulip's Ctrl-C and stack-overflow handlers included —
+ * is back to its default by exec itself. tulip ignores no signal.
  *
  * Waiting. Each child is watched through its pidfd: no SIGCHLD handler is
  * installed, and no other child of the program is reaped by tulip. The
@@ -157,7 +171,8 @@ typedef struct tl_process_result {
  *                 or flag, TL_PROCESS_STDOUT for stdin or stdout, a
  *                 negative fd with TL_PROCESS_FD;
  *   -ENOMEM, -EAGAIN (no process could be made: RLIMIT_NPROC, ...),
- *   -ENOSYS       the kernel has no pidfd (Linux before 5.3);
+ *   -ENOSYS       the kernel has no pidfd (Linux before 5.3; the wait
+ *                 also needs waitid(P_PIDFD), Linux 5.4);
  *   TL_ENOTASK    not called from a task; TL_EFORK.
  * Never suspends (see "How a child is made": it blocks for the exec). */
 TL_API TL_NODISCARD int tl_process_spawn(tl_process **out,

@@ -222,9 +222,12 @@ static int build(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at,
         e = posix_spawn_file_actions_addclosefrom_np(fa, 3);
 #endif
     if (e) return e;
-    /* The loop's thread may block signals (tl_signals_open does) and the
-     * program may ignore SIGPIPE: a child starts with neither, as
-     * Python's restore_signals gives it. */
+    /* The loop's thread blocks SIGPIPE (for tl_run's life) and whatever
+     * its tl_signals watchers wait for, and the program may ignore
+     * SIGPIPE: a child starts with none of it — an empty mask, SIGPIPE
+     * and SIGXFSZ at their defaults (Python's restore_signals) — so `yes
+     * | head` ends and SIGTERM kills (process.h, "Signals in the
+     * child"). Handlers need nothing: exec resets them. */
     sigset_t none, dfl;
     sigemptyset(&none);
     sigemptyset(&dfl);

@@ -49,6 +49,9 @@ typedef struct cp cp;
                          a cleanup call with nothing left to wait for */
 #define RACE_ANY 0x8u /* (c) may also end cancelled (several iterations
                          between fire() and the wake) */
+#define OWNWAIT 0x10u /* a cancel may have to wait for work that started
+                         (a pool thread inside open(2)): fire() is retried
+                         until the call returns */
 
 typedef struct cp_case {
     const char *name;
@@ -638,6 +641,33 @@ static void done_f_stat(cp *x, ssize_t rc)
     canary_untouched(x, sizeof st);
 }
 
+/* A FIFO: open(2) for writing waits until a reader opens it (on a pool
+ * thread) — the one open that stays in flight. */
+static void setup_fifo(cp *x)
+{
+    setup_file(x);
+    cr_assert_eq(tl_close(x->fd), 0);
+    x->fd = -1;
+    unlink(x->path);
+    cr_assert_eq(mkfifo(x->path, 0600), 0);
+}
+
+/* Open the reader end (never waits with O_NONBLOCK). */
+static void fire_fifo(cp *x)
+{
+    if (x->peer < 0)
+        x->peer = open(x->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
+static ssize_t op_fifo_open(cp *x) { return tl_open(x->path, O_WRONLY, 0); }
+
+static void teardown_fifo(cp *x)
+{
+    if (x->peer >= 0) close(x->peer);
+    x->peer = -1;
+    teardown_file(x);
+}
+
 /* ---- name resolution ---------------------------------------------------------- */
 
 static void setup_none(cp *x)
@@ -799,6 +829,7 @@ static const cp_case cases[] = {
     {"tl_pwrite(file)", EITHER, setup_empty_file, op_f_pwrite, NULL, done_f_write, kept_f_write, teardown_file},
     {"tl_fsync", EITHER, setup_file, op_f_fsync, NULL, done_zero, kept_nothing, teardown_file},
     {"tl_open", EITHER, setup_file, op_f_open, NULL, done_f_open, kept_f_open, teardown_file},
+    {"tl_open(fifo)", PARKS | RACE_ANY | EITHER | OWNWAIT, setup_fifo, op_fifo_open, fire_fifo, done_fd, kept_nothing, teardown_fifo},
     {"tl_stat", EITHER, setup_file, op_f_stat, NULL, done_f_stat, kept_untouched, teardown_file},
     {"tl_getaddrinfo", EITHER, setup_none, op_getaddrinfo, NULL, done_getaddrinfo, kept_getaddrinfo, NULL},
     /* signals, servers */
@@ -870,6 +901,12 @@ static void run_case(const cp_case *c, char phase)
             TL_IGNORE(tl_yield()); /* one iteration: its poll wakes the call */
         }
         cr_expect_eq(tl_cancel(t), 0);
+        double until = tl_test_now_s() + 10;
+        while ((c->flags & OWNWAIT) && !x.returned &&
+               tl_test_now_s() < until) {
+            TL_IGNORE(tl_sleep(0.001));
+            c->fire(&x);
+        }
     }
     cr_expect_eq(tl_test_join(t), 0);
     EXPECT(x.returned, "never returned", c->name, phase);

@@ -57,7 +57,11 @@ extern "C" {
  * Returns the fd, or -ENOENT, -EACCES, -EEXIST (O_CREAT | O_EXCL),
  * -EISDIR, -ENOTDIR, -ELOOP, -EMFILE, -ENAMETOOLONG, ... (open's errno),
  * -EINVAL (path NULL), -ECANCELED (nothing opened), -ENOMEM, -EAGAIN (the
- * pool's queue is full), TL_ENOTASK, TL_EFORK. SUSPENDS. */
+ * pool's queue is full), TL_ENOTASK, TL_EFORK. A FIFO opened write-only
+ * without O_NONBLOCK waits for a reader on both backends (on the pool: a
+ * cancel then waits until a reader comes, tl_to_thread's rule); opened
+ * read-only, io_uring returns it at once (reads then wait for a writer)
+ * where open(2) on the pool waits for the writer. SUSPENDS. */
 TL_API TL_NODISCARD int tl_openat(int dirfd, const char *path, int flags,
                                   mode_t mode);
 /* tl_openat(AT_FDCWD, path, flags, mode). SUSPENDS. */

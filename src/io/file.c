@@ -165,6 +165,17 @@ int tl_openat(int dirfd, const char *path, int flags, mode_t mode)
         op->flags = flags;
         op->len = mode;
         fd = uring_file(self, op, "tl_openat");
+        /* io_uring first tries every open with O_NONBLOCK added, and
+         * passes the ENXIO that gives for a FIFO with no reader on to us
+         * instead of waiting as open(2) does. Only a write-only open
+         * without O_NONBLOCK can mean that: do it on the pool, where
+         * open(2) waits for the reader. */
+        if (fd == -ENXIO && (flags & O_ACCMODE) == O_WRONLY &&
+            !(flags & O_NONBLOCK)) {
+            fjob j = {.kind = TL__OP_OPENAT, .fd = dirfd, .path = path,
+                      .flags = flags, .mode = mode};
+            fd = (int)pool_run(&j, true);
+        }
     } else {
         fjob j = {.kind = TL__OP_OPENAT, .fd = dirfd, .path = path,
                   .flags = flags, .mode = mode};

@@ -16,7 +16,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -302,7 +304,8 @@ static int t_get(void *arg)
     TINY_ASSERT_EQ(strtol(tl_curl_header_get(&r, "Content-Length"), NULL, 10), sl);
     tl_curl_response_free(&r);
 
-    /* A 404 is a response; a name goes through libcurl's resolver thread. */
+    /* A 404 is a response; a name ("localhost" libcurl answers itself,
+     * without its resolver: see threaded_resolver). */
     char u[128];
     snprintf(u, sizeof u, "http://localhost:%d/nothing-here", g_port);
     FETCH(c, u, 404, NULL);
@@ -659,6 +662,86 @@ static int t_fd_reuse(void *arg)
     return 0;
 }
 TINY_TEST(fd_reuse) { run(t_fd_reuse); }
+
+/* A name that only libcurl's threaded resolver can answer: libcurl (since
+ * 7.85) answers "localhost" and "*.localhost" itself, so the tests' other
+ * names never reach the resolver thread and its socketpair. Another name
+ * /etc/hosts maps to 127.0.0.1 (a machine's own name usually is), checked
+ * with getaddrinfo, which reads /etc/hosts first. "": none. */
+static char g_resolve_name[256];
+
+static void find_resolvable_name(void)
+{
+    FILE *f = fopen("/etc/hosts", "r");
+    if (!f) return;
+    char line[512];
+    while (!g_resolve_name[0] && fgets(line, sizeof line, f)) {
+        char *save = NULL, *n = strtok_r(line, " \t\n", &save);
+        if (!n || strcmp(n, "127.0.0.1") != 0) continue;
+        while (!g_resolve_name[0] && (n = strtok_r(NULL, " \t\n", &save)) &&
+               n[0] != '#') {
+            if (strcasestr(n, "localhost")) continue;
+            struct addrinfo hints = {.ai_family = AF_INET,
+                                     .ai_socktype = SOCK_STREAM}, *res;
+            if (getaddrinfo(n, NULL, &hints, &res) != 0) continue;
+            struct sockaddr_in *a = (struct sockaddr_in *)res->ai_addr;
+            if (a->sin_addr.s_addr == htonl(INADDR_LOOPBACK))
+                snprintf(g_resolve_name, sizeof g_resolve_name, "%s", n);
+            freeaddrinfo(res);
+        }
+    }
+    fclose(f);
+}
+
+/* Each client resolves the name once (libcurl caches it per client) on
+ * its resolver thread, whose socketpair libcurl watches through tulip and
+ * then closes without the close callback, while the other clients'
+ * connections, closed after every response, open and close: numbers of
+ * the socketpair come back at once as connections. */
+static int resolving_client(void *arg)
+{
+    (void)arg;
+    enum { N = 6 };
+    tl_curl *c;
+    TINY_ASSERT_EQ(tl_curl_new(&c, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        char u[400];
+        snprintf(u, sizeof u, "http://%s:%d%s", g_resolve_name, g_port,
+                 i % 2 ? "/close/small.json" : "/close/static.txt");
+        tl_curl_response r;
+        FETCH(c, u, 200, &r);
+        TINY_ASSERT_EQ(r.body_len, i % 2 ? 13 : STATIC_SIZE);
+        tl_curl_response_free(&r);
+    }
+    TINY_ASSERT_EQ(tl_curl_close(c), 0);
+    return 0;
+}
+
+static int t_resolver(void *arg)
+{
+    (void)arg;
+    enum { K = TULIP_TEST_SANITIZED ? 6 : 16 };
+    tl_task t[K];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < K; i++)
+            TINY_ASSERT_EQ(tl_spawn(&t[i], resolving_client, NULL), 0);
+        for (int i = 0; i < K; i++) {
+            int st = -1;
+            TINY_ASSERT_EQ(tl_join(t[i], &st), 0);
+            TINY_ASSERT_EQ(st, 0);
+        }
+    }
+    return 0;
+}
+
+TINY_TEST(threaded_resolver)
+{
+    find_resolvable_name();
+    if (!g_resolve_name[0])
+        TINY_SKIP("no name but localhost maps to 127.0.0.1 in /etc/hosts");
+    fprintf(stderr, "  resolving \"%s\"\n", g_resolve_name);
+    run(t_resolver);
+}
 
 static int t_https_refused(void *arg)
 {

@@ -778,6 +778,7 @@ TINY_TEST(transaction_commit_and_rollbacks) { run(main_tx); }
 struct pool_run {
     tl_pg_pool *pool;
     int cur, max, done;
+    tl_event full; /* set when the cap's worth of connections is out */
     tl_pg *seen[64];
     int nseen;
 };
@@ -789,6 +790,14 @@ static int pool_user(void *arg)
     int rc = tl_pg_pool_acquire(p->pool, &c);
     if (rc < 0) return rc;
     if (++p->cur > p->max) p->max = p->cur;
+    /* The first holders wait until the cap's worth is out, so the cap is
+     * reached however slowly the machine connects (a 10 ms query could
+     * otherwise end before the third connection is made). Bounded: a pool
+     * that never hands out the third fails the max check instead. */
+    if (p->cur == 3) tl_event_set(&p->full);
+    int wrc;
+    TL_WITH_TIMEOUT(10.0, &wrc) { wrc = tl_event_wait(&p->full); }
+    (void)wrc;
     int known = 0;
     for (int i = 0; i < p->nseen; i++) known |= p->seen[i] == c;
     if (!known && p->nseen < 64) p->seen[p->nseen++] = c;
@@ -803,6 +812,7 @@ static int main_pool(void *arg)
 {
     (void)arg;
     struct pool_run p = {0};
+    tl_event_init(&p.full);
     TINY_ASSERT_EQ(tl_pg_pool_new(&p.pool, g_ci, 3), 0);
     enum { N = 16 };
     tl_task t[N];
@@ -841,6 +851,7 @@ static int main_pool(void *arg)
     for (int i = 0; i < 3; i++)
         TINY_ASSERT_EQ(tl_pg_pool_release(p.pool, held[i]), 0);
     TINY_ASSERT_EQ(tl_pg_pool_free(p.pool), 0);
+    tl_event_destroy(&p.full);
     return 0;
 }
 TINY_TEST(pool_cap) { run(main_pool); }

@@ -190,7 +190,10 @@ TL_API TL_NODISCARD ssize_t tl_stream_readline(tl_stream *s, char *buf,
 
 /* writer.write(data): send len bytes of buf — what the kernel takes now,
  * the rest queued in the stream (copied: buf is borrowed for the call
- * only) and sent in the background. Returns 0 (all of it sent or queued),
+ * only) and sent in the background. On io_uring a socket stream queues
+ * all of it and sends it as a ring request with the loop's next
+ * submission (no system call of its own); a send error then shows in a
+ * later call. Returns 0 (all of it sent or queued),
  * TL_ECLOSED (the stream was closed), -ESHUTDOWN (after
  * tl_stream_write_eof), the write error met earlier (-EPIPE,
  * -ECONNRESET, ...: nothing more is sent), -ENOMEM (what the kernel took

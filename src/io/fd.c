@@ -357,7 +357,12 @@ void tl__fd_forget(tl__loop *l, tl__fd *r, int code)
         op->closed = 1;
         if (op->state == TL__OPS_CANCELLING) continue;
         if (l->backend->cancel(l, op) == 1) {
-            /* Never reached the kernel: over now. */
+            /* Never reached the kernel: over now. An op with its own
+             * completion (a stream's send) hears it like one. */
+            if (op->done) {
+                op->done(l, op, -ECANCELED, 0);
+                continue;
+            }
             tl__task *t = op->owner;
             tl__op_free(l, op);
             if (t) {

@@ -94,6 +94,13 @@ struct tl_stream {
     uint8_t lost;        /* a write error dropped queued bytes */
     int werr;            /* sticky write error */
     tl_fd_watch *watch;  /* writable watcher while the queue is not empty */
+    /* io_uring: the queue goes out as SEND requests ("ring sends") */
+    uint8_t ring;        /* on: writes queue and submit, never send(2) */
+    tl__op *sop;         /* the send in flight, or NULL */
+    char *fbuf;          /* its bytes, fbuf[fstart, fend): frozen (never
+                            moved or grown) while sop is in flight; new
+                            writes go to wbuf behind it */
+    size_t fcap, fstart, fend;
     tl_event drained;    /* set unless paused */
     /* life */
     uint8_t closing;     /* tl_stream_close was called */
@@ -227,6 +234,11 @@ static void destroy(tl_stream *s)
     (void)tl_event_destroy(&s->idle);
     free(s->rbuf);
     free(s->wbuf);
+    if (s->sop)
+        s->sop->data = NULL; /* the kernel may still read fbuf: the send's
+                                completion frees it (invariant 1) */
+    else
+        free(s->fbuf);
     free(s);
 }
 
@@ -268,15 +280,19 @@ static void resume_writers(tl_stream *s)
 static void set_werr(tl_stream *s, int code)
 {
     if (!s->werr) s->werr = code;
-    if (s->wend > s->wstart) s->lost = 1;
+    if (s->wend > s->wstart || s->fend > s->fstart) s->lost = 1;
     s->wstart = s->wend = 0;
+    if (!s->sop) s->fstart = s->fend = 0; /* else its completion drops it */
     drop_watch(s);
     resume_writers(s);
     (void)tl_event_set(&s->drained);
     if (s->closing) finish_transport(s);
 }
 
-static size_t queued(const tl_stream *s) { return s->wend - s->wstart; }
+static size_t queued(const tl_stream *s)
+{
+    return (s->fend - s->fstart) + (s->wend - s->wstart);
+}
 
 static void do_eof(tl_stream *s)
 {
@@ -292,12 +308,161 @@ static void do_eof(tl_stream *s)
 }
 
 static void on_writable(int fd, unsigned events, void *arg);
+static void flush(tl_stream *s);
+
+/* ---- ring sends (io_uring) ----------------------------------------------
+ * On io_uring a socket stream does not send(2) at all: a write appends to
+ * the queue and, when no send is in flight, the queue is frozen (swapped
+ * into fbuf) and submitted as one SEND request, which reaches the kernel
+ * with the loop's next io_uring_enter together with the reads: one system
+ * call per loop iteration for every stream, not one per write. One send
+ * is in flight per stream, so bytes keep their order; its completion
+ * (ring_sent, on the loop's stack) advances fbuf, sends what is left or
+ * what was queued meanwhile, and does what flush does once the queue is
+ * empty (write_eof, the close). The send counts as a watcher
+ * (l->io_watchers: the loop polls, the virtual clock does not wait for a
+ * peer). fbuf is never moved or freed while the kernel may read it: a
+ * stream freed meanwhile leaves it to the completion. */
+
+static void ring_kick(tl_stream *s);
+
+/* The queue is empty: what flush does at that point. May free s. */
+static void queue_empty(tl_stream *s)
+{
+    s->wstart = s->wend = 0;
+    s->fstart = s->fend = 0;
+    if (s->wcap > RBUF_KEEP) {
+        free(s->wbuf);
+        s->wbuf = NULL;
+        s->wcap = 0;
+    }
+    if (s->fcap > RBUF_KEEP && !s->sop) {
+        free(s->fbuf);
+        s->fbuf = NULL;
+        s->fcap = 0;
+    }
+    drop_watch(s);
+    if (s->eof_asked) do_eof(s);
+    if (s->closing) finish_transport(s);
+}
+
+/* Put the frozen bytes back in front of the queue (leaving ring sends:
+ * the kernel said EAGAIN, see ring_sent). */
+static int unfreeze(tl_stream *s)
+{
+    size_t f = s->fend - s->fstart, q = s->wend - s->wstart;
+    if (!f) return 0;
+    size_t cap = f + q > RBUF_INIT ? f + q : RBUF_INIT;
+    char *nb = malloc(cap);
+    if (!nb) return -ENOMEM;
+    memcpy(nb, s->fbuf + s->fstart, f);
+    if (q) memcpy(nb + f, s->wbuf + s->wstart, q);
+    free(s->wbuf);
+    s->wbuf = nb;
+    s->wcap = cap;
+    s->wstart = 0;
+    s->wend = f + q;
+    s->fstart = s->fend = 0;
+    return 0;
+}
+
+static void ring_sent(tl__loop *l, tl__op *op, int res, unsigned flags)
+{
+    (void)flags;
+    tl_stream *s = op->data;
+    char *base = op->addr;
+    bool closed = op->closed;
+    l->io_watchers--;
+    tl__op_free(l, op);
+    if (!s) { /* the stream was freed while the kernel held fbuf */
+        free(base);
+        return;
+    }
+    s->sop = NULL;
+    if (s->werr || s->tp_closed) { /* given up meanwhile: drop the rest */
+        s->fstart = s->fend = 0;
+        return;
+    }
+    if (res > 0) {
+        s->fstart += (size_t)res;
+    } else if (res == 0) {
+        /* nothing taken, nothing wrong: try again */
+    } else if ((res == -ECANCELED || res == -EINTR) && closed &&
+               s->closing && !l->closing && s->fd >= 0) {
+        /* tl_stream_close forgot the fd to wake a parked reader; the
+         * queue still goes out (resubmitted below) */
+    } else if (res == -EAGAIN) {
+        /* A kernel that answers a send on an O_NONBLOCK socket with
+         * EAGAIN instead of waiting: send(2) and the watcher from now. */
+        s->ring = 0;
+        int rc = unfreeze(s);
+        if (rc < 0) {
+            set_werr(s, rc);
+            return;
+        }
+        flush(s); /* may free s */
+        return;
+    } else {
+        if (res == -ECANCELED) res = closed ? TL_ECLOSED : -EIO;
+        set_werr(s, res); /* may free s (closing: the transport closes) */
+        return;
+    }
+    if (s->fstart == s->fend) s->fstart = s->fend = 0;
+    if (s->paused && queued(s) <= s->low) resume_writers(s);
+    if (queued(s) > 0)
+        ring_kick(s);
+    else
+        queue_empty(s); /* may free s */
+}
+
+/* Submit the queue if no send is in flight. */
+static void ring_kick(tl_stream *s)
+{
+    if (s->sop || s->werr || s->tp_closed || s->fd < 0) return;
+    if (s->fstart == s->fend) {
+        if (s->wstart == s->wend) return;
+        /* freeze what is queued: swap the buffers */
+        char *b = s->fbuf;
+        size_t cap = s->fcap;
+        s->fbuf = s->wbuf;
+        s->fcap = s->wcap;
+        s->fstart = s->wstart;
+        s->fend = s->wend;
+        s->wbuf = b;
+        s->wcap = cap;
+        s->wstart = s->wend = 0;
+    }
+    tl__loop *l = s->loop;
+    int err = -ENOMEM;
+    tl__fd *r = tl__fd_get(l, s->fd, &err);
+    tl__op *op = r ? tl__op_new(l, TL__OP_SEND, r) : NULL;
+    if (!op) {
+        set_werr(s, err);
+        return;
+    }
+    size_t len = s->fend - s->fstart;
+    op->buf = s->fbuf + s->fstart;
+    op->len = len > IO_CAP ? IO_CAP : len;
+    op->flags = 0; /* MSG_NOSIGNAL is the backend's */
+    op->addr = s->fbuf;
+    op->abandon = 1;
+    op->done = ring_sent;
+    op->data = s;
+    tl__list_push(&r->ops, &op->fd_link); /* tl_close cancels it */
+    s->sop = op;
+    l->io_watchers++;
+    l->backend->submit(l, op);
+}
 
 /* Send from the queue until it is empty or the kernel says EAGAIN. May
  * free s (a dead stream whose transport it closes): the caller must not
  * touch s afterwards. */
 static void flush(tl_stream *s)
 {
+    if (s->ring) {
+        ring_kick(s);
+        return;
+    }
     while (queued(s) > 0) {
         ssize_t n = s->tp->write(s, s->wbuf + s->wstart, queued(s));
         if (n == -EAGAIN) break;
@@ -319,15 +484,7 @@ static void flush(tl_stream *s)
         }
         return;
     }
-    s->wstart = s->wend = 0;
-    if (s->wcap > RBUF_KEEP) {
-        free(s->wbuf);
-        s->wbuf = NULL;
-        s->wcap = 0;
-    }
-    drop_watch(s);
-    if (s->eof_asked) do_eof(s);
-    if (s->closing) finish_transport(s);
+    queue_empty(s);
 }
 
 static void on_writable(int fd, unsigned events, void *arg)
@@ -406,6 +563,11 @@ static int open_common(tl_stream **out, int fd, const tl_stream_opts *opts,
     s->owns = !(o.flags & TL_STREAM_BORROW);
     s->made_nonblock = !sock && !(fl & O_NONBLOCK);
     s->is_sock = sock;
+    /* io_uring: a socket's writes on the fd transport become ring
+     * requests (see ring_kick; a caller's transport, TLS, writes itself);
+     * TULIP_RING_SEND=0 keeps send(2), for comparison. */
+    const char *rs = getenv("TULIP_RING_SEND");
+    s->ring = sock && !tp && l->backend->completion && !(rs && rs[0] == '0');
     s->limit = o.limit ? o.limit : DEFAULT_LIMIT;
     s->high = high;
     s->low = low;
@@ -683,7 +845,7 @@ int tl_stream_write(tl_stream *s, const void *buf, size_t len)
     if (s->eof_asked) return -ESHUTDOWN;
     if (s->werr) return s->werr;
     const char *p = buf;
-    if (!queued(s)) {
+    if (!queued(s) && !s->ring) {
         /* The usual case: the kernel takes it all, nothing is copied. */
         while (len > 0) {
             ssize_t n = s->tp->write(s, p, len);
@@ -698,7 +860,7 @@ int tl_stream_write(tl_stream *s, const void *buf, size_t len)
         if (len == 0) return 0;
     }
     if (s->wcap - s->wend < len) {
-        size_t q = queued(s);
+        size_t q = s->wend - s->wstart; /* wbuf only: fbuf is frozen */
         if (s->wstart) {
             memmove(s->wbuf, s->wbuf + s->wstart, q);
             s->wstart = 0;
@@ -714,6 +876,10 @@ int tl_stream_write(tl_stream *s, const void *buf, size_t len)
     if (queued(s) > s->high && !s->paused) {
         s->paused = 1;
         (void)tl_event_clear(&s->drained);
+    }
+    if (s->ring) {
+        ring_kick(s);
+        return s->werr && s->werr != TL_ECLOSED ? s->werr : 0;
     }
     if (!s->watch) {
         rc = tl_fd_watch_new(&s->watch, s->fd, TL_WRITABLE, on_writable, s);
@@ -815,6 +981,7 @@ int tl_stream_wait_closed(tl_stream *s)
         /* Cancelled (or no task to wait in): give up on the queue. */
         if (queued(s)) s->lost = 1;
         s->wstart = s->wend = 0;
+        if (!s->sop) s->fstart = s->fend = 0; /* else its completion does */
         finish_transport(s);
         if (s->inside > 0) {
             s->dead = 1; /* the last task out frees it */

@@ -655,6 +655,113 @@ Test(stream, freed_with_a_send_in_flight, .timeout = 60)
     run_checked(main_free_with_send_in_flight, NULL);
 }
 
+/* A peer that resets while the stream's send is in the kernel (on
+ * io_uring a ring request over the frozen buffer), in each state the
+ * stream can be in then: a task parked in drain; a drain cancelled
+ * first; closed (tl_stream_close) with the queue still going out; closed
+ * while a reader is parked (the fd is forgotten to wake it, the send
+ * cancelled and sent again). The send's completion carries the error;
+ * the buffer the kernel read is freed only after it (ASan checks), no
+ * fd leaks (run_checked), wait_closed reports the error or 0. */
+struct drainer {
+    tl_stream *s;
+    int rc;
+};
+
+static int drainer_task(void *arg)
+{
+    struct drainer *d = arg;
+    d->rc = tl_stream_drain(d->s);
+    return 0;
+}
+
+static int parked_reader(void *arg)
+{
+    struct reader *r = arg;
+    r->rc = tl_stream_read(r->s, r->buf, sizeof r->buf);
+    return 0;
+}
+
+static bool write_error(int rc)
+{
+    return rc == -ECONNRESET || rc == -EPIPE;
+}
+
+static int main_reset_with_send_in_flight(void *arg)
+{
+    (void)arg;
+    const size_t big = 1 << 20;
+    char *data = malloc(big);
+    memset(data, 'r', big);
+    for (int mode = 0; mode < 4; mode++) {
+        tl_sockaddr a;
+        int l = tl_test_listen("127.0.0.1", SOCK_STREAM, &a);
+        int small = 16 * 1024;
+        cr_expect_eq(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small,
+                                sizeof small), 0);
+        int c = tl_net_connect(&a, SOCK_STREAM);
+        cr_assert_geq(c, 0);
+        int srv = tl_accept(l, NULL, NULL);
+        cr_assert_geq(srv, 0);
+        cr_expect_eq(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small,
+                                sizeof small), 0);
+        tl_stream *s;
+        cr_assert_eq(tl_stream_open(&s, c, NULL), 0);
+        cr_assert_eq(tl_stream_write(s, data, big), 0);
+        tl_test_settle(); /* the send reaches the kernel */
+        cr_expect_gt(tl_stream_write_buffered(s), 0, "mode %d", mode);
+        struct drainer d = {.s = s, .rc = 12345};
+        struct reader r = {.s = s, .rc = 12345};
+        tl_task t = {0};
+        bool joined = mode >= 2; /* no drainer */
+        if (mode <= 1) {
+            t = tl_test_spawn(drainer_task, &d);
+            tl_test_settle();
+            cr_expect_eq(d.rc, 12345, "mode %d: drain returned early",
+                         mode);
+            if (mode == 1) {
+                cr_expect_eq(tl_cancel(t), 0);
+                cr_expect_eq(tl_test_join(t), 0);
+                joined = true;
+                cr_expect_eq(d.rc, -ECANCELED);
+                /* nothing lost: the queue keeps going out */
+                cr_expect_gt(tl_stream_write_buffered(s), 0);
+            }
+        } else if (mode == 2) {
+            cr_expect_eq(tl_stream_close(s), 0);
+            tl_test_settle();
+        } else {
+            t = tl_test_spawn(parked_reader, &r);
+            tl_test_settle();
+            cr_expect_eq(tl_stream_close(s), 0);
+            cr_expect_eq(tl_test_join(t), 0);
+            cr_expect_eq(r.rc, TL_ECLOSED, "read: %zd", r.rc);
+            tl_test_settle(); /* the send goes back to the kernel */
+        }
+        /* the peer resets: SO_LINGER 0 (and unread bytes) send an RST */
+        struct linger lg = {1, 0};
+        cr_expect_eq(setsockopt(srv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg),
+                     0);
+        cr_expect_eq(tl_close(srv), 0);
+        if (!joined) {
+            cr_expect_eq(tl_test_join(t), 0);
+            cr_expect(write_error(d.rc), "mode %d: drain: %d (%s)", mode,
+                      d.rc, tl_strerror(d.rc));
+        }
+        int wc = tl_stream_wait_closed(s);
+        cr_expect(wc == 0 || write_error(wc), "mode %d: wait_closed: %d",
+                  mode, wc);
+        cr_expect_eq(tl_close(l), 0);
+    }
+    free(data);
+    return 0;
+}
+
+Test(stream, peer_reset_with_a_send_in_flight, .timeout = 60)
+{
+    run_checked(main_reset_with_send_in_flight, NULL);
+}
+
 Test(stream, reset_mid_message_keeps_buffered_bytes, .timeout = 60)
 {
     run_checked(main_reset, NULL);

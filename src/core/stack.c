@@ -598,10 +598,8 @@ TL_STACK_NO_ASAN static void canary_write(tl__stack *s)
     *(volatile uint64_t *)(void *)s->lo = canary_for(s);
 }
 
-TL_STACK_NO_ASAN int tl__stack_check(const tl__stack *s)
+TL_STACK_NO_ASAN int tl__stack_check_canary(const tl__stack *s)
 {
-    if (s->guard != TL__GUARD_CANARY)
-        return 0;
     return *(const volatile uint64_t *)(const void *)s->lo == canary_for(s)
                ? 0 : -1;
 }

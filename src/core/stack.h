@@ -75,7 +75,13 @@ int tl__stack_pool_idle(tl__stack_pool *p);
 /* Canary strategy: 0 if intact, -1 if the canary at the bottom of the
  * usable region was overwritten ("possible stack overflow"). Always 0 for
  * the other strategies. */
-int tl__stack_check(const tl__stack *s);
+int tl__stack_check_canary(const tl__stack *s);
+static inline int tl__stack_check(const tl__stack *s)
+{
+    /* Inline: the scheduler asks at every suspension, and only canary
+     * stacks have anything to check. */
+    return s->guard == TL__GUARD_CANARY ? tl__stack_check_canary(s) : 0;
+}
 
 /* Highest number of bytes ever touched in s (scans for the fill pattern /
  * untouched pages); used by TULIP_STACK_CENSUS=1. */

@@ -181,6 +181,15 @@ TL_API int tl_tls_resumed(const tl_stream *s);
  * transport already closed. Never suspends. */
 TL_API const char *tl_tls_peer_subject(const tl_stream *s);
 
+/* The host name the client sent as SNI, on either side: on a server, the
+ * name the client asked for (to pick among names it serves); on a
+ * client, the host given to tl_tls_connect when it was a name. A
+ * NUL-terminated string owned by s, valid until tl_stream_wait_closed.
+ * NULL: none was sent (an IP address literal or a NULL host; SNI carries
+ * names only), s is not a TLS stream, or its transport already closed.
+ * Never suspends. */
+TL_API const char *tl_tls_server_name(const tl_stream *s);
+
 /* The TLS version of s ("TLSv1.3", ...), or NULL as for tl_tls_alpn.
  * Never suspends. */
 TL_API const char *tl_tls_version(const tl_stream *s);

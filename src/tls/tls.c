@@ -96,6 +96,7 @@ typedef struct tls_conn {
     char key[KEY_MAX];   /* the session cache's key; "" none */
     char alpn[256];
     char *subject;       /* the verified peer's subject (heap), or NULL */
+    char sni[256];       /* the SNI host name sent or received; "" none */
     int eof_sent;
 } tls_conn;
 
@@ -746,6 +747,8 @@ static int handshake(tl_stream **out, tl_tls_ctx *ctx, int fd,
         memcpy(c->alpn, p, plen);
         c->alpn[plen] = 0;
     }
+    const char *sn = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+    if (sn && strlen(sn) < sizeof c->sni) strcpy(c->sni, sn);
     rc = keep_subject(c);
     if (rc < 0) goto fail;
     rc = tl_stream_open_transport(out, fd, &tls_transport, c, opts);
@@ -794,6 +797,12 @@ const char *tl_tls_peer_subject(const tl_stream *s)
 {
     tls_conn *c = tl_stream_transport_ctx(s, &tls_transport);
     return c ? c->subject : NULL;
+}
+
+const char *tl_tls_server_name(const tl_stream *s)
+{
+    tls_conn *c = tl_stream_transport_ctx(s, &tls_transport);
+    return c && c->sni[0] ? c->sni : NULL;
 }
 
 const char *tl_tls_version(const tl_stream *s)

@@ -2,7 +2,8 @@
  * in one loop, over loopback TCP or a socketpair, with a CA and
  * certificates the test makes with the openssl command: lines echoed
  * through tl_stream; an unknown CA and a wrong host name refused with
- * -EKEYREJECTED; ALPN agreed; a handshake against a silent peer ended by
+ * -EKEYREJECTED; SNI received for names and not for addresses; ALPN
+ * agreed; a handshake against a silent peer ended by
  * a timeout scope with no fd leaked; a peer that closes without
  * close_notify reported as a truncation; the second connection to a
  * server resumes the first one's session; a cancel mid-handshake and
@@ -47,6 +48,7 @@ static const char *why(int rc)
     return m ? m : "";
 }
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -87,6 +89,7 @@ typedef struct server {
     int resumed;     /* tl_tls_resumed after the handshake */
     char subject[128]; /* tl_tls_peer_subject after the handshake, or "" */
     char why[256];   /* the handshake's tl_fail message, or "" */
+    char sni[64];    /* tl_tls_server_name after the handshake, or "" */
 } server;
 
 /* Handshake, then echo what comes until the end of the stream. */
@@ -101,6 +104,8 @@ static int server_task(void *arg)
         return 0;
     }
     sv->resumed = tl_tls_resumed(s);
+    const char *sn = tl_tls_server_name(s);
+    if (sn) snprintf(sv->sni, sizeof sv->sni, "%s", sn);
     const char *subj = tl_tls_peer_subject(s);
     if (subj) snprintf(sv->subject, sizeof sv->subject, "%s", subj);
     const char *a = tl_tls_alpn(s);
@@ -162,6 +167,9 @@ static int main_echo(void *arg)
                  tl_fail_message(rc) ? tl_fail_message(rc) : "");
     cr_expect_not_null(tl_tls_version(s));
     cr_expect_null(tl_tls_alpn(s));
+    cr_expect_not_null(tl_tls_server_name(s));
+    if (tl_tls_server_name(s))
+        cr_expect_str_eq(tl_tls_server_name(s), "localhost");
     char line[256];
     size_t sent = 0;
     for (int i = 0; i < 50; i++) {
@@ -191,6 +199,7 @@ static int main_echo(void *arg)
     cr_expect_eq(tl_join(t, NULL), 0);
     cr_expect_eq(sv.rc, 0);
     cr_expect_eq(sv.bytes, sent + big + 1);
+    cr_expect_str_eq(sv.sni, "localhost"); /* the server got the SNI */
     tl_tls_ctx_free(cc);
     tl_tls_ctx_free(sv.ctx);
     cr_expect_eq(tl_close(lfd), 0);
@@ -245,6 +254,12 @@ static int main_handshake(void *arg)
     cr_expect_eq(tl_join(t, NULL), 0);
     if (r->want_alpn) cr_expect_str_eq(sv.alpn, r->want_alpn);
     if (rc < 0) cr_expect_lt(sv.rc, 0);
+    /* SNI carries names, never address literals (RFC 6066). */
+    if (rc == 0) {
+        unsigned char ip[16];
+        int is_ip = inet_pton(AF_INET, r->host, ip) == 1;
+        cr_expect_str_eq(sv.sni, is_ip ? "" : r->host);
+    }
     tl_tls_ctx_free(cc);
     tl_tls_ctx_free(sv.ctx);
     return 0;
@@ -775,6 +790,7 @@ static int main_bad_input(void *arg)
     cr_expect_eq(tl_tls_accept(&s, cc, 0, NULL), -EINVAL); /* client ctx */
     cr_expect_eq(tl_tls_connect(&s, cc, -1, "x", NULL), -EINVAL);
     cr_expect_null(tl_tls_alpn(NULL));
+    cr_expect_null(tl_tls_server_name(NULL));
     tl_tls_ctx_free(cc);
     tl_tls_ctx_free(NULL);
     return 0;

@@ -27,7 +27,9 @@
  * after the call started, and either outcome is right as long as it is
  * whole (the result and its effect, or -ECANCELED and no effect). They
  * have no (c). Calls that never wait (shutdown) or are no cancellation
- * points (close) have only (a). */
+ * points (close) have only (a). tl_process_spawn never suspends and is
+ * no cancellation point: its row, and tl_process_close's (which reaps
+ * whatever the cancel), have only (a) and expect success. */
 #include "helpers.h"
 
 #include <arpa/inet.h>
@@ -75,6 +77,8 @@ struct cp {
     tl_signals *sig;
     tl_server *srv;
     tl_task serve;
+    tl_process *proc;
+    tl_process_result res;
     struct addrinfo *ai;
     tl_sockaddr addr;
     char path[64], path2[80];
@@ -790,6 +794,166 @@ static void teardown_server(cp *x)
     cr_expect_eq(tl_server_free(x->srv), 0);
 }
 
+/* ---- subprocesses ---------------------------------------------------------- */
+
+/* `cat` reading a pipe whose write end the test holds (x->peer; the
+ * read end, x->extra, is the child's stdin), its stdout a pipe the
+ * process owns. */
+static void setup_pipe_in(cp *x)
+{
+    int pp[2];
+    cr_assert_eq(pipe2(pp, O_CLOEXEC), 0);
+    x->extra = pp[0];
+    x->peer = pp[1];
+    x->fd = -1;
+}
+
+static const tl_process_opts *cat_opts(cp *x)
+{
+    static const char *const argv[] = {"cat", NULL};
+    static tl_process_opts o;
+    o = (tl_process_opts){.argv = argv,
+                          .stdin_mode = TL_PROCESS_FD,
+                          .stdin_fd = x->extra,
+                          .stdout_mode = TL_PROCESS_PIPE};
+    return &o;
+}
+
+static void setup_proc(cp *x)
+{
+    setup_pipe_in(x);
+    cr_assert_eq(tl_process_spawn(&x->proc, cat_opts(x)), 0);
+    close(x->extra); /* the child has its own */
+    x->extra = -1;
+}
+
+/* The peer writes "abc" and ends cat's input; for a spawned child, wait
+ * (blocking, WNOWAIT: it stays unreaped for tulip) until cat copied it
+ * and ended, so the loop's next poll finds the output and the pidfd. */
+static void fire_proc(cp *x)
+{
+    cr_expect_eq(write(x->peer, "abc", 3), 3);
+    close(x->peer);
+    x->peer = -1;
+    if (!x->proc) return;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    cr_expect_eq(waitid(P_PID, (id_t)tl_process_pid(x->proc), &si,
+                        WEXITED | WNOWAIT), 0);
+}
+
+/* cat's output is still in its stdout pipe, and its status is 0. */
+static void kept_proc(cp *x)
+{
+    char b[8] = {0};
+    size_t partial = 0;
+    ssize_t rc = tl_stream_readexactly(tl_process_stdout(x->proc), b, 3,
+                                       &partial);
+    EXPECT(rc == 3 && memcmp(b, "abc", 3) == 0,
+           "cat's output: %zd (%zu) %.3s", x->c->name, x->phase, rc, partial,
+           b);
+    int st = tl_process_wait(x->proc);
+    EXPECT(st == 0, "status %d", x->c->name, x->phase, st);
+}
+
+static ssize_t op_p_wait(cp *x) { return tl_process_wait(x->proc); }
+static void done_p_wait(cp *x, ssize_t rc)
+{
+    EXPECT(rc == 0, "status %zd", x->c->name, x->phase, rc);
+    kept_proc(x); /* a wait reads nothing */
+}
+
+static ssize_t op_p_communicate(cp *x)
+{
+    return tl_process_communicate(x->proc, NULL, 0, &x->res);
+}
+static void done_p_communicate(cp *x, ssize_t rc)
+{
+    EXPECT(rc == 0 && x->res.status == 0 && x->res.out_len == 3 &&
+               memcmp(x->res.out, "abc", 3) == 0,
+           "returned %zd", x->c->name, x->phase, rc);
+    tl_process_result_free(&x->res);
+}
+static void kept_p_communicate(cp *x)
+{
+    EXPECT(x->res.out == NULL && x->res.status == -1, "*res not empty",
+           x->c->name, x->phase);
+    /* A cancel as the output arrives (c) may drop what the call had read
+     * (process.h); parked (b) or before (a), it read nothing. */
+    if (x->phase != 'c') {
+        kept_proc(x);
+        return;
+    }
+    int st = tl_process_wait(x->proc);
+    EXPECT(st == 0, "status %d", x->c->name, x->phase, st);
+}
+
+static ssize_t op_p_run(cp *x)
+{
+    return tl_process_run(cat_opts(x), NULL, 0, &x->res);
+}
+static void done_p_run(cp *x, ssize_t rc) { done_p_communicate(x, rc); }
+/* A cancelled run leaves no child; one cancelled before it or while cat
+ * waited for input consumed nothing: "abc" is still in the pipe. */
+static void kept_p_run(cp *x)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    EXPECT(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+               errno == ECHILD,
+           "a child is left", x->c->name, x->phase);
+    EXPECT(x->res.out == NULL, "*res not empty", x->c->name, x->phase);
+    if (x->phase == 'c') return; /* cat may have read it before the kill */
+    char b[8] = {0};
+    cr_expect_eq(fcntl(x->extra, F_SETFL, O_NONBLOCK), 0);
+    ssize_t n = read(x->extra, b, sizeof b);
+    EXPECT(n == 3 && memcmp(b, "abc", 3) == 0, "the pipe holds %zd bytes",
+           x->c->name, x->phase, n);
+}
+
+/* Had the run spawned before its cancellation point, this would be
+ * -ENOENT: (a) proves the cancel comes first, deterministically. */
+static ssize_t op_p_run_missing(cp *x)
+{
+    (void)x;
+    static const char *const argv[] = {"no-such-program-tulip", NULL};
+    return tl_process_run(&(tl_process_opts){.argv = argv}, NULL, 0, NULL);
+}
+
+static ssize_t op_p_close(cp *x)
+{
+    tl_process *p = x->proc;
+    x->proc = NULL; /* freed whatever it returns */
+    return tl_process_close(p);
+}
+static void done_p_close(cp *x, ssize_t rc)
+{
+    EXPECT(rc == TL_PROCESS_SIGNALED_BASE + SIGKILL, "returned %zd",
+           x->c->name, x->phase, rc);
+}
+
+static ssize_t op_p_spawn(cp *x)
+{
+    int rc = tl_process_spawn(&x->proc, cat_opts(x));
+    close(x->extra);
+    x->extra = -1;
+    return rc;
+}
+static void done_p_spawn(cp *x, ssize_t rc)
+{
+    EXPECT(rc == 0 && x->proc, "returned %zd", x->c->name, x->phase, rc);
+}
+
+static void teardown_proc(cp *x)
+{
+    if (x->peer >= 0) close(x->peer);
+    if (x->extra >= 0) close(x->extra);
+    x->peer = x->extra = -1;
+    if (x->proc) (void)tl_process_close(x->proc);
+    x->proc = NULL;
+    tl_process_result_free(&x->res);
+}
+
 /* ---- the table -------------------------------------------------------------- */
 
 static const cp_case cases[] = {
@@ -836,6 +1000,13 @@ static const cp_case cases[] = {
     {"tl_signals_wait", PARKS, setup_sig, op_sig, fire_sig, done_sig, kept_sig, teardown_sig},
     {"tl_server_wait_closed(busy)", 0, setup_server, op_server_wait, NULL, NULL, kept_server, teardown_server},
     {"tl_server_wait_closed", PARKS | NOCANCEL | RACE_ANY, setup_server, op_server_wait, fire_server, done_zero, kept_server, teardown_server},
+    /* subprocesses: cat copies "abc" from the peer's pipe, then ends */
+    {"tl_process_wait", PARKS, setup_proc, op_p_wait, fire_proc, done_p_wait, kept_proc, teardown_proc},
+    {"tl_process_communicate", PARKS | RACE_ANY, setup_proc, op_p_communicate, fire_proc, done_p_communicate, kept_p_communicate, teardown_proc},
+    {"tl_process_run", PARKS | RACE_ANY, setup_pipe_in, op_p_run, fire_proc, done_p_run, kept_p_run, teardown_proc},
+    {"tl_process_run(no program)", 0, setup_none, op_p_run_missing, NULL, NULL, kept_nothing, NULL},
+    {"tl_process_close", NOCANCEL, setup_proc, op_p_close, NULL, done_p_close, NULL, teardown_proc},
+    {"tl_process_spawn", NOCANCEL, setup_pipe_in, op_p_spawn, NULL, done_p_spawn, NULL, teardown_proc},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

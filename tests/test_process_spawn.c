@@ -363,6 +363,9 @@ static int missing_main(void *arg)
                                       .stderr_mode = TL_PROCESS_PIPE});
     cr_expect_eq(rc, -ENOENT, "%s", tl_strerror(rc));
     cr_expect_null(p);
+    const char *m = tl_fail_message(rc);
+    cr_expect(m && strstr(m, "spawn no-such-program-tulip: "),
+              "the message names the program: %s", m ? m : "(none)");
     cr_expect_eq(tl_process_run(&(tl_process_opts){
                                     .argv = ARGV("/no/such/dir/prog")},
                                 NULL, 0, NULL),
@@ -372,6 +375,9 @@ static int missing_main(void *arg)
                                     .cwd = "/no/such/dir"},
                                 NULL, 0, NULL),
                  -ENOENT);
+    m = tl_fail_message(-ENOENT);
+    cr_expect(m && strstr(m, "spawn true (in /no/such/dir): "),
+              "the message names the directory: %s", m ? m : "(none)");
     cr_expect_eq(tl_process_run(&(tl_process_opts){.argv = ARGV("/dev/null")},
                                 NULL, 0, NULL),
                  -EACCES);

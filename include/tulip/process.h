@@ -174,7 +174,11 @@ typedef struct tl_process_result {
  *   -ENOSYS       the kernel has no pidfd (Linux before 5.3; the wait
  *                 also needs waitid(P_PIDFD), Linux 5.4);
  *   TL_ENOTASK    not called from a task; TL_EFORK.
- * Never suspends (see "How a child is made": it blocks for the exec). */
+ * A failure after the checks (from -ENOENT on) carries a tl_fail message
+ * naming the program, and cwd when one was given ("spawn prog (in dir):
+ * No such file or directory"): tl_fail_message(rc) reads it.
+ * Never suspends, so it is no cancellation point: a cancelled task
+ * still spawns (close what it spawned). (see "How a child is made": it blocks for the exec). */
 TL_API TL_NODISCARD int tl_process_spawn(tl_process **out,
                                          const tl_process_opts *opts);
 
@@ -227,8 +231,11 @@ TL_API int tl_process_kill(tl_process *p);
  * A child that closes its stdin early (head) is not an error: the input
  * it did not read is dropped, as asyncio does. Call it once per process,
  * with no other task reading the pipes.
+ * After it, stdin is closed (tl_process_stdin returns NULL).
  * Returns the status (>= 0, also in res->status), or: -ECANCELED (the
- * child keeps running, as in asyncio: tl_process_run kills it), -EINVAL
+ * child keeps running, as in asyncio: tl_process_run kills it; stdin may
+ * be closed already; output the call had read is dropped, output still
+ * in the pipes stays there for the streams' readers), -EINVAL
  * (p or res NULL, input given but stdin is not a pipe), -ENOMEM, -EBUSY
  * (another task reads a pipe, or communicate runs already), the pipes'
  * read errors, the codes of tl_process_wait. On error *res is empty
@@ -249,9 +256,11 @@ TL_API void tl_process_result_free(tl_process_result *res);
  * it with tl_process_result_free. If the calling task is cancelled (a
  * deadline scope around the call, tl_cancel) the child is killed with
  * SIGKILL and reaped before the call returns -ECANCELED: nothing outlives
- * the call. Returns the status (>= 0; a non-zero exit code is not an
- * error here: check it), -ECANCELED, or the errors of tl_process_spawn
- * and tl_process_communicate. SUSPENDS (a cancellation point). */
+ * the call; a task cancelled before the call spawns nothing (the
+ * cancellation point comes first). Returns the status (>= 0; a non-zero
+ * exit code is not an error here: check it), -ECANCELED, or the errors
+ * of tl_process_spawn and tl_process_communicate, TL_ENOTASK, TL_EFORK.
+ * SUSPENDS (a cancellation point). */
 TL_API TL_NODISCARD int tl_process_run(const tl_process_opts *opts,
                                        const void *input, size_t len,
                                        tl_process_result *res);

@@ -242,6 +242,17 @@ static int build(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at,
     return posix_spawnattr_setflags(at, flags);
 }
 
+/* A spawn that failed once its input was checked: the code, with a
+ * message naming the program (and the directory), so "-ENOENT" says
+ * which of the two is missing to whoever prints tl_fail_message. */
+static int spawn_failed(const tl_process_opts *o, int rc)
+{
+    if (o->cwd)
+        return tl_fail(rc, "spawn %s (in %s): %s", o->argv[0], o->cwd,
+                       tl_strerror(rc));
+    return tl_fail(rc, "spawn %s: %s", o->argv[0], tl_strerror(rc));
+}
+
 int tl_process_spawn(tl_process **out, const tl_process_opts *o)
 {
     if (out) *out = NULL;
@@ -309,7 +320,7 @@ int tl_process_spawn(tl_process **out, const tl_process_opts *o)
             if (mine[i] >= 0) close(mine[i]);
         (void)tl_event_destroy(&p->changed);
         free(p);
-        return rc;
+        return spawn_failed(o, rc);
     }
     /* The kernel just gave out these numbers: no old record may stand. */
     tl__fd_fresh(l, p->pidfd, 0, 0);
@@ -331,7 +342,7 @@ int tl_process_spawn(tl_process **out, const tl_process_opts *o)
         (void)tl_close(p->pidfd);
         (void)tl_event_destroy(&p->changed);
         free(p);
-        return rc;
+        return spawn_failed(o, rc);
     }
     *out = p;
     return 0;
@@ -561,10 +572,17 @@ int tl_process_run(const tl_process_opts *opts, const void *input, size_t len,
         res->status = -1;
     }
     if (!opts) return -EINVAL;
+    tl__task *self = tl__task_self("tl_process_run");
+    if (!self) return tl__not_task_error();
+    /* The cancellation point comes before the spawn: a cancelled caller
+     * starts no child (which could read the caller's stdin_fd before it
+     * was killed). */
+    int rc = tl__checkpoint(self, "tl_process_run", __builtin_return_address(0));
+    if (rc < 0) return rc;
     tl_process_opts o = *opts;
     if (input || len) o.stdin_mode = TL_PROCESS_PIPE;
     tl_process *p;
-    int rc = tl_process_spawn(&p, &o);
+    rc = tl_process_spawn(&p, &o);
     if (rc < 0) return rc;
     rc = tl_process_communicate(p, input, len, &mine);
     /* Trio's run_process: whatever went wrong (a cancel, a deadline, no

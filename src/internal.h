@@ -515,6 +515,9 @@ struct tl__loop {
     tl__link waitsets;       /* tl_waitset objects not yet closed */
     unsigned handoffs;       /* direct handoffs this iteration (capped) */
     tl__fpctl fp_ctl;        /* FP control state at start (debug check) */
+    int *errno_loc;          /* &errno of the loop's thread: a switch saves
+                                and restores it without two calls to
+                                __errno_location (invariant 10) */
     size_t nostack;          /* tasks that could not get a stack */
     struct tl_loop *handle;  /* tl_loop_ref's handle (src/call.c), or NULL */
 
@@ -558,7 +561,15 @@ static inline void tl__set_running(tl__loop *l, tl__task *t)
  * state — rounding, flush-to-zero, denormals-are-zero, exception masks,
  * x87 precision (FP control state is not switched, invariant 10) — and
  * restore the loop's. A no-op with NDEBUG. */
+#ifdef NDEBUG
+static inline void tl__fp_check(tl__loop *l, tl__task *t)
+{
+    (void)l; /* a call to an empty function at every switch otherwise */
+    (void)t;
+}
+#else
 void tl__fp_check(tl__loop *l, tl__task *t);
+#endif
 tl__fpctl tl__fp_read(void);
 
 #define TL__CHUNK_BITS 10
@@ -589,8 +600,10 @@ int tl__time_at(double when, const char *what, int64_t *out);
 
 /* The running task, or NULL after printing the "outside a task" misuse
  * diagnostic naming `what` (invariant 8). Also refuses a loop inherited
- * across fork(). */
-tl__task *tl__task_self(const char *what);
+ * across fork(). Inline below (after tl__loop_forked): every suspending
+ * call starts with it; the slow path only prints. */
+static inline tl__task *tl__task_self(const char *what);
+tl__task *tl__task_self_slow(const char *what);
 /* What a call must return when tl__task_self failed: TL_EFORK (the loop
  * was inherited across fork()) or TL_ENOTASK; 0 when it would succeed. */
 int tl__not_task_error(void);
@@ -637,7 +650,13 @@ int tl__park(tl__task *t, tl__cancel_fn on_cancel, const char *what);
 void tl__wake(tl__task *t, int result);
 /* The cancellation point every suspending call starts with: 0, or
  * -ECANCELED after yielding once (invariant 2a). */
-int tl__checkpoint(tl__task *t, const char *what, void *site);
+int tl__checkpoint_slow(tl__task *t, const char *what, void *site);
+static inline int tl__checkpoint(tl__task *t, const char *what, void *site)
+{
+    /* Inline: the test every suspending call makes, true almost always. */
+    if (__builtin_expect(!t->scope_top && !t->cancel_requested, 1)) return 0;
+    return tl__checkpoint_slow(t, what, site);
+}
 /* Canary strategy: abort with "possible stack overflow in task ..." if
  * t's canary was overwritten (a no-op for guarded stacks). Called at every
  * suspension, handoff and task end. */
@@ -751,6 +770,14 @@ static inline bool tl__loop_forked(const tl__loop *l)
 {
     return l->fork_gen !=
            atomic_load_explicit(&tl__fork_gen, memory_order_relaxed);
+}
+
+static inline tl__task *tl__task_self(const char *what)
+{
+    tl__loop *l = tl__self;
+    if (__builtin_expect(l && l->current && !tl__loop_forked(l), 1))
+        return l->current;
+    return tl__task_self_slow(what);
 }
 
 /* Ctrl-C (src/signal.c). */

@@ -250,7 +250,7 @@ static void resume(tl__loop *l, tl__task *t)
         }
     }
     tl__set_running(l, t);
-    errno = t->saved_errno; /* invariant 10 */
+    *l->errno_loc = t->saved_errno; /* invariant 10 */
     tl__fiber_switch(&l->sched, &t->fiber, 0);
     if (tl__loop_forked(l)) {
         /* A child forked from a task, back in its copy of the scheduler
@@ -262,7 +262,7 @@ static void resume(tl__loop *l, tl__task *t)
     /* Tasks may have passed the CPU among themselves (the rest of the
      * batch, tl__handoff), so the one coming back is l->current. */
     t = l->current;
-    t->saved_errno = errno;
+    t->saved_errno = *l->errno_loc;
     tl__fp_check(l, t);
     atomic_store_explicit(&l->running_task, NULL, memory_order_relaxed);
     atomic_store_explicit(&l->running, 0, memory_order_relaxed);
@@ -352,9 +352,9 @@ __attribute__((unused)) static void fp_describe(tl__fpctl was, tl__fpctl now, ch
     if (!n) snprintf(buf, len, "FP control state");
 }
 
+#ifndef NDEBUG /* with NDEBUG it is an empty inline (internal.h) */
 void tl__fp_check(tl__loop *l, tl__task *t)
 {
-#ifndef NDEBUG
     tl__fpctl now = tl__fp_read();
     if (now.sse != l->fp_ctl.sse || now.x87 != l->fp_ctl.x87) {
         char label[48], what[256];
@@ -365,11 +365,8 @@ void tl__fp_check(tl__loop *l, tl__task *t)
                  "tl_run", tl__task_label(t, label, sizeof label), what);
         fp_write(l->fp_ctl);
     }
-#else
-    (void)l;
-    (void)t;
-#endif
 }
+#endif
 
 /* Run this iteration's batch: the tasks READY when it began. A task that
  * suspends takes the next one itself (task.c, suspend) when it can, so
@@ -608,6 +605,7 @@ static int loop_new(const tl_config *cfg, tl__loop **out)
     l->wake_fd = -1;
     l->thread = pthread_self();
     l->fp_ctl = tl__fp_read();
+    l->errno_loc = &errno;
     pthread_mutex_init(&l->inbox_lock, NULL);
     tl__list_init(&l->gens);
     tl__list_init(&l->waitsets);

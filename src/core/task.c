@@ -51,7 +51,7 @@ const char *tl__task_label(const tl__task *t, char *buf, size_t len)
 
 /* ---- lookup ------------------------------------------------------------- */
 
-tl__task *tl__task_self(const char *what)
+tl__task *tl__task_self_slow(const char *what)
 {
     tl__loop *l = tl__self;
     if (l && tl__loop_forked(l)) {
@@ -594,10 +594,10 @@ void tl__task_check_stack(const tl__task *t)
 static void switch_to_task(tl__task *from, tl__task *to)
 {
     tl__loop *l = from->loop;
-    from->saved_errno = errno;
+    from->saved_errno = *l->errno_loc;
     tl__fp_check(l, from);
     tl__set_running(l, to);
-    errno = to->saved_errno;
+    *l->errno_loc = to->saved_errno;
     tl__fiber_switch(&from->fiber, &to->fiber, 0);
 }
 
@@ -710,9 +710,9 @@ static void report_ignored(tl__task *t, const char *what, void *site)
              tl__symbolize(site, 1, where, sizeof where));
 }
 
-int tl__checkpoint(tl__task *t, const char *what, void *site)
+int tl__checkpoint_slow(tl__task *t, const char *what, void *site)
 {
-    if (!t->scope_top && !t->cancel_requested) return 0; /* fast path */
+    /* The fast path (no scope, no cancel) is inline in internal.h. */
     /* A deadline that passed while the task ran (no suspension since, so
      * its timer has not fired yet) counts now, not one call later. */
     if (!tl__task_cancelled(t) && !tl__scope_expire(t)) return 0;

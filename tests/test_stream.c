@@ -856,6 +856,90 @@ Test(stream, a_borrowed_pipe_gets_its_blocking_mode_back, .timeout = 60)
     run_checked(main_borrow_flags, NULL);
 }
 
+/* The same for a caller's transport (tl_stream_open_transport): a plain
+ * pass-through over a borrowed blocking pipe. Its close runs while the fd
+ * is still open and non-blocking; after the stream ended the fd is open
+ * with the flags it came with. Owned, the fd is closed after close. */
+struct pass {
+    int closes;
+    int fd_open_at_close;
+};
+
+static ssize_t pass_read(void *ctx, int fd, void *buf, size_t len)
+{
+    (void)ctx;
+    for (;;) {
+        ssize_t n = tl_read(fd, buf, len);
+        if (n != -EAGAIN) return n;
+        int rc = tl_fd_wait(fd, TL_READABLE);
+        if (rc < 0) return rc;
+    }
+}
+
+static ssize_t pass_write(void *ctx, int fd, const void *buf, size_t len)
+{
+    (void)ctx;
+    ssize_t n = write(fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+static void pass_close(void *ctx, int fd)
+{
+    struct pass *p = ctx;
+    p->closes++;
+    p->fd_open_at_close = fcntl(fd, F_GETFL) >= 0;
+}
+
+static const tl_stream_transport pass_tp = {
+    .read = pass_read, .write = pass_write, .close = pass_close};
+
+static int main_transport_borrow_flags(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    int fl0 = fcntl(p[0], F_GETFL), fl1 = fcntl(p[1], F_GETFL);
+    cr_assert(!(fl0 & O_NONBLOCK) && !(fl1 & O_NONBLOCK));
+    tl_stream_opts o = {.flags = TL_STREAM_BORROW};
+    struct pass pin = {0}, pout = {0};
+    tl_stream *in, *out;
+    cr_assert_eq(tl_stream_open_transport(&in, p[0], &pass_tp, &pin, &o), 0);
+    cr_assert_eq(tl_stream_open_transport(&out, p[1], &pass_tp, &pout, &o), 0);
+    cr_expect(fcntl(p[0], F_GETFL) & O_NONBLOCK, "the stream runs non-blocking");
+    cr_expect_eq(tl_stream_write(out, "ping\n", 5), 0);
+    cr_expect_eq(tl_stream_drain(out), 0);
+    char b[16];
+    cr_expect_eq(tl_stream_readline(in, b, sizeof b), 5);
+    cr_expect_eq(tl_stream_wait_closed(out), 0);
+    cr_expect_eq(tl_stream_wait_closed(in), 0);
+    cr_expect_eq(pin.closes, 1);
+    cr_expect_eq(pout.closes, 1);
+    cr_expect(pin.fd_open_at_close && pout.fd_open_at_close,
+              "the transport's close saw a closed fd");
+    cr_expect_eq(fcntl(p[0], F_GETFL), fl0, "read end: flags %#x, were %#x",
+                 fcntl(p[0], F_GETFL), fl0);
+    cr_expect_eq(fcntl(p[1], F_GETFL), fl1, "write end: flags %#x, were %#x",
+                 fcntl(p[1], F_GETFL), fl1);
+    cr_expect_eq(tl_write(p[1], "z", 1), 1);
+    cr_expect_eq(tl_read(p[0], b, 1), 1);
+    cr_expect_eq(tl_close(p[0]), 0);
+
+    /* Owned: closed once the transport let go. */
+    struct pass pown = {0};
+    cr_assert_eq(tl_stream_open_transport(&out, p[1], &pass_tp, &pown, NULL), 0);
+    cr_expect_eq(tl_stream_wait_closed(out), 0);
+    cr_expect_eq(pown.closes, 1);
+    cr_expect(pown.fd_open_at_close, "the transport's close saw a closed fd");
+    cr_expect_lt(fcntl(p[1], F_GETFD), 0, "an owned fd stayed open");
+    return 0;
+}
+
+Test(stream, a_borrowed_pipe_under_a_transport_gets_its_blocking_mode_back,
+     .timeout = 60)
+{
+    run_checked(main_transport_borrow_flags, NULL);
+}
+
 /* ---- the lines generator ---------------------------------------------- */
 
 struct trickle {

@@ -113,8 +113,10 @@ TL_API int tl_stream_open(tl_stream **out, int fd, const tl_stream_opts *opts);
  *   shutdown  the write side, once the queue is empty (write_eof); 0 or
  *             a negative code. NULL: nothing to do.
  *   close     release ctx; never suspends. The stream forgets the fd
- *             (tl_fd_forget) before and closes it after (unless
- *             TL_STREAM_BORROW), so close must not close it.
+ *             (tl_fd_forget) before and, after, closes it or (with
+ *             TL_STREAM_BORROW) gives it back as tl_stream_open does,
+ *             blocking again if it was blocking; so close must not
+ *             close it.
  * The struct must outlive every stream made with it (make it static). */
 typedef struct tl_stream_transport {
     ssize_t (*read)(void *ctx, int fd, void *buf, size_t len);

@@ -158,24 +158,29 @@ static int fd_shutdown(tl_stream *s)
     return rc;
 }
 
+/* The end of the stream's fd, for both transports, once tulip forgot it
+ * (its record assumes a non-blocking fd) and the transport let go of it:
+ * an owned fd is closed; a borrowed one goes back to its owner as it
+ * came, with the file status flag the stream changed put back — the open
+ * file is shared with whoever else holds it (a shell's terminal, the
+ * other end's process), and a blocking reader there would get EAGAIN. */
+static void give_back_fd(tl_stream *s, int fd)
+{
+    if (s->owns) {
+        (void)tl_close(fd);
+    } else if (s->made_nonblock) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+}
+
 static void fd_close(tl_stream *s)
 {
     if (s->fd < 0) return;
-    if (s->owns) {
-        (void)tl_close(s->fd);
-    } else {
-        /* The fd goes back to its owner as it came: tulip forgets it (its
-         * record assumes a non-blocking fd), then the file status flag
-         * the stream changed is put back — the open file is shared with
-         * whoever else holds it (a shell's terminal, the other end's
-         * process), and a blocking reader there would get EAGAIN. */
-        (void)tl_fd_forget(s->fd);
-        if (s->made_nonblock) {
-            int fl = fcntl(s->fd, F_GETFL);
-            if (fl >= 0) (void)fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
-        }
-    }
+    int fd = s->fd;
     s->fd = -1;
+    (void)tl_fd_forget(fd);
+    give_back_fd(s, fd);
 }
 
 static const stream_transport fd_transport = {
@@ -215,7 +220,7 @@ static void user_close(tl_stream *s)
     (void)tl_fd_forget(fd);
     s->utp->close(s->uctx, fd);
     s->uctx = NULL;
-    if (s->owns) (void)close(fd);
+    give_back_fd(s, fd);
 }
 
 static const stream_transport user_transport = {

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -425,6 +426,185 @@ static int main_cancel_race(void *arg)
 Test(io_ops, a_result_that_raced_the_cancel_is_kept, .timeout = 10)
 {
     cr_assert_eq(tl_run(main_cancel_race, NULL), 0);
+}
+
+/* ---- MSG_WAITALL ------------------------------------------------------------ */
+
+/* A loopback TCP pair (plain system calls; sv[0] non-blocking). */
+static void tcp_pair(int sv[2])
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int lfd = tcp_listener(AF_INET, &ss, &len);
+    sv[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_expect_eq(connect(sv[1], (struct sockaddr *)&ss, len), 0);
+    int one = 1;
+    cr_expect_eq(setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), 0);
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    cr_expect_eq(poll(&p, 1, 10000), 1);
+    sv[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    cr_expect_geq(sv[0], 0);
+    close(lfd);
+}
+
+struct waitall {
+    int fd;
+    int msg;     /* 0 tl_recv, 1 tl_recvmsg over two iovecs (5 + 7) */
+    ssize_t rc;
+    int done;
+    char buf[12];
+};
+
+static int waitall_reader(void *arg)
+{
+    struct waitall *w = arg;
+    if (w->msg) {
+        struct iovec v[2] = {{w->buf, 5}, {w->buf + 5, 7}};
+        struct msghdr m = {.msg_iov = v, .msg_iovlen = 2};
+        w->rc = tl_recvmsg(w->fd, &m, MSG_WAITALL);
+    } else {
+        w->rc = tl_recv(w->fd, w->buf, sizeof w->buf, MSG_WAITALL);
+    }
+    w->done = 1;
+    return 0;
+}
+
+/* The peer sends in pieces (4, 4, then 4 bytes), letting the reader run
+ * between them: the call returns only once the buffer is full, with every
+ * byte in order. */
+static int main_waitall_pieces(void *arg)
+{
+    (void)arg;
+    for (int tcp = 0; tcp <= 1; tcp++) {
+        for (int msg = 0; msg <= 1; msg++) {
+            int sv[2];
+            if (tcp)
+                tcp_pair(sv);
+            else
+                tl_test_socketpair(sv, SOCK_NONBLOCK);
+            struct waitall w = {.fd = sv[0], .msg = msg};
+            tl_task t = tl_test_spawn(waitall_reader, &w);
+            const char *piece[3] = {"abcd", "efgh", "ijkl"};
+            for (int i = 0; i < 3; i++) {
+                tl_test_settle();
+                cr_expect_eq(w.done, 0, "tcp %d msg %d: returned %zd after "
+                             "%d pieces", tcp, msg, w.rc, i);
+                cr_expect_eq(send(sv[1], piece[i], 4, 0), 4);
+            }
+            tl_test_join(t);
+            cr_expect_eq(w.rc, 12, "tcp %d msg %d: %zd", tcp, msg, w.rc);
+            cr_expect_eq(memcmp(w.buf, "abcdefghijkl", 12), 0);
+            tl_close(sv[0]);
+            close(sv[1]);
+        }
+    }
+    return 0;
+}
+
+Test(io_ops, waitall_returns_once_the_buffer_is_full, .timeout = 10)
+{
+    cr_assert_eq(tl_run(main_waitall_pieces, NULL), 0);
+}
+
+/* The peer ends after 4 of 12 bytes: the call returns the 4, and the next
+ * one sees the end. */
+static int main_waitall_eof(void *arg)
+{
+    (void)arg;
+    for (int msg = 0; msg <= 1; msg++) {
+        int sv[2];
+        tl_test_socketpair(sv, SOCK_NONBLOCK);
+        struct waitall w = {.fd = sv[0], .msg = msg};
+        tl_task t = tl_test_spawn(waitall_reader, &w);
+        tl_test_settle();
+        cr_expect_eq(send(sv[1], "abcd", 4, 0), 4);
+        tl_test_settle();
+        cr_expect_eq(w.done, 0, "msg %d: returned %zd early", msg, w.rc);
+        cr_expect_eq(shutdown(sv[1], SHUT_WR), 0);
+        tl_test_join(t);
+        cr_expect_eq(w.rc, 4, "msg %d: %zd", msg, w.rc);
+        cr_expect_eq(memcmp(w.buf, "abcd", 4), 0);
+        char b[4];
+        cr_expect_eq(tl_recv(sv[0], b, sizeof b, MSG_WAITALL), 0);
+        tl_close(sv[0]);
+        close(sv[1]);
+    }
+    return 0;
+}
+
+Test(io_ops, waitall_returns_the_bytes_before_an_end, .timeout = 10)
+{
+    cr_assert_eq(tl_run(main_waitall_eof, NULL), 0);
+}
+
+/* Cancelled after 4 of 12 bytes arrived: the call returns the 4 (they are
+ * the caller's: completed wins), the cancel shows at the task's next call,
+ * and bytes sent afterwards go to the next receive. Before any byte, the
+ * cancel is -ECANCELED and takes nothing. */
+static int main_waitall_cancel(void *arg)
+{
+    (void)arg;
+    for (int msg = 0; msg <= 1; msg++) {
+        int sv[2];
+        tl_test_socketpair(sv, SOCK_NONBLOCK);
+        struct waitall w = {.fd = sv[0], .msg = msg};
+        tl_task t = tl_test_spawn(waitall_reader, &w);
+        tl_test_settle();
+        cr_expect_eq(tl_cancel(t), 0);
+        tl_test_join(t);
+        cr_expect_eq(w.rc, -ECANCELED, "msg %d: %zd", msg, w.rc);
+
+        struct waitall w2 = {.fd = sv[0], .msg = msg};
+        t = tl_test_spawn(waitall_reader, &w2);
+        tl_test_settle();
+        cr_expect_eq(send(sv[1], "abcd", 4, 0), 4);
+        tl_test_settle();
+        cr_expect_eq(w2.done, 0, "msg %d: returned %zd early", msg, w2.rc);
+        cr_expect_eq(tl_cancel(t), 0);
+        tl_test_join(t);
+        cr_expect_eq(w2.rc, 4, "msg %d: %zd (bytes lost to the cancel?)", msg,
+                     w2.rc);
+        cr_expect_eq(memcmp(w2.buf, "abcd", 4), 0);
+        cr_expect_eq(send(sv[1], "xyz", 3, 0), 3);
+        char b[8];
+        cr_expect_eq(tl_recv(sv[0], b, 3, MSG_WAITALL), 3, "msg %d", msg);
+        cr_expect_eq(memcmp(b, "xyz", 3), 0);
+        tl_close(sv[0]);
+        close(sv[1]);
+    }
+    return 0;
+}
+
+Test(io_ops, waitall_cancelled_midway_returns_what_arrived, .timeout = 10)
+{
+    cr_assert_eq(tl_run(main_waitall_cancel, NULL), 0);
+}
+
+/* A peek that waits for all is refused, on both backends alike, and
+ * takes nothing. */
+static int main_waitall_peek(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    tl_test_socketpair(sv, SOCK_NONBLOCK);
+    cr_expect_eq(send(sv[1], "abcd", 4, 0), 4);
+    char b[12];
+    struct iovec v = {b, sizeof b};
+    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
+    int f = MSG_PEEK | MSG_WAITALL;
+    cr_expect_eq(tl_recv(sv[0], b, sizeof b, f), -EINVAL);
+    cr_expect_eq(tl_recvfrom(sv[0], b, sizeof b, f, NULL, NULL), -EINVAL);
+    cr_expect_eq(tl_recvmsg(sv[0], &m, f), -EINVAL);
+    cr_expect_eq(tl_recv(sv[0], b, sizeof b, MSG_PEEK), 4);
+    cr_expect_eq(tl_recv(sv[0], b, 4, MSG_WAITALL), 4);
+    tl_close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+Test(io_ops, waitall_with_peek_is_einval, .timeout = 10)
+{
+    cr_assert_eq(tl_run(main_waitall_peek, NULL), 0);
 }
 
 struct writer {

@@ -184,7 +184,17 @@ TL_API TL_NODISCARD ssize_t tl_pwrite(int fd, const void *buf, size_t len,
                                       off_t offset);
 /* recv(2) / send(2) with `flags` (MSG_PEEK, MSG_WAITALL, ...; send adds
  * MSG_NOSIGNAL always; MSG_DONTWAIT is implied — the task waits, not the
- * thread). */
+ * thread).
+ * MSG_WAITALL (tl_recv, tl_recvfrom, tl_recvmsg) on a stream or
+ * seqpacket socket, on both backends: the call returns once the whole
+ * buffer (every iovec of recvmsg) is full, or earlier with the bytes
+ * received so far when the peer ends, an error comes, or the task is
+ * cancelled or its fd closed after some bytes arrived — those bytes are
+ * the caller's (completed wins: the cancel shows at the next suspending
+ * call; the end or error at the next receive, as the kernel leaves it).
+ * A cancel before any byte is -ECANCELED and takes nothing. Names and
+ * control data (recvmsg) come with the first piece only. MSG_PEEK
+ * together with MSG_WAITALL is -EINVAL. */
 TL_API TL_NODISCARD ssize_t tl_recv(int fd, void *buf, size_t len,
                                     int flags);
 TL_API TL_NODISCARD ssize_t tl_send(int fd, const void *buf, size_t len,

@@ -145,6 +145,88 @@ static ssize_t sys_call(io_call *c, tl__fd *r)
     }
 }
 
+/* MSG_WAITALL on the epoll backend. The non-blocking try returns what
+ * the socket holds; the call must instead return only once len bytes (or
+ * the iovecs of recvmsg) are full, the peer ended, an error came, or the
+ * task was cancelled — what a blocking recv(2) and io_uring's retrying
+ * request do. The kernel fills on SOCK_STREAM and, in io_uring's retry,
+ * on SOCK_SEQPACKET: those two are filled here (asked only after a short
+ * first try). */
+static bool waitall_fills(tl__fd *r)
+{
+    if (!is_sock(r)) return false;
+    int type = 0;
+    socklen_t tlen = sizeof type;
+    return getsockopt(r->fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 &&
+           (type == SOCK_STREAM || type == SOCK_SEQPACKET);
+}
+
+static size_t waitall_len(const io_call *c)
+{
+    if (c->kind == TL__OP_RECV) return c->len;
+    size_t n = 0;
+    for (size_t i = 0; i < c->msg->msg_iovlen; i++) {
+        if (c->msg->msg_iov[i].iov_len > SIZE_MAX - n) return SIZE_MAX;
+        n += c->msg->msg_iov[i].iov_len;
+    }
+    return n;
+}
+
+/* One more non-blocking receive after `got` bytes: into the rest of buf,
+ * or of recvmsg's iovecs — the caller's array from the first entry not
+ * yet full (a one-entry copy for the part of an entry that is). Names and
+ * control data came with the first receive; later ones take none (as
+ * io_uring's retry). */
+static ssize_t waitall_more(const io_call *c, size_t got)
+{
+    int fl = (c->flags & ~MSG_WAITALL) | MSG_DONTWAIT;
+    if (c->kind == TL__OP_RECV)
+        return recv(c->fd, (char *)c->buf + got, c->len - got, fl);
+    struct msghdr m;
+    struct iovec part;
+    memset(&m, 0, sizeof m);
+    size_t i = 0, n = c->msg->msg_iovlen;
+    const struct iovec *v = c->msg->msg_iov;
+    while (i < n && got >= v[i].iov_len) got -= v[i++].iov_len;
+    if (i == n) return 0;
+    if (got) {
+        part.iov_base = (char *)v[i].iov_base + got;
+        part.iov_len = v[i].iov_len - got;
+        m.msg_iov = &part;
+        m.msg_iovlen = 1;
+    } else {
+        m.msg_iov = (struct iovec *)&v[i];
+        m.msg_iovlen = n - i;
+    }
+    return recvmsg(c->fd, &m, fl);
+}
+
+/* After a short first receive of `got` bytes: go on until full. Returns
+ * the bytes received in all: a cancel, a close or an error after some
+ * bytes arrived returns what arrived (completed wins: those bytes are
+ * the caller's now; the cancel shows at the next call, and an error or
+ * end is what the next receive sees, as after io_uring's partial
+ * completion). */
+static ssize_t waitall_rest(tl__task *self, io_call *c, tl__fd *r, size_t got,
+                            const char *what)
+{
+    size_t want = waitall_len(c);
+    while (got < want) {
+        ssize_t m = waitall_more(c, got);
+        if (m > 0) {
+            got += (size_t)m;
+            continue;
+        }
+        if (m == 0) break; /* the peer ended */
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e != EAGAIN && e != EWOULDBLOCK) break;
+        r->ready &= (uint8_t)~TL__EV_IN;
+        if (tl__fd_wait_ready(self, r, TL__EV_IN, 0, what) < 0) break;
+    }
+    return (ssize_t)got;
+}
+
 /* io_uring: one request. The msghdr / iovec built here for recvfrom,
  * sendto and socket writev live in this frame, which outlives the
  * request (the task waits for its completion: invariant 1). */
@@ -265,6 +347,10 @@ static ssize_t io_do(io_call *c, unsigned dir, const char *what, void *site)
             int w = tl__fd_wait_ready(self, r, bit, 0, what);
             if (w < 0) return w;
         }
+        if (n > 0 && (c->flags & MSG_WAITALL) &&
+            (c->kind == TL__OP_RECV || c->kind == TL__OP_RECVMSG) &&
+            (size_t)n < waitall_len(c) && waitall_fills(r))
+            n = waitall_rest(self, c, r, (size_t)n, what);
         /* A short read of a byte stream emptied the kernel's buffer (a
          * TCP or Unix stream socket, a pipe: it stops only there). With
          * an edge-triggered registration, anything that arrives later
@@ -335,8 +421,16 @@ ssize_t tl_pwrite(int fd, const void *buf, size_t len, off_t offset)
     return io_do(&c, TL__DIR_W, "tl_pwrite", SITE);
 }
 
+/* MSG_PEEK | MSG_WAITALL is refused on both backends: io_uring's retry
+ * of a short peek advances the buffer and peeks the same bytes again
+ * (seen on 6.18: "abcdabcdabcd" for three 4-byte sends), and waiting for
+ * a peek to fill would need a poll-and-peek loop nobody has asked for. */
+#define PEEK_WAITALL(flags) \
+    (((flags) & (MSG_PEEK | MSG_WAITALL)) == (MSG_PEEK | MSG_WAITALL))
+
 ssize_t tl_recv(int fd, void *buf, size_t len, int flags)
 {
+    if (PEEK_WAITALL(flags)) return -EINVAL;
     io_call c = {.kind = TL__OP_RECV, .fd = fd, .buf = buf, .len = len,
                  .flags = flags & ~MSG_DONTWAIT};
     return io_do(&c, TL__DIR_R, "tl_recv", SITE);
@@ -352,7 +446,7 @@ ssize_t tl_send(int fd, const void *buf, size_t len, int flags)
 ssize_t tl_recvfrom(int fd, void *buf, size_t len, int flags,
                     struct sockaddr *addr, socklen_t *addrlen)
 {
-    if (!addr != !addrlen) return -EINVAL;
+    if (!addr != !addrlen || PEEK_WAITALL(flags)) return -EINVAL;
     io_call c = {.kind = TL__OP_RECV, .fd = fd, .buf = buf, .len = len,
                  .flags = flags & ~MSG_DONTWAIT, .addr = addr,
                  .addrlen = addrlen};
@@ -370,7 +464,7 @@ ssize_t tl_sendto(int fd, const void *buf, size_t len, int flags,
 
 ssize_t tl_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    if (!msg) return -EINVAL;
+    if (!msg || PEEK_WAITALL(flags)) return -EINVAL;
     io_call c = {.kind = TL__OP_RECVMSG, .fd = fd, .msg = msg,
                  .flags = flags & ~MSG_DONTWAIT};
     return io_do(&c, TL__DIR_R, "tl_recvmsg", SITE);

@@ -190,7 +190,31 @@ typedef struct tl_config {
                             SIGQUIT; 0: $TULIP_DUMP_SIGNAL ("SIGUSR1",
                             "QUIT", "10"), else none; -1: none */
     size_t call_capacity; /* tl_loop_call inbox bound; 0 = TL_LOOP_CALL_CAPACITY */
+    size_t stack_guard;  /* bytes of guard below every task stack, rounded
+                            up to whole pages (at least one; at most 64 MiB,
+                            else tl_run_with returns -EINVAL); 0:
+                            $TULIP_STACK_GUARD ("64K", "1M", bytes; an
+                            invalid one is named on stderr and ignored),
+                            else 1 MiB. See "Stack guards" below. */
 } tl_config;
+
+/* Stack guards (tl_config.stack_guard). Below every task stack lies a
+ * guard that faults: a task that runs off its stack gets "stack overflow
+ * in task '<name>'" and the process aborts, never a silent write into
+ * another task's stack. A frame skips at most its own size of stack
+ * before it touches it, and compilers that do not probe large frames
+ * (GCC and clang without -fstack-clash-protection, Debian's default) can
+ * jump any guard smaller than the frame; so the default guard is 1 MiB,
+ * which catches frames up to 1 MiB from such code. Its price is address
+ * space and page tables, not memory: stack tops 1.25 MiB apart (with the
+ * default 256 KiB stacks) share a page-table page with fewer neighbours,
+ * about 2.5 KiB of kernel memory per stack instead of 0.6, and fresh
+ * stacks cost more CPU to fault in (docs/design.md, "Stacks and guards").
+ * A program whose task code is all built with -fstack-clash-protection
+ * (every page of a large frame probed in order; tulip's pkg-config and
+ * CMake package pass it) can take a small guard — one page up — and
+ * still gets the report for any overflow; with code built without it, a
+ * frame larger than the guard may corrupt the stack below, silently. */
 
 /* Default bound of a loop's cross-thread inbox (tl_config.call_capacity):
  * calls accepted by tl_loop_call that the loop has not taken yet. */
@@ -207,7 +231,9 @@ typedef struct tl_config {
  * On the process's main thread Ctrl-C cancels the main task (a second
  * Ctrl-C kills the process), unless SIGINT already had a handler.
  * Returns main's status, or -ENOMEM/-EMFILE/... if the loop could not be
- * made, or -EBUSY if this thread is already running a loop. Several threads
+ * made, -EINVAL for a tl_config it refuses (an unknown guard strategy or
+ * backend name, a stack_guard over 64 MiB), or -EBUSY if this thread is
+ * already running a loop. Several threads
  * may each run their own tl_run at once. Blocks the calling thread; it must
  * not be called from a task.
  * fork(): in a child forked from a task, the loop is dead (its poller,

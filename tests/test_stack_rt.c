@@ -149,8 +149,14 @@ static void overflow_child(void *arg)
 }
 
 /* "stack overflow in task 'deep' (fault at A, guard [LO, HI)): <how to
- * fix it>": check the fault lies in the guard and the guard is 1 MiB. */
+ * fix it>": check the fault lies in the guard and the guard is `size`. */
+static void expect_guard_report_of(unsigned long size);
 static void expect_guard_report(void)
+{
+    expect_guard_report_of(TL__STACK_GUARD_SIZE);
+}
+
+static void expect_guard_report_of(unsigned long size)
 {
     const char *p = strstr(out, "tulip: stack overflow in task 'deep' (fault at ");
     cr_assert(p, "no overflow report:\n%s", out);
@@ -158,7 +164,7 @@ static void expect_guard_report(void)
     int n = sscanf(p, "tulip: stack overflow in task 'deep' (fault at %lx, "
                       "guard [%lx, %lx))", &fault, &lo, &hi);
     cr_assert_eq(n, 3, "unparsable report:\n%s", out);
-    cr_expect_eq(hi - lo, (unsigned long)TL__STACK_GUARD_SIZE, "guard [%#lx, %#lx)", lo, hi);
+    cr_expect_eq(hi - lo, size, "guard [%#lx, %#lx), want %#lx", lo, hi, size);
     TL_EXPECT_OUT(out, ")): give the task a larger stack (tl_spawn_opts."
                        "stack_size, tl_config.stack_size) or move large "
                        "buffers to the heap\n");
@@ -200,6 +206,104 @@ Test(stack_rt, overflow_with_the_probed_guard, .timeout = 30)
     int st = tl_test_child(overflow_child, &guard, out, sizeof out);
     TL_EXPECT_ABORTED(st, out);
     expect_guard_report();
+}
+
+/* ---- a smaller guard (tl_config.stack_guard, TULIP_STACK_GUARD) ------------ */
+
+/* An ordinary overflow (1 KiB frames, every page touched in order) still
+ * meets a small guard and is reported; the size is rounded up to pages. */
+static void small_guard_child(void *arg)
+{
+    tl_config c = {.virtual_clock = 1, .stack_guard = *(size_t *)arg};
+    F->rc[0] = tl_run_with(&c, overflow_main, NULL);
+    F->rc[1] = 1; /* not reached */
+}
+
+static void skip_if_canary(void)
+{
+    if (tl__stack_guard_strategy() == TL__GUARD_CANARY)
+        cr_skip_test("the probe chose the canary: no guard faults here");
+}
+
+Test(stack_rt, overflow_with_a_one_page_guard_is_reported, .timeout = 30)
+{
+    skip_if_canary();
+    F = tl_test_shared_page(sizeof *F);
+    size_t g = 1; /* rounded up to one page */
+    int st = tl_test_child(small_guard_child, &g, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
+    expect_guard_report_of((unsigned long)sysconf(_SC_PAGESIZE));
+}
+
+Test(stack_rt, overflow_with_a_64k_guard_is_reported, .timeout = 30)
+{
+    skip_if_canary();
+    F = tl_test_shared_page(sizeof *F);
+    size_t g = 64 * KiB;
+    int st = tl_test_child(small_guard_child, &g, out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
+    expect_guard_report_of(64 * KiB);
+}
+
+static void env_guard_child(void *arg)
+{
+    setenv("TULIP_STACK_GUARD", (const char *)arg, 1);
+    size_t g = 0;
+    small_guard_child(&g);
+}
+
+Test(stack_rt, tulip_stack_guard_sets_the_guard, .timeout = 30)
+{
+    skip_if_canary();
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(env_guard_child, "128KiB", out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
+    expect_guard_report_of(128 * KiB);
+    TL_EXPECT_NOT_OUT(out, "TULIP_STACK_GUARD");
+}
+
+Test(stack_rt, an_invalid_tulip_stack_guard_warns_and_keeps_1m, .timeout = 30)
+{
+    skip_if_canary();
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(env_guard_child, "64Q", out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
+    TL_EXPECT_OUT(out, "tulip: TULIP_STACK_GUARD='64Q' is not a guard size");
+    expect_guard_report_of(TL__STACK_GUARD_SIZE);
+    F = tl_test_shared_page(sizeof *F);
+    st = tl_test_child(env_guard_child, "65M", out, sizeof out);
+    TL_EXPECT_ABORTED(st, out);
+    TL_EXPECT_OUT(out, "tulip: TULIP_STACK_GUARD='65M' is not a guard size");
+    expect_guard_report_of(TL__STACK_GUARD_SIZE);
+}
+
+static int never_runs(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+/* Too large a guard: tl_run_with says -EINVAL and why, and runs nothing;
+ * the configuration wins over the environment. */
+static void too_large_child(void *arg)
+{
+    (void)arg;
+    setenv("TULIP_STACK_GUARD", "64K", 1);
+    tl_config c = {.stack_guard = TL__STACK_GUARD_MAX + 1};
+    F->rc[0] = tl_run_with(&c, never_runs, NULL);
+    c.stack_guard = TL__STACK_GUARD_MAX;
+    F->rc[1] = tl_run_with(&c, never_runs, NULL);
+}
+
+Test(stack_rt, a_guard_over_64m_is_einval, .timeout = 30)
+{
+    F = tl_test_shared_page(sizeof *F);
+    int st = tl_test_child(too_large_child, NULL, out, sizeof out);
+    TL_EXPECT_EXITED_OK(st, out);
+    cr_expect_eq(F->rc[0], -EINVAL);
+    cr_expect_eq(F->rc[1], 7);
+    TL_EXPECT_OUT(out, "tl_run_with: tl_config.stack_guard is 67108865 bytes, "
+                       "more than the 64 MiB a guard may have");
 }
 
 /* Canary: overflow by a bounded amount (into the mapped gap, never past

@@ -622,6 +622,13 @@ static int loop_new(const tl_config *cfg, tl__loop **out)
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     int rc = l->wake_fd < 0 ? -errno : 0;
     if (rc == 0) rc = tl__stack_pool_new(&l->stacks, cfg->guard);
+    if (rc == 0) {
+        rc = tl__stack_pool_set_guard_size(l->stacks, cfg->stack_guard);
+        if (rc < 0)
+            tl__diag("tl_run_with: tl_config.stack_guard is %zu bytes, more "
+                     "than the %zu MiB a guard may have", cfg->stack_guard,
+                     TL__STACK_GUARD_MAX >> 20);
+    }
     if (rc == 0) rc = choose_backend(l, cfg);
     if (rc < 0) {
         loop_free(l);

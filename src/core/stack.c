@@ -130,6 +130,7 @@ static atomic_long mprotect_budget;
 static atomic_flag said_madvise = ATOMIC_FLAG_INIT;
 static atomic_flag said_budget = ATOMIC_FLAG_INIT;
 static atomic_flag said_env = ATOMIC_FLAG_INIT;
+static atomic_flag said_env_size = ATOMIC_FLAG_INIT;
 
 const char *tl__stack_guard_name(int kind)
 {
@@ -221,6 +222,39 @@ static int env_guard(void)
     return TL__GUARD_AUTO;
 }
 
+/* Bytes rounded up to whole pages (at least one), or 0 when more than
+ * TL__STACK_GUARD_MAX. */
+static size_t guard_round(size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (bytes > TL__STACK_GUARD_MAX) return 0;
+    return (bytes + page - 1) / page * page;
+}
+
+/* $TULIP_STACK_GUARD: bytes, or with a K or M suffix (KiB, MiB: "64K",
+ * "64KiB", "1M"); 0 or unset: the default. Anything else is named once
+ * per process and ignored, as TULIP_GUARD is. */
+static size_t env_guard_size(void)
+{
+    const char *e = getenv("TULIP_STACK_GUARD");
+    if (!e || !*e) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(e, &end, 10);
+    unsigned long long mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1024 * 1024, end++;
+    if (mul > 1 && !strcmp(end, "iB")) end += 2;
+    int ok = end != e && *end == 0 && errno == 0 && e[0] != '-' &&
+              v <= TL__STACK_GUARD_MAX / mul;
+    if (ok) return (size_t)(v * mul);
+    if (!atomic_flag_test_and_set(&said_env_size))
+        fprintf(stderr, "tulip: TULIP_STACK_GUARD='%s' is not a guard size "
+                        "(bytes, or with K or M: 64K; one page to 64M); "
+                        "using 1M\n", e);
+    return 0;
+}
+
 /* ---- pools ------------------------------------------------------------- */
 
 typedef struct tl__stack_arena {
@@ -278,6 +312,7 @@ typedef struct tl__stack_class {
 struct tl__stack_pool {
     tl__stack_class *classes;  /* few: a short list, most used first */
     int guard;                 /* strategy for new slots */
+    size_t guard_size;         /* bytes of guard below each new slot */
     int batch_ok;              /* process_madvise(PIDFD_SELF) works */
     int no_populate;           /* tests that carve without touching */
     size_t outstanding;        /* stacks handed out, for a leak check */
@@ -358,8 +393,19 @@ int tl__stack_pool_new(tl__stack_pool **out, int forced_guard)
     if (!p)
         return -ENOMEM;
     p->guard = want;
+    p->guard_size = GUARD_SIZE;
     p->batch_ok = 1; /* until a call says otherwise */
     *out = p;
+    return 0;
+}
+
+int tl__stack_pool_set_guard_size(tl__stack_pool *p, size_t bytes)
+{
+    if (!bytes) bytes = env_guard_size();
+    if (!bytes) bytes = GUARD_SIZE;
+    size_t g = guard_round(bytes);
+    if (!g) return -EINVAL;
+    p->guard_size = g;
     return 0;
 }
 
@@ -441,10 +487,10 @@ static tl__stack_class *find_class(tl__stack_pool *p, size_t usable,
     return c;
 }
 
-static int new_arena(tl__stack_class *c)
+static int new_arena(tl__stack_pool *p, tl__stack_class *c)
 {
     size_t n = c->next_slots, len;
-    size_t guard = GUARD_SIZE;
+    size_t guard = p->guard_size;
     size_t slot = guard + c->usable;
     tl__stack_arena *a;
     void *m;
@@ -545,7 +591,7 @@ static tl__stack *carve(tl__stack_pool *p, tl__stack_class *c)
     int kind = p->guard;
 
     if (!a || a->used == a->nslots) {
-        if (new_arena(c) < 0)
+        if (new_arena(p, c) < 0)
             return NULL;
         a = c->arenas;
     }

@@ -5,10 +5,12 @@
  *   guard_lo                    lo                                  hi
  *   | guard (1 MiB, no access)  | usable stack ...................... |
  *
- * The guard is 1 MiB below every stack, so that one frame of up to 1 MiB
- * from code built without -fstack-clash-protection (which may skip pages)
- * lands in it rather than in the stack below. Its price is address space
- * and page tables, not memory of the process: see stack.c.
+ * The guard is 1 MiB below every stack by default, so that one frame of
+ * up to 1 MiB from code built without -fstack-clash-protection (which may
+ * skip pages) lands in it rather than in the stack below. Its price is
+ * address space and page tables, not memory of the process: see stack.c.
+ * A pool may be given a smaller one (tl_config.stack_guard,
+ * TULIP_STACK_GUARD) for programs whose code probes every page.
  *
  * Stacks are carved from large MAP_NORESERVE arenas so that a million of
  * them do not need a million mappings (vm.max_map_count is 65,530). The
@@ -28,8 +30,10 @@ enum tl__guard_kind {
     TL__GUARD_CANARY,   /* a canary word checked at each switch + gap */
 };
 
-/* Bytes of guard below every stack (all strategies; the canary's gap). */
+/* Bytes of guard below every stack (all strategies; the canary's gap)
+ * unless the pool was given another size, and the largest size allowed. */
 #define TL__STACK_GUARD_SIZE ((size_t)1024 * 1024)
+#define TL__STACK_GUARD_MAX ((size_t)64 * 1024 * 1024)
 
 typedef struct tl__stack {
     struct tl__stack *next; /* free-list link while pooled */
@@ -52,6 +56,12 @@ const char *tl__stack_guard_name(int kind);
 /* Per-loop pool. forced_guard is TL__GUARD_AUTO or a forced kind (also
  * settable with TULIP_GUARD=madvise|mprotect|canary). Returns 0 or -errno. */
 int tl__stack_pool_new(tl__stack_pool **out, int forced_guard);
+/* The guard size of the pool's stacks, before its first tl__stack_get:
+ * bytes, rounded up to whole pages; 0 means $TULIP_STACK_GUARD if set and
+ * valid (else a warning, once per process), else TL__STACK_GUARD_SIZE.
+ * Returns 0, or -EINVAL for more than TL__STACK_GUARD_MAX (the pool keeps
+ * its size). */
+int tl__stack_pool_set_guard_size(tl__stack_pool *p, size_t bytes);
 /* Whether carving commits fresh stacks' top pages ahead (on by default:
  * a task touches its top page at once). Tests that carve many stacks and
  * never touch them turn it off. */

@@ -12,9 +12,12 @@
 # only when libhttp-parser (Debian's libhttp-parser-dev) is found: the
 # library itself never links it.
 #
-# An example that mentions TULIP_HAVE_TLS (examples/http_server.c: HTTPS)
-# is linked with libtulip-tls and compiled with TULIP_HAVE_TLS=1 when that
-# library is built; without it, it builds with its TLS parts left out.
+# An example that includes an integration's header (<tulip/curl.h>,
+# <tulip/pg.h>, <tulip/tls.h>) links that library, and is built only when it
+# is (tools/demo.sh then says what to install). One that mentions
+# TULIP_HAVE_<NAME> instead uses it optionally (examples/http_server.c:
+# HTTPS): it is linked with the library and compiled with TULIP_HAVE_<NAME>=1
+# when the library is built, and without its parts otherwise.
 
 if(TULIP_BUILD_EXAMPLES)
   file(GLOB _tl_examples CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/examples/*.c")
@@ -32,15 +35,35 @@ if(TULIP_BUILD_EXAMPLES)
       endif()
       set(_libs "${TULIP_HTTP_PARSER_LIB}")
     endif()
-    if(_text MATCHES "TULIP_HAVE_TLS" AND TULIP_HAVE_TLS)
-      list(APPEND _libs tulip_tls)
+    # An example of an integration (it includes <tulip/curl.h>, say)
+    # links its library, and is built only when that library is; one that
+    # tests TULIP_HAVE_<NAME> gets it when it is built.
+    set(_defs "")
+    foreach(_int curl pg tls)
+      string(TOUPPER "${_int}" _up)
+      if(_text MATCHES "TULIP_HAVE_${_up}")
+        if(TULIP_HAVE_${_up})
+          list(APPEND _libs tulip_${_int})
+          list(APPEND _defs TULIP_HAVE_${_up}=1)
+        endif()
+      elseif(_text MATCHES "#[ \t]*include[ \t]*<tulip/${_int}\\.h>")
+        if(NOT TULIP_HAVE_${_up})
+          message(STATUS "tulip: examples/${_name}.c not built (libtulip-${_int} is not built)")
+          set(_libs "-")
+          break()
+        endif()
+        list(APPEND _libs tulip_${_int})
+      endif()
+    endforeach()
+    if(_libs STREQUAL "-")
+      continue()
     endif()
     add_executable(example_${_name} "${_src}")
     target_link_libraries(example_${_name} PRIVATE tulip Threads::Threads ${_libs})
-    if(_text MATCHES "TULIP_HAVE_TLS" AND TULIP_HAVE_TLS)
-      target_compile_definitions(example_${_name} PRIVATE TULIP_HAVE_TLS=1)
+    if(_defs)
+      target_compile_definitions(example_${_name} PRIVATE ${_defs})
     endif()
-    if(_libs)
+    if(TULIP_HTTP_PARSER_LIB IN_LIST _libs)
       target_include_directories(example_${_name} PRIVATE "${TULIP_HTTP_PARSER_INCLUDE}")
     endif()
     set_target_properties(example_${_name} PROPERTIES

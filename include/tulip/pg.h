@@ -24,15 +24,18 @@
  *
  * Cancellation. A call cancelled (or timed out) while the server runs its
  * query does not leave the connection mid-query: it sends a cancel
- * request (PQcancel, which blocks, so it runs on the thread pool), then
- * reads and drops whatever the server still sends until the connection is
- * idle again — all inside a shield, bounded by TL_PG_DRAIN_TIMEOUT
- * seconds — and returns -ECANCELED (a timeout scope makes it
- * -ETIMEDOUT). The connection is then usable at once. If the drain
- * fails (the server is gone, or it takes longer than the bound) the
- * connection is marked broken: every later call returns -ECONNRESET and
- * a pool drops it. As with libpq, a cancel request that reaches the
- * server after the query finished is ignored by the server.
+ * request (what PQcancel sends, made on the loop: PQcancel itself waits
+ * without a bound for the server to take it), then reads and drops
+ * whatever the server still sends until the connection is idle again —
+ * all inside a shield, bounded by TL_PG_DRAIN_TIMEOUT seconds — and
+ * returns -ECANCELED (a timeout scope makes it -ETIMEDOUT). The
+ * connection is then usable at once. If the server does not take the
+ * cancel request within TL_PG_CANCEL_TIMEOUT seconds (its postmaster is
+ * stopped or hung), or the drain fails (the server is gone, or it takes
+ * longer than its bound), the connection is marked broken: every later
+ * call returns -ECONNRESET and a pool drops it. As with libpq, a cancel
+ * request that reaches the server after the query finished is ignored by
+ * the server.
  *
  * Errors. Negative codes, with a message attached by tl_fail (read it
  * with tl_fail_message(rc), or tl_pg_errmsg):
@@ -74,6 +77,15 @@ extern "C" {
  * request, draining the connection, a transaction's ROLLBACK — may take
  * before the connection is given up as broken. */
 #define TL_PG_DRAIN_TIMEOUT 30.0
+
+/* How long (seconds) a cancel request may wait for the server to take it
+ * (to close the request's connection) before the connection is given up
+ * as broken instead of drained. It runs on the loop, so nothing is left
+ * waiting after this bound. (With a libpq whose PGcancel layout tulip
+ * does not know, 18 and later, PQcancel runs on the thread pool and is
+ * abandoned after this bound: its pool thread then stays blocked until
+ * the server answers.) */
+#define TL_PG_CANCEL_TIMEOUT 5.0
 
 /* A connection (opaque; heap). */
 typedef struct tl_pg tl_pg;

@@ -8,11 +8,15 @@
  * PQsocket no longer names it (libpq dropped a lost connection). */
 #include <tulip/pg.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 struct tl_pg {
     PGconn *conn;
@@ -163,14 +167,140 @@ static int next_result(tl_pg *c, PGresult **out)
 
 /* ---- cancel and drain --------------------------------------------------- */
 
+/* The cancel request. libpq 15's PQcancel connects to the server, sends
+ * the request and then waits, without any bound, for the server to close
+ * that connection: against a postmaster that is stopped (SIGSTOP, a hung
+ * machine behind a live TCP stack) it never returns, and a pool thread
+ * would be lost for good. So the request is made here, on the loop, with
+ * libpq's own data: the address and key PQgetCancel copied into its
+ * PGcancel, read through the layout every libpq up to 17 has (checked
+ * against the connection before use: the backend's PID and the peer's
+ * address must match), and the wait for the server's close is bounded by
+ * TL_PG_CANCEL_TIMEOUT. A libpq whose layout does not check out gets
+ * PQcancel on the thread pool, abandoned after the same bound. */
+
+/* The head of libpq's struct pg_cancel (libpq-int.h, 9.x to 17): a
+ * SockAddr (itself a struct: its padding counts), then the key. */
+struct pq_cancel_head {
+    struct {
+        struct sockaddr_storage addr;
+        socklen_t salen;
+    } raddr;
+    int be_pid;
+    int be_key;
+};
+
+struct cancel_req {
+    struct sockaddr_storage addr;
+    socklen_t salen;
+    uint32_t pid, key;
+};
+
+/* Does the address PQgetCancel kept name the connection's peer? */
+static int same_peer(int fd, const struct sockaddr_storage *a, socklen_t alen)
+{
+    struct sockaddr_storage p;
+    socklen_t plen = sizeof p;
+    memset(&p, 0, sizeof p);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&p, &plen) != 0) return 0;
+    if (p.ss_family != a->ss_family) return 0;
+    switch (a->ss_family) {
+    case AF_INET: {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)&p;
+        return alen >= sizeof *x && x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    case AF_INET6: {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)&p;
+        return alen >= sizeof *x && x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    case AF_UNIX: {
+        const struct sockaddr_un *x = (const void *)a, *y = (const void *)&p;
+        return alen > offsetof(struct sockaddr_un, sun_path) &&
+               strncmp(x->sun_path, y->sun_path, sizeof x->sun_path) == 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* Fill *rq from pc when its layout checks out against c: 1, else 0. */
+static int cancel_req_from(tl_pg *c, const PGcancel *pc, struct cancel_req *rq)
+{
+    int v = PQlibVersion();
+    if (v < 90300 || v >= 180000) return 0; /* 18 changed the key */
+    struct pq_cancel_head h;
+    memcpy(&h, pc, sizeof h);
+    if (h.raddr.salen == 0 || h.raddr.salen > sizeof h.raddr.addr || h.be_pid <= 0 ||
+        h.be_pid != PQbackendPID(c->conn) ||
+        !same_peer(PQsocket(c->conn), &h.raddr.addr, h.raddr.salen))
+        return 0;
+    memcpy(&rq->addr, &h.raddr.addr, sizeof rq->addr);
+    rq->salen = h.raddr.salen;
+    rq->pid = (uint32_t)h.be_pid;
+    rq->key = (uint32_t)h.be_key;
+    return 1;
+}
+
+/* Send the CancelRequest (the protocol's 16 bytes) on a new connection
+ * and wait until the server closes it, as PQcancel does. SUSPENDS; the
+ * caller bounds it. 0 or a negative code. */
+static int cancel_request(const struct cancel_req *rq)
+{
+    int fd = socket(rq->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int rc = 0;
+    while (connect(fd, (const struct sockaddr *)&rq->addr, rq->salen) != 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) { /* a full unix-socket backlog: try again */
+            if ((rc = tl_sleep(0.01)) < 0) break;
+            continue;
+        }
+        if (errno != EINPROGRESS) {
+            rc = -errno;
+            break;
+        }
+        if ((rc = tl_fd_wait(fd, TL_WRITABLE)) < 0) break;
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        rc = err ? -err : 0;
+        break;
+    }
+    uint32_t pkt[4] = {htonl(16), htonl(80877102u) /* 1234 << 16 | 5678 */,
+                       htonl(rq->pid), htonl(rq->key)};
+    size_t sent = 0;
+    while (rc >= 0 && sent < sizeof pkt) {
+        ssize_t n = send(fd, (const char *)pkt + sent, sizeof pkt - sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (errno == EAGAIN) rc = tl_fd_wait(fd, TL_WRITABLE);
+        } else {
+            rc = n < 0 ? -errno : -ECONNRESET;
+        }
+    }
+    /* The server closes the connection once it has taken the request. */
+    while (rc >= 0) {
+        char b;
+        ssize_t n = recv(fd, &b, 1, 0);
+        if (n == 0) break;
+        if (n > 0 || errno == EINTR) continue;
+        if (errno != EAGAIN) break; /* as PQcancel: a reset is the end too */
+        rc = tl_fd_wait(fd, TL_READABLE);
+    }
+    tl_close(fd);
+    return rc < 0 ? rc : 0;
+}
+
 struct cancel_job {
     PGcancel *pc;
     char err[256];
 };
 
-/* On a pool thread: PQcancel connects to the server and waits for it to
- * take the request. The job is handed over (abandon on cancel): it frees
- * itself. */
+/* On a pool thread: PQcancel (the fallback). The job is handed over
+ * (abandon on cancel): it frees itself. */
 static int cancel_on_thread(void *arg)
 {
     struct cancel_job *j = arg;
@@ -182,21 +312,34 @@ static int cancel_on_thread(void *arg)
 
 static int send_cancel(tl_pg *c)
 {
-    struct cancel_job *j = calloc(1, sizeof *j);
-    if (!j) return -ENOMEM;
-    j->pc = PQgetCancel(c->conn);
-    if (!j->pc) {
-        free(j);
-        return -ENOMEM;
+    PGcancel *pc = PQgetCancel(c->conn);
+    if (!pc) return -ENOMEM;
+    struct cancel_req rq;
+    int rc, res = 0;
+    tl_scope to = tl_timeout_enter(TL_PG_CANCEL_TIMEOUT);
+    if (cancel_req_from(c, pc, &rq)) {
+        PQfreeCancel(pc);
+        rc = cancel_request(&rq);
+    } else {
+        struct cancel_job *j = calloc(1, sizeof *j);
+        if (!j) {
+            PQfreeCancel(pc);
+            rc = -ENOMEM;
+        } else {
+            j->pc = pc;
+            rc = tl_to_thread_ex(cancel_on_thread, j, &res, TL_THREAD_ABANDON_ON_CANCEL);
+            if (rc == -EINVAL || rc == -ENOMEM || rc == -EAGAIN) {
+                PQfreeCancel(j->pc);
+                free(j);
+            }
+        }
     }
-    int res = 0;
-    int rc = tl_to_thread_ex(cancel_on_thread, j, &res,
-                             TL_THREAD_ABANDON_ON_CANCEL);
-    if (rc == -EINVAL || rc == -ENOMEM || rc == -EAGAIN) {
-        PQfreeCancel(j->pc);
-        free(j);
-    }
-    return rc < 0 ? rc : res;
+    rc = tl_scope_exit(to, rc < 0 ? rc : res);
+    if (rc == -ETIMEDOUT)
+        snprintf(c->errmsg, sizeof c->errmsg,
+                 "the server did not take the cancel request within %g s",
+                 TL_PG_CANCEL_TIMEOUT);
+    return rc;
 }
 
 /* Read and drop results until the connection is idle (pipeline: until

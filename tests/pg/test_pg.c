@@ -649,6 +649,47 @@ static int main_cancel_task(void *arg)
 }
 TINY_TEST(cancel_of_task) { run(main_cancel_task); }
 
+/* A postmaster that never takes the cancel request (stopped by SIGSTOP;
+ * the backend running the query is not): the cancel gives up after
+ * TL_PG_CANCEL_TIMEOUT instead of waiting forever as PQcancel does, and
+ * the connection is broken, not drained. */
+static int main_cancel_unanswered(void *arg)
+{
+    (void)arg;
+    tl_pg *c = open_conn();
+    int pid = PQbackendPID(tl_pg_conn(c));
+    TINY_ASSERT_EQ(kill(g_pm, SIGSTOP), 0);
+    double t0 = tl_now();
+    int rc;
+    TL_WITH_TIMEOUT(0.3, &rc)
+    {
+        rc = tl_pg_query(c, NULL, "SELECT pg_sleep(20)", 0, NULL);
+    }
+    double took = tl_now() - t0;
+    kill(g_pm, SIGCONT); /* before anything may fail */
+    fprintf(stderr, "unanswered cancel: returned after %.3f s: %s\n", took,
+            tl_pg_errmsg(c));
+    TINY_ASSERT_EQ(rc, -ETIMEDOUT);
+    TINY_ASSERT(took >= TL_PG_CANCEL_TIMEOUT * 0.9);
+    TINY_ASSERT(took < TL_PG_CANCEL_TIMEOUT + 10);
+    TINY_ASSERT(tl_pg_broken(c));
+    TINY_ASSERT(strstr(tl_pg_errmsg(c), "cancel request") != NULL);
+    TINY_ASSERT_EQ(tl_pg_query(c, NULL, "SELECT 1", 0, NULL), -ECONNRESET);
+    TINY_ASSERT_EQ(tl_pg_close(c), 0);
+    /* The server serves again. (Resumed, the postmaster reads the
+     * request still queued on its socket and cancels the query then; the
+     * backend may even be gone already, so it is ended only if not.) */
+    tl_pg *b = open_conn();
+    char q[96], buf[16];
+    snprintf(q, sizeof q, "SELECT count(pg_terminate_backend(pid)) FROM "
+                          "pg_stat_activity WHERE pid = %d", pid);
+    (void)one(b, q, buf, sizeof buf);
+    expect_usable(b);
+    tl_pg_close(b);
+    return 0;
+}
+TINY_TEST(cancel_unanswered_is_bounded) { run(main_cancel_unanswered); }
+
 /* The server ends the session mid-query: a clear error, then -ECONNRESET. */
 static int main_terminated(void *arg)
 {

@@ -12,6 +12,12 @@
 #                             tulip_<name>_shared; alias tulip::<name>)
 #   tulip-<name>.pc           pkg-config: Requires tulip and the library's
 #                             own module
+#   find_package(tulip COMPONENTS <name>)
+#                             the installed CMake package: tulip::<name>
+#                             (shared) and tulip::<name>_static, from
+#                             lib/cmake/tulip/tulip-<name>Targets.cmake,
+#                             loaded by tulipComponent-<name>.cmake once
+#                             the library's own pkg-config module is found
 #
 # tulip_integration(<name> <OPTION> <pkg-config module> "<description>")
 # builds it when <OPTION> (a cache option, ON by default) is on and
@@ -68,9 +74,35 @@ function(tulip_integration name option module description)
     add_library(tulip::${name} ALIAS ${_tgt})
   endif()
 
-  install(TARGETS ${_installed}
+  install(TARGETS ${_installed} EXPORT tulip-${name}Targets
     ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
-    LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+    LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
+    INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+  # Its targets link PkgConfig::TL_<NAME> (the library's own module): the
+  # component file makes that target again on the user's machine, then
+  # loads the targets; tulipConfig.cmake includes every component file.
+  install(EXPORT tulip-${name}Targets NAMESPACE tulip::
+    DESTINATION "${TULIP_CMAKE_DIR}")
+  file(WRITE "${CMAKE_BINARY_DIR}/tulipComponent-${name}.cmake"
+"# find_package(tulip COMPONENTS ${name}): libtulip-${name} (${description}),
+# tulip::${name} and tulip::${name}_static. Needs ${module} (pkg-config).
+if(NOT TARGET PkgConfig::TL_${_up})
+  find_package(PkgConfig QUIET)
+  if(PKG_CONFIG_FOUND)
+    pkg_check_modules(TL_${_up} QUIET IMPORTED_TARGET ${module})
+  endif()
+endif()
+if(TARGET PkgConfig::TL_${_up})
+  include(\"\${CMAKE_CURRENT_LIST_DIR}/tulip-${name}Targets.cmake\")
+  set(tulip_${name}_FOUND TRUE)
+else()
+  set(tulip_${name}_FOUND FALSE)
+  set(tulip_${name}_NOT_FOUND_MESSAGE
+      \"libtulip-${name} needs ${module}, which pkg-config does not find\")
+endif()
+")
+  install(FILES "${CMAKE_BINARY_DIR}/tulipComponent-${name}.cmake"
+    DESTINATION "${TULIP_CMAKE_DIR}")
   install(FILES "${CMAKE_CURRENT_SOURCE_DIR}/include/tulip/${name}.h"
     DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/tulip")
   # pkg_check_modules takes "openssl>=3.0"; a .pc file's Requires needs

@@ -1,5 +1,6 @@
 /* The install_consumer test's libtulip-curl program: built against the
- * installed prefix with `pkg-config tulip-curl` only (no server needed:
+ * installed prefix with `pkg-config tulip-curl` and with
+ * find_package(tulip COMPONENTS curl) (no server needed:
  * a GET to a loopback port nobody listens on must fail cleanly). */
 #include <stdio.h>
 #include <tulip/curl.h>

@@ -1,5 +1,6 @@
 /* The install_consumer test's libtulip-pg program: built against the
- * installed prefix with `pkg-config tulip-pg` only (no server needed:
+ * installed prefix with `pkg-config tulip-pg` and with
+ * find_package(tulip COMPONENTS pg) (no server needed:
  * a connect to a socket folder that does not exist must fail cleanly). */
 #include <stdio.h>
 #include <tulip/pg.h>

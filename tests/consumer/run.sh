@@ -15,7 +15,9 @@
 #   7. the guide's out-of-tree hello world (tests/guide/CMakeLists.txt and
 #      hello.c, shown in docs/guide.md), as its reader builds it
 #   8. pg.c, curl.c and tls.c with pkg-config tulip-pg, tulip-curl and
-#      tulip-tls, each when that integration was built
+#      tulip-tls, and with find_package(tulip COMPONENTS pg curl tls)
+#      (tulip::<name>, shared and static), each when that integration was
+#      built
 # and checks the man pages: installed, and `man -M <prefix>/share/man
 # tl_spawn` shows the page (when man is installed; else only the files).
 # usage: run.sh BUILD_DIR WORK_DIR LIBDIR CC CMAKE MANDIR
@@ -110,15 +112,21 @@ echo "install_consumer: the guide's hello world: ok"
 
 # Each integration this build made (libtulip-pg, -curl, -tls): its
 # header, its pkg-config file (Requires: tulip <library>), a program
-# linked with it; and the core still links none of the libraries.
+# linked with it that way, the same program linked through
+# find_package(tulip COMPONENTS ...) (shared and static); and the core
+# still links none of the libraries.
+components=""
 for it in pg:libpq curl:libcurl tls:libssl; do
     name=${it%%:*} lib=${it#*:}
     if [ ! -e "$prefix/$libdir/pkgconfig/tulip-$name.pc" ]; then
         echo "install_consumer: no tulip-$name.pc (libtulip-$name not built): skipped"
         continue
     fi
+    components="$components${components:+;}$name"
     [ -e "$prefix/include/tulip/$name.h" ] ||
         { echo "install_consumer: tulip/$name.h not installed"; exit 1; }
+    [ -e "$prefix/$libdir/cmake/tulip/tulipComponent-$name.cmake" ] ||
+        { echo "install_consumer: no CMake component file for $name"; exit 1; }
     flags=$(pkg-config --cflags --libs "tulip-$name") ||
         { echo "install_consumer: pkg-config tulip-$name failed"; exit 1; }
     # shellcheck disable=SC2086
@@ -129,6 +137,30 @@ for it in pg:libpq curl:libcurl tls:libssl; do
         echo "install_consumer: libtulip.so links $lib"; exit 1
     fi
 done
+if [ -n "$components" ]; then
+    for kind in shared static; do
+        static=OFF; [ $kind = static ] && static=ON
+        "$cmake" -S "$here" -B "$work/cmake-int-$kind" -DCMAKE_C_COMPILER="$cc" \
+            -DCMAKE_PREFIX_PATH="$prefix" -DTULIP_CONSUMER_STATIC=$static \
+            -DTULIP_CONSUMER_COMPONENTS="$components" \
+            >"$work/cmake-int-$kind.log" 2>&1 &&
+        "$cmake" --build "$work/cmake-int-$kind" >>"$work/cmake-int-$kind.log" 2>&1 || {
+            cat "$work/cmake-int-$kind.log"
+            echo "install_consumer: find_package(tulip COMPONENTS $components) ($kind) build failed"
+            exit 1; }
+        for name in $(echo "$components" | tr ';' ' '); do
+            check "find_package component $name ($kind)" "$work/cmake-int-$kind/consumer_$name"
+        done
+    done
+fi
+# A component that was not built is reported, not silently empty.
+"$cmake" -S "$here" -B "$work/cmake-nocomp" -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DTULIP_CONSUMER_COMPONENTS=nosuch \
+    >"$work/cmake-nocomp.log" 2>&1 &&
+    { cat "$work/cmake-nocomp.log"; echo "install_consumer: COMPONENTS nosuch was found"; exit 1; }
+grep -q "nosuch was not built" "$work/cmake-nocomp.log" ||
+    { cat "$work/cmake-nocomp.log"; echo "install_consumer: COMPONENTS nosuch: no clear message"; exit 1; }
+echo "install_consumer: find_package(tulip COMPONENTS nosuch) fails clearly: ok"
 
 # man tl_spawn: the page itself, a second name of it (a .so page), tulip(7).
 if command -v man >/dev/null 2>&1; then

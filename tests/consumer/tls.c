@@ -1,5 +1,6 @@
 /* The install_consumer test's libtulip-tls program: built against the
- * installed prefix with `pkg-config tulip-tls` only (no peer needed: a
+ * installed prefix with `pkg-config tulip-tls` and with
+ * find_package(tulip COMPONENTS tls) (no peer needed: a
  * client context with the system's CAs, and a server context whose files
  * do not exist refused cleanly). */
 #include <stdio.h>

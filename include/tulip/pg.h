@@ -37,6 +37,21 @@
  * request that reaches the server after the query finished is ignored by
  * the server.
  *
+ * When the cancel request times out (TL_PG_CANCEL_TIMEOUT): the cancelled
+ * call returns -ECANCELED (-ETIMEDOUT under a timeout scope) that many
+ * seconds after its cancel, without draining; tl_pg_errmsg says "the
+ * server did not take the cancel request within 5 s" (until the next
+ * call); tl_pg_broken is then non-zero for good. The connection is
+ * unusable: every later call on it (queries, streams, pipelines,
+ * LISTEN/NOTIFY waits, transactions) returns -ECONNRESET without sending
+ * anything, and it is never made usable again. Close it with tl_pg_close
+ * (returns 0) or give it back with tl_pg_pool_release, which closes it (a
+ * later acquire opens a new connection). A transaction open on it was not
+ * committed: the server rolls it back when the session ends. The query
+ * itself may go on running on the server until it ends, the server sees
+ * the closed connection, or the postmaster, once it answers again, takes
+ * the cancel request still queued on its socket.
+ *
  * Errors. Negative codes, with a message attached by tl_fail (read it
  * with tl_fail_message(rc), or tl_pg_errmsg):
  *   -EREMOTEIO    the server reported an error for the statement (the
@@ -80,8 +95,10 @@ extern "C" {
 
 /* How long (seconds) a cancel request may wait for the server to take it
  * (to close the request's connection) before the connection is given up
- * as broken instead of drained. It runs on the loop, so nothing is left
- * waiting after this bound. (With a libpq whose PGcancel layout tulip
+ * as broken instead of drained: unusable from then on, every call
+ * -ECONNRESET until tl_pg_close (see "When the cancel request times out"
+ * above). It runs on the loop, inside the TL_PG_DRAIN_TIMEOUT bound, so
+ * nothing is left waiting after this bound. (With a libpq whose PGcancel layout tulip
  * does not know, 18 and later, PQcancel runs on the thread pool and is
  * abandoned after this bound: its pool thread then stays blocked until
  * the server answers.) */

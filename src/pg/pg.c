@@ -372,22 +372,38 @@ static int drain(tl_pg *c)
     return 0;
 }
 
+/* Run step(c, arg) shielded from cancellation and bounded by
+ * TL_PG_DRAIN_TIMEOUT: what must be seen through once begun (COMMIT,
+ * ROLLBACK, the cancel-and-drain after a failed wait) is, and the caller
+ * learns whether it took. Returns step's result, or -ETIMEDOUT. A step
+ * may bound a part of itself more tightly (send_cancel's
+ * TL_PG_CANCEL_TIMEOUT). */
+static int shielded(tl_pg *c, int (*step)(tl_pg *c, const void *arg), const void *arg)
+{
+    tl_scope sh = tl_shield_enter();
+    tl_scope to = tl_timeout_enter(TL_PG_DRAIN_TIMEOUT);
+    int rc = step(c, arg);
+    rc = tl_scope_exit(to, rc);
+    return tl_scope_exit(sh, rc);
+}
+
+/* Finish sending, ask the server to cancel (unless *cancel is 0: the
+ * results are all there, only the tail is missing), drain. */
+static int cancel_and_drain(tl_pg *c, const void *cancel)
+{
+    int rc = flush_out(c);
+    if (rc >= 0 && *(const int *)cancel) rc = send_cancel(c);
+    if (rc >= 0) rc = drain(c);
+    return rc;
+}
+
 /* After a wait of a running query failed (cancel, timeout, closed fd):
- * finish sending, ask the server to cancel (unless `cancel` is 0: the
- * results are all there, only the tail is missing), drain. Shielded and
- * bounded; on failure the connection is broken. */
+ * cancel_and_drain, shielded and bounded; on failure the connection is
+ * broken. */
 static void abort_query(tl_pg *c, int cancel)
 {
     if (c->broken || !c->in_query) return;
-    int rc;
-    tl_scope sh = tl_shield_enter();
-    tl_scope to = tl_timeout_enter(TL_PG_DRAIN_TIMEOUT);
-    rc = flush_out(c);
-    if (rc >= 0 && cancel) rc = send_cancel(c);
-    if (rc >= 0) rc = drain(c);
-    rc = tl_scope_exit(to, rc);
-    rc = tl_scope_exit(sh, rc);
-    if (rc < 0) {
+    if (shielded(c, cancel_and_drain, &cancel) < 0) {
         if (!c->errmsg[0])
             set_msg(c, "the connection could not be brought back to idle "
                        "after a cancel");
@@ -769,17 +785,8 @@ int tl_pg_notify_wait(tl_pg *c, PGnotify **out)
 
 int tl_pg_begin(tl_pg *c) { return tl_pg_exec(c, "BEGIN"); }
 
-/* Run sql (COMMIT, ROLLBACK) shielded from cancellation and bounded by
- * TL_PG_DRAIN_TIMEOUT: once sent it is seen through, and the caller
- * learns whether it took. Returns tl_pg_exec's result, or -ETIMEDOUT. */
-static int exec_shielded(tl_pg *c, const char *sql)
-{
-    tl_scope sh = tl_shield_enter();
-    tl_scope to = tl_timeout_enter(TL_PG_DRAIN_TIMEOUT);
-    int rc = tl_pg_exec(c, sql);
-    rc = tl_scope_exit(to, rc);
-    return tl_scope_exit(sh, rc);
-}
+/* COMMIT and ROLLBACK run shielded: once sent, seen through. */
+static int exec_step(tl_pg *c, const void *sql) { return tl_pg_exec(c, sql); }
 
 static void rollback(tl_pg *c)
 {
@@ -789,7 +796,7 @@ static void rollback(tl_pg *c)
     char keep[sizeof c->errmsg], keep_state[sizeof c->sqlstate];
     memcpy(keep, c->errmsg, sizeof keep);
     memcpy(keep_state, c->sqlstate, sizeof keep_state);
-    if (exec_shielded(c, "ROLLBACK") < 0) {
+    if (shielded(c, exec_step, "ROLLBACK") < 0) {
         c->broken = 1;
         return;
     }
@@ -811,7 +818,7 @@ int tl_pg_end(tl_pg *c, int body_rc)
         /* Once sent, a COMMIT is seen through: cancelling it midway
          * would leave the caller not knowing whether the data is in.
          * The cancel shows at the next call (completed wins). */
-        int rc = exec_shielded(c, "COMMIT");
+        int rc = shielded(c, exec_step, "COMMIT");
         if (rc == 0) return body_rc;
         if (c->broken || PQtransactionStatus(c->conn) == PQTRANS_IDLE)
             return rc; /* the server ended it (rolled back) */

@@ -48,7 +48,8 @@
 struct demo_child {
     pid_t pid;
     int stop_sig;   /* the signal that stops it cleanly */
-    char dir[64];   /* its temporary folder ("" none), removed after */
+    char dir[64];   /* its temporary folder ("" none), removed after:
+                       /tmp/tulip-demo-<what>.<our pid>.XXXXXX */
 };
 static struct demo_child demo_children[4];
 static volatile sig_atomic_t demo_interrupted;
@@ -111,10 +112,31 @@ static void demo_on_signal(int sig)
     demo_interrupted = sig;
 }
 
+/* Remove the folders of earlier runs that were killed (SIGKILL: no exit
+ * path ran; their servers got PR_SET_PDEATHSIG): /tmp/tulip-demo-<what>.
+ * <pid>.XXXXXX whose pid no longer exists. */
+static inline void demo_clean_stale(void)
+{
+    DIR *d = opendir("/tmp");
+    struct dirent *de;
+    char path[300];
+    while (d && (de = readdir(d))) {
+        if (strncmp(de->d_name, "tulip-demo-", 11) != 0) continue;
+        const char *dot = strchr(de->d_name, '.');
+        int pid = dot ? atoi(dot + 1) : 0;
+        if (pid <= 1 || pid == (int)getpid()) continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH) continue; /* alive */
+        snprintf(path, sizeof path, "/tmp/%s", de->d_name);
+        demo_rmrf(path);
+    }
+    if (d) closedir(d);
+}
+
 /* Call first in main: servers are stopped at exit, and a Ctrl-C or a
  * SIGTERM while they start (before tl_run) stops the start-up cleanly. */
 static inline void demo_begin(void)
 {
+    demo_clean_stale();
     setvbuf(stdout, NULL, _IOLBF, 0);
     atexit(demo_stop_all);
     struct sigaction sa = {.sa_handler = demo_on_signal};
@@ -149,7 +171,7 @@ static inline struct demo_child *demo_new_child(const char *what, uid_t uid, gid
     for (size_t i = 0; i < sizeof demo_children / sizeof *demo_children; i++) {
         struct demo_child *c = &demo_children[i];
         if (c->pid || c->dir[0]) continue;
-        snprintf(c->dir, sizeof c->dir, "/tmp/tulip-demo-%s.XXXXXX", what);
+        snprintf(c->dir, sizeof c->dir, "/tmp/tulip-demo-%s.%d.XXXXXX", what, (int)getpid());
         if (!mkdtemp(c->dir)) {
             perror("demo: mkdtemp");
             c->dir[0] = 0;
@@ -431,7 +453,7 @@ static inline int demo_pg_start(char *conninfo, size_t len)
         pid_t pid = demo_spawn(argv, log, NULL, drop, uid, gid, SIGKILL);
         if (pid < 0 || demo_wait(pid, 120) != 0) {
             if (demo_interrupted) return -1;
-        fprintf(stderr, "demo: initdb failed\n");
+            fprintf(stderr, "demo: initdb failed\n");
             demo_show_log(log);
             return -1;
         }

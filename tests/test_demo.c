@@ -18,6 +18,7 @@
 
 struct result {
     int status; /* exit status; -1: killed after the bound */
+    pid_t pid;  /* the example's */
     char out[16384];
 };
 
@@ -37,9 +38,9 @@ static void example_path(const char *name, char *out, size_t len)
 }
 
 /* Run examples/<name> [arg] for at most `secs`; once its output contains
- * `interrupt_at` (unless NULL), send it SIGINT. */
-static void run_example(const char *name, const char *arg, const char *interrupt_at,
-                        double secs, struct result *r)
+ * `interrupt_at` (unless NULL), send it `sig` (SIGINT: a Ctrl-C). */
+static void run_example_sig(const char *name, const char *arg, const char *interrupt_at,
+                            int sig, double secs, struct result *r)
 {
     char path[PATH_MAX];
     example_path(name, path, sizeof path);
@@ -63,6 +64,7 @@ static void run_example(const char *name, const char *arg, const char *interrupt
         _exit(127);
     }
     close(p[1]);
+    r->pid = pid;
     size_t got = 0;
     int sent = 0;
     double end = tl_test_now_s() + secs;
@@ -80,7 +82,7 @@ static void run_example(const char *name, const char *arg, const char *interrupt
         got += (size_t)k;
         r->out[got] = 0;
         if (interrupt_at && !sent && strstr(r->out, interrupt_at)) {
-            kill(pid, SIGINT);
+            kill(pid, sig);
             sent = 1;
         }
         if (got == sizeof r->out - 1) break;
@@ -103,6 +105,12 @@ static void run_example(const char *name, const char *arg, const char *interrupt
     }
     if (r->status == 77) cr_skip_test("%s skipped itself: %s", name, r->out);
     if (interrupt_at && !sent) cr_log_error("%s never printed '%s'", name, interrupt_at);
+}
+
+static void run_example(const char *name, const char *arg, const char *interrupt_at,
+                        double secs, struct result *r)
+{
+    run_example_sig(name, arg, interrupt_at, SIGINT, secs, r);
 }
 
 /* The server's pid from "<what> (pid N" in the output; it must be gone
@@ -205,4 +213,54 @@ Test(demo, curl_fetch_caps_concurrency_and_keeps_connections_alive, .timeout = T
     EXPECT_OUT(&r, "First response body: Hello, World!");
     EXPECT_OUT(&r, "http_server stopped");
     expect_server_gone(&r);
+}
+
+/* pid has ended: no such process, or a zombie (an orphan's reaper may be
+ * slow or absent in a container). */
+static int process_ended(int pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')');
+    return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+/* Folders /tmp/tulip-demo-<what>.<pid>.* of the example run `pid`. */
+static int demo_folders_of(int pid)
+{
+    char tail[32];
+    snprintf(tail, sizeof tail, ".%d.", pid);
+    DIR *d = opendir("/tmp");
+    struct dirent *de;
+    int n = 0;
+    while (d && (de = readdir(d)))
+        if (strncmp(de->d_name, "tulip-demo-", 11) == 0 && strstr(de->d_name, tail)) n++;
+    if (d) closedir(d);
+    return n;
+}
+
+/* A run killed outright (SIGKILL: none of its exit paths runs): its nginx
+ * ends anyway (the kernel's parent-death signal), and the next run removes
+ * the temporary folder it left. */
+Test(demo, a_killed_run_leaves_no_server_and_the_next_run_its_folder, .timeout = T_TIMEOUT)
+{
+    static struct result r, next;
+    run_example_sig("stream_lines", NULL, "consumer: event 2", SIGKILL, 60, &r);
+    cr_expect_eq(r.status, 128 + SIGKILL, "status %d:\n%s", r.status, r.out);
+    const char *at = strstr(r.out, "(pid ");
+    cr_assert_not_null(at, "no server pid in:\n%s", r.out);
+    int server = atoi(at + 5);
+    cr_assert_gt(server, 1);
+    double end = tl_test_now_s() + 30;
+    while (!process_ended(server) && tl_test_now_s() < end) usleep(20000);
+    cr_expect(process_ended(server), "nginx (pid %d) outlived the killed demo", server);
+    run_example("httpx_get", NULL, NULL, 60, &next);
+    cr_expect_eq(next.status, 0, "exit status %d:\n%s", next.status, next.out);
+    cr_expect_eq(demo_folders_of(r.pid), 0, "the killed run's folder is still in /tmp");
+    expect_server_gone(&next);
 }

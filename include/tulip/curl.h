@@ -31,8 +31,10 @@
  * while they wait. An open stream holds its turn until it is closed.
  *
  * HTTP statuses are not errors: a 404 is a response with status 404.
- * Errors are negative codes, with libcurl's message (and its error
- * buffer's detail) attached by tl_fail: read it with tl_fail_message(rc).
+ * Errors are negative codes, with libcurl's message attached by tl_fail
+ * ("curl: " and its error buffer, which names the address and ends with
+ * curl_easy_strerror's words; those words alone when the buffer is
+ * empty): read it with tl_fail_message(rc).
  *   -ECONNREFUSED  nothing listens there;
  *   -EHOSTUNREACH  the host name did not resolve (or the proxy's);
  *   -EKEYREJECTED  TLS: the peer's certificate was not verified (unknown

@@ -145,8 +145,10 @@ static int xfer_fail(struct xfer *x, CURLcode cc)
     if (x->err) return tl_fail(x->err, "tulip-curl: %s", strerror(-x->err));
     int rc = map_code(cc);
     if (rc == 0) rc = -EIO;
-    return tl_fail(rc, "curl: %s%s%s", curl_easy_strerror(cc),
-                   x->errbuf[0] ? ": " : "", x->errbuf);
+    /* The error buffer, when curl filled it, already ends with what
+     * curl_easy_strerror says ("Failed to connect to ... port 1 after
+     * 0 ms: Couldn't connect to server"): attach it alone. */
+    return tl_fail(rc, "curl: %s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
 }
 
 static void headers_free(tl_curl_response *r)

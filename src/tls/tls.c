@@ -256,6 +256,32 @@ static int load_cert_key(tl_tls_ctx *c, const char *cert_file,
     return 0;
 }
 
+/* OpenSSL computes a certificate's extension data (key identifiers,
+ * purposes) lazily, at its first use in a verification, and stores it in
+ * the shared X509 object. A context is shared by loops in several
+ * threads, and two first handshakes at once then write and read that
+ * data together (ThreadSanitizer saw it with one CA certificate and two
+ * loops). So it is computed here, while the context is still the
+ * caller's alone: every certificate the context holds — its trust store
+ * (a CA file; a hashed directory's certificates load later, under
+ * OpenSSL's own lock) and its own chain. */
+static void settle_certs(tl_tls_ctx *c)
+{
+    X509_STORE *st = SSL_CTX_get_cert_store(c->ssl);
+    STACK_OF(X509_OBJECT) *objs = st ? X509_STORE_get0_objects(st) : NULL;
+    for (int i = 0; objs && i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (x) (void)X509_check_purpose(x, -1, 0);
+    }
+    X509 *own = SSL_CTX_get0_certificate(c->ssl);
+    if (own) (void)X509_check_purpose(own, -1, 0);
+    STACK_OF(X509) *chain = NULL;
+    if (SSL_CTX_get0_chain_certs(c->ssl, &chain) == 1)
+        for (int i = 0; chain && i < sk_X509_num(chain); i++)
+            (void)X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+    ERR_clear_error();
+}
+
 int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts)
 {
     if (!out) return -EINVAL;
@@ -320,7 +346,7 @@ int tl_tls_client_ctx(tl_tls_ctx **out, const tl_tls_client_opts *opts)
             return rc;
         }
     }
-    ERR_clear_error();
+    settle_certs(c);
     *out = c;
     return 0;
 }
@@ -380,7 +406,7 @@ int tl_tls_server_ctx(tl_tls_ctx **out, const char *cert_file,
                                     : SSL_VERIFY_FAIL_IF_NO_PEER_CERT),
                            NULL);
     }
-    ERR_clear_error();
+    settle_certs(c);
     *out = c;
     return 0;
 }

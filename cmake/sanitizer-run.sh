@@ -21,7 +21,9 @@ mkdir -p "$logdir" || exit 1
 
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$logdir/asan"
 UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}:log_path=$logdir/ubsan"
-TSAN_OPTIONS="second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}:log_path=$logdir/tsan"
+# tsan.supp: races TSan cannot judge inside uninstrumented OpenSSL.
+supp="$(cd "$(dirname "$0")" && pwd)/tsan.supp"
+TSAN_OPTIONS="second_deadlock_stack=1:suppressions=$supp${TSAN_OPTIONS:+:$TSAN_OPTIONS}:log_path=$logdir/tsan"
 LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}log_path=$logdir/lsan"
 export ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS LSAN_OPTIONS
 

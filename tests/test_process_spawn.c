@@ -15,19 +15,8 @@
  */
 #include "helpers.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <sys/resource.h>
-
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
 
 /* No child of this process exists, running or zombie. */
 static int no_children(void)
@@ -41,11 +30,11 @@ static int no_children(void)
 /* Run main_fn in a loop; before and after: fds counted, children none. */
 static void run_clean(tl_fn fn, void *arg, int virtual_clock)
 {
-    int before = count_fds();
+    int before = tl_test_count_fds();
     cr_assert(no_children());
     int rc = virtual_clock ? run_virtual(fn, arg) : tl_run(fn, arg);
     cr_assert_eq(rc, 0, "main returned %d (%s)", rc, tl_strerror(rc));
-    cr_expect_eq(count_fds(), before, "fds leaked");
+    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
     cr_expect(no_children(), "a child (or zombie) is left");
 }
 
@@ -745,7 +734,7 @@ static int emfile_main(void *arg)
     struct rlimit old, lim;
     getrlimit(RLIMIT_NOFILE, &old);
     lim = old;
-    lim.rlim_cur = (rlim_t)count_fds() + 64;
+    lim.rlim_cur = (rlim_t)tl_test_count_fds() + 64;
     cr_expect_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
     int fd;
     while (nfill < 256 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
@@ -763,7 +752,7 @@ static int emfile_main(void *arg)
     int freed = 0;
     for (int k = 1; k <= 6; k++) {
         while (freed < k) close(fill[--nfill]), freed++;
-        int before = count_fds();
+        int before = tl_test_count_fds();
         p = (tl_process *)1;
         rc = tl_process_spawn(&p, &(tl_process_opts){
                                       .argv = ARGV("cat"),
@@ -783,7 +772,7 @@ static int emfile_main(void *arg)
                 cr_expect_eq(tl_process_close(p), 0);
             }
         }
-        cr_expect_eq(count_fds(), before, "k=%d: fd leaked", k);
+        cr_expect_eq(tl_test_count_fds(), before, "k=%d: fd leaked", k);
         cr_expect(no_children(), "k=%d: child left", k);
     }
     while (nfill > 0) close(fill[--nfill]);

@@ -21,7 +21,8 @@
  * - tl_test_now_s(): CLOCK_MONOTONIC in seconds (real time, for the few
  *   tests that must spin on the CPU).
  * - tl_test_count_fds(): how many fds the process has open (from
- *   /proc/self/fd); compare a count before and after to catch a leak.
+ *   /proc/self/fd, fd_count.h's counter, which the tiny.h tests use
+ *   too); compare a count before and after to catch a leak.
  *   Socket helpers are in net_helpers.h.
  * - tl_test_spawn(fn, arg), tl_test_join(t), tl_test_settle(): spawn and
  *   join that expect success (join returns the task's status, -12345 if
@@ -47,6 +48,8 @@
 #include <time.h>
 #include <tulip.h>
 #include <unistd.h>
+
+#include "fd_count.h"
 
 #ifndef TULIP_TEST_SANITIZED
 #define TULIP_TEST_SANITIZED 0
@@ -216,19 +219,14 @@ static inline double tl_test_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* How many fds the process has open, not counting the one used to read
- * /proc/self/fd. Fails the test (cr_expect: safe in a task) and returns
- * -1 if /proc/self/fd cannot be read. */
+/* How many fds the process has open (fd_count.h's tl_test_open_fds).
+ * Fails the test (cr_expect: safe in a task) and returns -1 if
+ * /proc/self/fd cannot be read. */
 static inline int tl_test_count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    cr_expect(d != NULL, "cannot open /proc/self/fd to count fds");
-    if (!d) return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1; /* the DIR's own fd */
+    int n = tl_test_open_fds();
+    cr_expect(n >= 0, "cannot open /proc/self/fd to count fds");
+    return n;
 }
 
 #endif

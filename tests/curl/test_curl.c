@@ -11,6 +11,11 @@
  * tulip-test-timeout: 240 */
 #include "tiny.h"
 
+/* The CA and the server certificate nginx serves, in the folder nginx
+ * runs in (g_dir; g_ca is the CA's file). */
+#define TL_TEST_CERTS_DIR "/tmp/tulip-curl-XXXXXX"
+#include "tls/tls_certs.h"
+
 #include <tulip/curl.h>
 
 #include <arpa/inet.h>
@@ -34,10 +39,8 @@
 #define BIG_SIZE (2u << 20)     /* /big.bin */
 #define STATIC_SIZE (100000u)   /* /static.txt */
 
-static char g_dir[64];
 static int g_port, g_tls_port;
 static pid_t g_nginx = -1;
-static char g_ca[128];
 
 /* ---- the server ---------------------------------------------------------- */
 
@@ -116,28 +119,17 @@ static int start_server(void)
     if (access(NGINX, X_OK) != 0) return 77;
     if (access(ECHO_MODULE, R_OK) != 0) return 77;
     if (sh("command -v openssl") != 0) return 77;
-    snprintf(g_dir, sizeof g_dir, "/tmp/tulip-curl-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
+    /* A CA, and a server certificate it signs for 127.0.0.1 and localhost
+     * (server.crt, server.key), in g_dir. */
+    make_certs();
     char cmd[2048];
-    /* A CA, and a server certificate it signs for 127.0.0.1 and localhost. */
     snprintf(cmd, sizeof cmd,
-             "cd %s && mkdir -p www tmp && "
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-             "-nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=tulip-test-ca "
-             "-addext basicConstraints=critical,CA:TRUE "
-             "-addext keyUsage=critical,keyCertSign,cRLSign && "
-             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-             "-keyout server.key -out server.csr -subj /CN=localhost && "
-             "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && "
-             "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
-             "-CAcreateserial -out server.crt -days 2 -extfile ext.cnf && "
-             "head -c %u /dev/urandom > www/big.bin",
+             "cd %s && mkdir -p www tmp && head -c %u /dev/urandom > www/big.bin",
              g_dir, BIG_SIZE);
     if (sh(cmd) != 0) {
-        fprintf(stderr, "openssl failed\n");
+        fprintf(stderr, "could not fill the web root\n");
         return -1;
     }
-    snprintf(g_ca, sizeof g_ca, "%s/ca.crt", g_dir);
     size_t sl;
     char *st = static_text(&sl);
     write_file("www/static.txt", st, sl);
@@ -225,11 +217,7 @@ static void stop_server(void)
             ;
         g_nginx = -1;
     }
-    if (g_dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-        sh(cmd);
-    }
+    remove_certs();
 }
 
 /* ---- helpers -------------------------------------------------------------- */

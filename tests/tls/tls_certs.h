@@ -1,12 +1,18 @@
-/* tests/tls/tls_certs.h: the certificates libtulip-tls's tests use,
- * made with the openssl command in a temporary folder, once per process
- * (make_certs; remove_certs at the end). Exits 77 (skipped) without
- * openssl. Needs TINY_ASSERT from tiny.h. */
+/* tests/tls/tls_certs.h: the certificates libtulip-tls's tests (and
+ * test_curl's nginx) use, made with the openssl command in a temporary
+ * folder, once per process (make_certs; remove_certs at the end removes
+ * the folder and all else put in it). Exits 77 (skipped) without openssl.
+ * Needs TINY_ASSERT from tiny.h. Define TL_TEST_CERTS_DIR (a mkdtemp
+ * template) before including it to name the folder otherwise. */
 #ifndef TULIP_TEST_TLS_CERTS_H
 #define TULIP_TEST_TLS_CERTS_H
 
 #include <stdio.h>
 #include <stdlib.h>
+
+#ifndef TL_TEST_CERTS_DIR
+#define TL_TEST_CERTS_DIR "/tmp/tulip-tls-XXXXXX"
+#endif
 
 static char g_dir[64];
 static char g_ca[128], g_crt[128], g_key[128], g_self_crt[128], g_self_key[128];
@@ -24,7 +30,7 @@ static void make_certs(void)
         fprintf(stderr, "skipped: openssl not installed\n");
         exit(77);
     }
-    snprintf(g_dir, sizeof g_dir, "/tmp/tulip-tls-XXXXXX");
+    snprintf(g_dir, sizeof g_dir, "%s", TL_TEST_CERTS_DIR);
     TINY_ASSERT(mkdtemp(g_dir));
     char cmd[2048];
     snprintf(cmd, sizeof cmd,

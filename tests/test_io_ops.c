@@ -469,6 +469,26 @@ static int waitall_reader(void *arg)
     return 0;
 }
 
+/* Starts a MSG_WAITALL reader of fd into *w (msg: tl_recvmsg). */
+static tl_task waitall_start(struct waitall *w, int fd, int msg)
+{
+    *w = (struct waitall){.fd = fd, .msg = msg};
+    return tl_test_spawn(waitall_reader, w);
+}
+
+/* Lets the reader run and expects it still waiting (it may not return
+ * before its 12 bytes or an end), then sends piece from peer (if any). */
+static void waitall_feed(const struct waitall *w, int peer, const char *piece)
+{
+    tl_test_settle();
+    cr_expect_eq(w->done, 0, "msg %d: returned %zd before \"%s\" was sent",
+                 w->msg, w->rc, piece ? piece : "(nothing more)");
+    if (piece) {
+        ssize_t n = (ssize_t)strlen(piece);
+        cr_expect_eq(send(peer, piece, (size_t)n, 0), n);
+    }
+}
+
 /* The peer sends in pieces (4, 4, then 4 bytes), letting the reader run
  * between them: the call returns only once the buffer is full, with every
  * byte in order. */
@@ -482,15 +502,11 @@ static int main_waitall_pieces(void *arg)
                 tcp_pair(sv);
             else
                 tl_test_socketpair(sv, SOCK_NONBLOCK);
-            struct waitall w = {.fd = sv[0], .msg = msg};
-            tl_task t = tl_test_spawn(waitall_reader, &w);
-            const char *piece[3] = {"abcd", "efgh", "ijkl"};
-            for (int i = 0; i < 3; i++) {
-                tl_test_settle();
-                cr_expect_eq(w.done, 0, "tcp %d msg %d: returned %zd after "
-                             "%d pieces", tcp, msg, w.rc, i);
-                cr_expect_eq(send(sv[1], piece[i], 4, 0), 4);
-            }
+            struct waitall w;
+            tl_task t = waitall_start(&w, sv[0], msg);
+            waitall_feed(&w, sv[1], "abcd");
+            waitall_feed(&w, sv[1], "efgh");
+            waitall_feed(&w, sv[1], "ijkl");
             tl_test_join(t);
             cr_expect_eq(w.rc, 12, "tcp %d msg %d: %zd", tcp, msg, w.rc);
             cr_expect_eq(memcmp(w.buf, "abcdefghijkl", 12), 0);
@@ -514,12 +530,10 @@ static int main_waitall_eof(void *arg)
     for (int msg = 0; msg <= 1; msg++) {
         int sv[2];
         tl_test_socketpair(sv, SOCK_NONBLOCK);
-        struct waitall w = {.fd = sv[0], .msg = msg};
-        tl_task t = tl_test_spawn(waitall_reader, &w);
-        tl_test_settle();
-        cr_expect_eq(send(sv[1], "abcd", 4, 0), 4);
-        tl_test_settle();
-        cr_expect_eq(w.done, 0, "msg %d: returned %zd early", msg, w.rc);
+        struct waitall w;
+        tl_task t = waitall_start(&w, sv[0], msg);
+        waitall_feed(&w, sv[1], "abcd");
+        waitall_feed(&w, sv[1], NULL);
         cr_expect_eq(shutdown(sv[1], SHUT_WR), 0);
         tl_test_join(t);
         cr_expect_eq(w.rc, 4, "msg %d: %zd", msg, w.rc);
@@ -547,19 +561,17 @@ static int main_waitall_cancel(void *arg)
     for (int msg = 0; msg <= 1; msg++) {
         int sv[2];
         tl_test_socketpair(sv, SOCK_NONBLOCK);
-        struct waitall w = {.fd = sv[0], .msg = msg};
-        tl_task t = tl_test_spawn(waitall_reader, &w);
-        tl_test_settle();
+        struct waitall w;
+        tl_task t = waitall_start(&w, sv[0], msg);
+        waitall_feed(&w, sv[1], NULL);
         cr_expect_eq(tl_cancel(t), 0);
         tl_test_join(t);
         cr_expect_eq(w.rc, -ECANCELED, "msg %d: %zd", msg, w.rc);
 
-        struct waitall w2 = {.fd = sv[0], .msg = msg};
-        t = tl_test_spawn(waitall_reader, &w2);
-        tl_test_settle();
-        cr_expect_eq(send(sv[1], "abcd", 4, 0), 4);
-        tl_test_settle();
-        cr_expect_eq(w2.done, 0, "msg %d: returned %zd early", msg, w2.rc);
+        struct waitall w2;
+        t = waitall_start(&w2, sv[0], msg);
+        waitall_feed(&w2, sv[1], "abcd");
+        waitall_feed(&w2, sv[1], NULL);
         cr_expect_eq(tl_cancel(t), 0);
         tl_test_join(t);
         cr_expect_eq(w2.rc, 4, "msg %d: %zd (bytes lost to the cancel?)", msg,

@@ -42,6 +42,35 @@ static tl_stream *pair_stream(int *peer, const tl_stream_opts *o)
     return s;
 }
 
+/* A loopback TCP connection: *l the listener, *srv the accepted end (the
+ * peer), returns the connecting end. rcvbuf > 0: the listener's (so the
+ * peer's) receive buffer, and the connecting end's send buffer, are that
+ * small, so that a large write stays in flight. */
+static int tcp_pair(int *l, int *srv, int rcvbuf)
+{
+    tl_sockaddr a;
+    *l = tl_test_listen("127.0.0.1", SOCK_STREAM, &a);
+    if (rcvbuf > 0)
+        cr_expect_eq(setsockopt(*l, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+                                sizeof rcvbuf), 0);
+    int c = tl_net_connect(&a, SOCK_STREAM);
+    cr_assert_geq(c, 0);
+    *srv = tl_accept(*l, NULL, NULL);
+    cr_assert_geq(*srv, 0);
+    if (rcvbuf > 0)
+        cr_expect_eq(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &rcvbuf,
+                                sizeof rcvbuf), 0);
+    return c;
+}
+
+/* The peer resets the connection: SO_LINGER 0 makes close send an RST. */
+static void reset_peer(int srv)
+{
+    struct linger lg = {1, 0};
+    cr_expect_eq(setsockopt(srv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    cr_expect_eq(tl_close(srv), 0);
+}
+
 static void put(int fd, const char *text)
 {
     size_t len = strlen(text);
@@ -525,22 +554,15 @@ Test(stream, write_eof_is_seen_as_end_by_the_peer, .timeout = 60)
 static int main_reset(void *arg)
 {
     (void)arg;
-    tl_sockaddr a;
-    int l = tl_test_listen("127.0.0.1", SOCK_STREAM, &a);
-    int c = tl_net_connect(&a, SOCK_STREAM);
-    cr_assert_geq(c, 0);
-    int srv = tl_accept(l, NULL, NULL);
-    cr_assert_geq(srv, 0);
+    int l, srv;
+    int c = tcp_pair(&l, &srv, 0);
     tl_stream *s;
     cr_assert_eq(tl_stream_open(&s, c, NULL), 0);
     struct reader r = {.s = s, .n = 10, .rc = 12345};
     tl_task t = tl_test_spawn(reader_exactly, &r);
     put(srv, "half!");
     WAIT_UNTIL(tl_stream_buffered(s) == 5);
-    /* reset mid-message: SO_LINGER 0 makes close send an RST */
-    struct linger lg = {1, 0};
-    cr_expect_eq(setsockopt(srv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-    cr_expect_eq(tl_close(srv), 0);
+    reset_peer(srv); /* mid-message */
     cr_expect_eq(tl_test_join(t), 0);
     cr_expect_eq(r.rc, -ECONNRESET, "readexactly: %zd (%s)", r.rc,
                  tl_strerror((int)r.rc));
@@ -694,17 +716,8 @@ static int main_reset_with_send_in_flight(void *arg)
     char *data = malloc(big);
     memset(data, 'r', big);
     for (int mode = 0; mode < 4; mode++) {
-        tl_sockaddr a;
-        int l = tl_test_listen("127.0.0.1", SOCK_STREAM, &a);
-        int small = 16 * 1024;
-        cr_expect_eq(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small,
-                                sizeof small), 0);
-        int c = tl_net_connect(&a, SOCK_STREAM);
-        cr_assert_geq(c, 0);
-        int srv = tl_accept(l, NULL, NULL);
-        cr_assert_geq(srv, 0);
-        cr_expect_eq(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small,
-                                sizeof small), 0);
+        int l, srv;
+        int c = tcp_pair(&l, &srv, 16 * 1024);
         tl_stream *s;
         cr_assert_eq(tl_stream_open(&s, c, NULL), 0);
         cr_assert_eq(tl_stream_write(s, data, big), 0);
@@ -738,11 +751,7 @@ static int main_reset_with_send_in_flight(void *arg)
             cr_expect_eq(r.rc, TL_ECLOSED, "read: %zd", r.rc);
             tl_test_settle(); /* the send goes back to the kernel */
         }
-        /* the peer resets: SO_LINGER 0 (and unread bytes) send an RST */
-        struct linger lg = {1, 0};
-        cr_expect_eq(setsockopt(srv, SOL_SOCKET, SO_LINGER, &lg, sizeof lg),
-                     0);
-        cr_expect_eq(tl_close(srv), 0);
+        reset_peer(srv); /* with unread bytes too */
         if (!joined) {
             cr_expect_eq(tl_test_join(t), 0);
             cr_expect(write_error(d.rc), "mode %d: drain: %d (%s)", mode,

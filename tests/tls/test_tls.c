@@ -595,34 +595,37 @@ static int main_mtls(void *arg)
     return 0;
 }
 
+/* One mutual-TLS case: main_mtls over these values, no fd left behind. */
+static void mtls_case(const char *crt, const char *key, int optional,
+                      int conns, int want, const char *want_subject)
+{
+    mtls m = {crt, key, optional, conns, want, want_subject};
+    run_checked(main_mtls, &m);
+}
+
 TINY_TEST(client_certificate_accepted_and_named)
 {
-    mtls m = {g_alice_crt, g_alice_key, 0, 2, 0, "CN=alice,O=tulip"};
-    run_checked(main_mtls, &m);
+    mtls_case(g_alice_crt, g_alice_key, 0, 2, 0, "CN=alice,O=tulip");
 }
 
 TINY_TEST(missing_client_certificate_refused)
 {
-    mtls m = {NULL, NULL, 0, 1, -EKEYREJECTED, ""};
-    run_checked(main_mtls, &m);
+    mtls_case(NULL, NULL, 0, 1, -EKEYREJECTED, "");
 }
 
 TINY_TEST(client_certificate_from_another_ca_refused)
 {
-    mtls m = {g_mallory_crt, g_mallory_key, 0, 1, -EKEYREJECTED, ""};
-    run_checked(main_mtls, &m);
+    mtls_case(g_mallory_crt, g_mallory_key, 0, 1, -EKEYREJECTED, "");
 }
 
 TINY_TEST(optional_client_certificate_lets_none_in)
 {
-    mtls m = {NULL, NULL, 1, 1, 0, ""};
-    run_checked(main_mtls, &m);
+    mtls_case(NULL, NULL, 1, 1, 0, "");
 }
 
 TINY_TEST(optional_client_certificate_still_verified)
 {
-    mtls m = {g_mallory_crt, g_mallory_key, 1, 1, -EKEYREJECTED, ""};
-    run_checked(main_mtls, &m);
+    mtls_case(g_mallory_crt, g_mallory_key, 1, 1, -EKEYREJECTED, "");
 }
 
 /* The client sees the server's subject; an insecure client sees none. */

@@ -113,14 +113,20 @@ static void run_example(const char *name, const char *arg, const char *interrupt
     run_example_sig(name, arg, interrupt_at, SIGINT, secs, r);
 }
 
-/* The server's pid from "<what> (pid N" in the output; it must be gone
- * (stopped and reaped by the example). */
-static void expect_server_gone(const struct result *r)
+/* The server's pid from "<what> (pid N" in the output. */
+static int server_pid(const struct result *r)
 {
     const char *at = strstr(r->out, "(pid ");
     cr_assert_not_null(at, "no server pid in:\n%s", r->out);
     int pid = atoi(at + 5);
     cr_assert_gt(pid, 1);
+    return pid;
+}
+
+/* The server must be gone (stopped and reaped by the example). */
+static void expect_server_gone(const struct result *r)
+{
+    int pid = server_pid(r);
     errno = 0;
     cr_expect(kill(pid, 0) < 0 && errno == ESRCH, "server pid %d still exists after:\n%s", pid,
               r->out);
@@ -128,31 +134,38 @@ static void expect_server_gone(const struct result *r)
 
 #define EXPECT_OUT(r, s) cr_expect(strstr((r)->out, (s)) != NULL, "no '%s' in:\n%s", (s), (r)->out)
 
+/* Run the example to its end (arguments as run_example's): it must exit 0
+ * and print every string of want (NULL-terminated). */
+static void run_example_ok(const char *name, const char *arg, double secs, struct result *r,
+                           const char *const *want)
+{
+    run_example(name, arg, NULL, secs, r);
+    cr_expect_eq(r->status, 0, "exit status %d:\n%s", r->status, r->out);
+    for (; *want; want++) EXPECT_OUT(r, *want);
+}
+
+#define WANT(...) ((const char *const[]){__VA_ARGS__, NULL})
+
 Test(demo, httpx_get_prints_the_json_body_and_reuses_the_connection, .timeout = T_TIMEOUT)
 {
     static struct result r;
-    run_example("httpx_get", NULL, NULL, 60, &r);
-    cr_expect_eq(r.status, 0, "exit status %d:\n%s", r.status, r.out);
-    EXPECT_OUT(&r, "# Python: async with httpx.AsyncClient() as client:");
-    EXPECT_OUT(&r, "-> HTTP 200, application/json");
-    EXPECT_OUT(&r, "resp.json(): {\"id\": 14, \"chapter\": \"Asyncio intro\"");
-    EXPECT_OUT(&r, "connections opened: 0 (reused)");
-    EXPECT_OUT(&r, "-> ECONNREFUSED");
-    EXPECT_OUT(&r, "nginx stopped");
+    run_example_ok("httpx_get", NULL, 60, &r,
+                   WANT("# Python: async with httpx.AsyncClient() as client:",
+                        "-> HTTP 200, application/json",
+                        "resp.json(): {\"id\": 14, \"chapter\": \"Asyncio intro\"",
+                        "connections opened: 0 (reused)", "-> ECONNREFUSED",
+                        "nginx stopped"));
     expect_server_gone(&r);
 }
 
 Test(demo, stream_lines_yields_each_line_as_it_arrives_and_closes_early, .timeout = T_TIMEOUT)
 {
     static struct result r;
-    run_example("stream_lines", NULL, NULL, 60, &r);
-    cr_expect_eq(r.status, 0, "exit status %d:\n%s", r.status, r.out);
-    EXPECT_OUT(&r, "async for line in resp.aiter_lines(): yield line");
-    EXPECT_OUT(&r, "consumer: event 1");
-    EXPECT_OUT(&r, "consumer: event 5");
-    EXPECT_OUT(&r, "the stream ended after 5 lines");
-    EXPECT_OUT(&r, "break after 2 lines");
-    EXPECT_OUT(&r, "stream and client closed (the consumer stopped early)");
+    run_example_ok("stream_lines", NULL, 60, &r,
+                   WANT("async for line in resp.aiter_lines(): yield line",
+                        "consumer: event 1", "consumer: event 5",
+                        "the stream ended after 5 lines", "break after 2 lines",
+                        "stream and client closed (the consumer stopped early)"));
     expect_server_gone(&r);
 }
 
@@ -171,25 +184,22 @@ Test(demo, db_transaction_commits_and_rolls_back_on_failure_and_timeout,
      .timeout = T_TIMEOUT)
 {
     static struct result r;
-    run_example("db_transaction", NULL, NULL, 100, &r);
-    cr_expect_eq(r.status, 0, "exit status %d:\n%s", r.status, r.out);
-    EXPECT_OUT(&r, "# Python: async with db_transaction(conn)");
-    EXPECT_OUT(&r, "-> ok: committed\n    balances: alice 70 bob 30");
-    EXPECT_OUT(&r, "-> EREMOTEIO: rolled back");
-    EXPECT_OUT(&r, "accounts_balance_check");
-    EXPECT_OUT(&r, "SELECT pg_sleep(10): ECANCELED");
-    EXPECT_OUT(&r, "-> ETIMEDOUT after");
+    run_example_ok("db_transaction", NULL, 100, &r,
+                   WANT("# Python: async with db_transaction(conn)",
+                        "-> ok: committed\n    balances: alice 70 bob 30",
+                        "-> EREMOTEIO: rolled back", "accounts_balance_check",
+                        "SELECT pg_sleep(10): ECANCELED", "-> ETIMEDOUT after",
+                        "postgres stopped"));
     cr_expect_eq(tl_test_count_of(r.out, "balances: alice 70 bob 30 (transaction status: idle)"),
                  3, "%s", r.out);
-    EXPECT_OUT(&r, "postgres stopped");
     expect_server_gone(&r);
 }
 
 Test(demo, curl_fetch_caps_concurrency_and_keeps_connections_alive, .timeout = T_TIMEOUT)
 {
     static struct result r;
-    run_example("curl_fetch", "20", NULL, 60, &r);
-    cr_expect_eq(r.status, 0, "exit status %d:\n%s", r.status, r.out);
+    run_example_ok("curl_fetch", "20", 60, &r,
+                   WANT("First response body: Hello, World!", "http_server stopped"));
     /* concurrency | total | ideal | max in flight | connections | failed */
     int conc, inflight, failed;
     long conns;
@@ -210,8 +220,6 @@ Test(demo, curl_fetch_caps_concurrency_and_keeps_connections_alive, .timeout = T
         line++;
     }
     cr_expect_eq(rows, 3, "%s", r.out);
-    EXPECT_OUT(&r, "First response body: Hello, World!");
-    EXPECT_OUT(&r, "http_server stopped");
     expect_server_gone(&r);
 }
 
@@ -252,15 +260,11 @@ Test(demo, a_killed_run_leaves_no_server_and_the_next_run_its_folder, .timeout =
     static struct result r, next;
     run_example_sig("stream_lines", NULL, "consumer: event 2", SIGKILL, 60, &r);
     cr_expect_eq(r.status, 128 + SIGKILL, "status %d:\n%s", r.status, r.out);
-    const char *at = strstr(r.out, "(pid ");
-    cr_assert_not_null(at, "no server pid in:\n%s", r.out);
-    int server = atoi(at + 5);
-    cr_assert_gt(server, 1);
+    int server = server_pid(&r);
     double end = tl_test_now_s() + 30;
     while (!process_ended(server) && tl_test_now_s() < end) usleep(20000);
     cr_expect(process_ended(server), "nginx (pid %d) outlived the killed demo", server);
-    run_example("httpx_get", NULL, NULL, 60, &next);
-    cr_expect_eq(next.status, 0, "exit status %d:\n%s", next.status, next.out);
+    run_example_ok("httpx_get", NULL, 60, &next, WANT("nginx stopped"));
     cr_expect_eq(demo_folders_of(r.pid), 0, "the killed run's folder is still in /tmp");
     expect_server_gone(&next);
 }

@@ -40,6 +40,18 @@ static void run_clean(tl_fn fn, void *arg, int virtual_clock)
 
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
 
+/* A child that runs until it is stopped (sleep 1000), its stdout as
+ * stdout_mode says (enum tl_process_stdio); the spawn must succeed. */
+static tl_process *spawn_sleeper(int stdout_mode)
+{
+    tl_process *p = NULL;
+    int rc = tl_process_spawn(&p, &(tl_process_opts){
+                                      .argv = ARGV("sleep", "1000"),
+                                      .stdout_mode = stdout_mode});
+    cr_expect_eq(rc, 0, "spawn sleep 1000: %d (%s)", rc, tl_strerror(rc));
+    return p;
+}
+
 /* ---- echo round trip through cat --------------------------------------- */
 
 static int echo_main(void *arg)
@@ -156,9 +168,7 @@ static int codes_main(void *arg)
     cr_expect_eq(TL_PROCESS_EXITCODE(st), -1);
 
     tl_process *p;
-    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
-                                          .argv = ARGV("sleep", "1000")}),
-                 0);
+    p = spawn_sleeper(TL_PROCESS_INHERIT);
     cr_expect_eq(tl_process_poll(p), -EAGAIN);
     cr_expect_eq(tl_process_signal(p, 0), 0, "signal 0: it exists");
     cr_expect_eq(tl_process_signal(p, -1), -EINVAL);
@@ -166,9 +176,7 @@ static int codes_main(void *arg)
     cr_expect_eq(tl_process_wait(p), TL_PROCESS_SIGNALED_BASE + SIGTERM);
     cr_expect_eq(tl_process_close(p), TL_PROCESS_SIGNALED_BASE + SIGTERM);
 
-    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
-                                          .argv = ARGV("sleep", "1000")}),
-                 0);
+    p = spawn_sleeper(TL_PROCESS_INHERIT);
     cr_expect_eq(tl_process_kill(p), 0);
     cr_expect_eq(tl_process_wait(p), TL_PROCESS_SIGNALED_BASE + SIGKILL);
     cr_expect_eq(tl_process_close(p), TL_PROCESS_SIGNALED_BASE + SIGKILL);
@@ -210,9 +218,7 @@ static int timeout_main(void *arg)
     /* tl_process_wait under a deadline: asyncio's behaviour, the child
      * keeps running; tl_process_close then kills it. */
     tl_process *p;
-    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
-                                          .argv = ARGV("sleep", "1000")}),
-                 0);
+    p = spawn_sleeper(TL_PROCESS_INHERIT);
     TL_WITH_TIMEOUT(1.0, &rc) { rc = tl_process_wait(p); }
     cr_expect_eq(rc, -ETIMEDOUT);
     cr_expect_eq(tl_process_poll(p), -EAGAIN, "the child still runs");
@@ -244,9 +250,7 @@ static int cancel_main(void *arg)
 {
     (void)arg;
     tl_process *p;
-    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
-                                          .argv = ARGV("sleep", "1000")}),
-                 0);
+    p = spawn_sleeper(TL_PROCESS_INHERIT);
     struct waiter w[3] = {{p, 1}, {p, 1}, {p, 1}};
     tl_task t[3];
     for (int i = 0; i < 3; i++) t[i] = tl_test_spawn(wait_task, &w[i]);
@@ -304,10 +308,7 @@ static int close_main(void *arg)
     (void)arg;
     /* A close in a cancelled task. */
     struct closer c = {0};
-    cr_expect_eq(tl_process_spawn(&c.p, &(tl_process_opts){
-                                            .argv = ARGV("sleep", "1000"),
-                                            .stdout_mode = TL_PROCESS_PIPE}),
-                 0);
+    c.p = spawn_sleeper(TL_PROCESS_PIPE);
     tl_task t = tl_test_spawn(close_task, &c);
     tl_test_settle();
     cr_expect_eq(tl_cancel(t), 0);
@@ -318,10 +319,7 @@ static int close_main(void *arg)
     /* A close while another task reads the child's stdout and a third
      * waits: they return, then the process is freed. */
     struct closer r = {0};
-    cr_expect_eq(tl_process_spawn(&r.p, &(tl_process_opts){
-                                            .argv = ARGV("sleep", "1000"),
-                                            .stdout_mode = TL_PROCESS_PIPE}),
-                 0);
+    r.p = spawn_sleeper(TL_PROCESS_PIPE);
     struct waiter w = {r.p, 1};
     tl_task rt = tl_test_spawn(reader_task, &r);
     tl_task wt = tl_test_spawn(wait_task, &w);
@@ -520,9 +518,7 @@ static int env_main(void *arg)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, &old);
     tl_process *p;
-    cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
-                                          .argv = ARGV("sleep", "1000")}),
-                 0);
+    p = spawn_sleeper(TL_PROCESS_INHERIT);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     cr_expect_eq(tl_process_terminate(p), 0);
     TL_WITH_TIMEOUT(10.0, &rc) { rc = tl_process_wait(p); }
@@ -596,9 +592,7 @@ static int sigstate_main(void *arg)
     for (int k = 0; k < 2; k++) {
         int sig = k ? SIGINT : SIGTERM;
         tl_process *p;
-        cr_expect_eq(tl_process_spawn(&p, &(tl_process_opts){
-                                              .argv = ARGV("sleep", "1000")}),
-                     0);
+        p = spawn_sleeper(TL_PROCESS_INHERIT);
         cr_expect_eq(tl_process_signal(p, sig), 0);
         TL_WITH_TIMEOUT(10.0, &rc) { rc = tl_process_wait(p); }
         cr_expect_eq(rc, TL_PROCESS_SIGNALED_BASE + sig, "signal %d: %d", sig,

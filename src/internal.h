@@ -302,7 +302,18 @@ enum tl__op_kind {
     TL__OP_STATX,    /* fd = dirfd, addr = path, flags, poll_mask = mask,
                         buf = struct statx */
     TL__OP_FSYNC,    /* flags: 1 = fdatasync */
+    TL__OP_ACCEPT_MULTI, /* multishot accept4(flags), no address: one
+                            completion per connection, F_MORE while armed */
+    TL__OP_RECV_MULTI,   /* multishot recv into the loop's provided-buffer
+                            ring: each completion names a buffer (F_BUFFER,
+                            its id in flags >> TL__CQE_BUFFER_SHIFT) */
 };
+
+/* Completion flags as io_uring posts them (the values of IORING_CQE_F_*,
+ * checked in src/backend/io_uring.c), for ops with their own done. */
+#define TL__CQE_F_BUFFER 0x1u  /* a provided buffer was used */
+#define TL__CQE_F_MORE 0x2u    /* a multishot op stays armed */
+#define TL__CQE_BUFFER_SHIFT 16
 
 enum tl__op_state {
     TL__OPS_FREE = 0,
@@ -401,6 +412,14 @@ typedef struct tl__backend {
     /* Completion backends: 1 if the kernel can do ops of `kind` (the
      * ring's probe), else 0 (the caller uses the thread pool). */
     int (*has_op)(tl__loop *l, int kind);
+    /* Completion backends: the loop's provided-buffer ring for
+     * TL__OP_RECV_MULTI, made on first use. bufs_ready: 0, or -errno
+     * (-EOPNOTSUPP where the kernel lacks buffer rings). buf_addr: the
+     * bytes of buffer `bid` (a completion's flags >> TL__CQE_BUFFER_SHIFT);
+     * buf_put hands it back to the kernel once they were copied out. */
+    int (*bufs_ready)(tl__loop *l);
+    void *(*buf_addr)(tl__loop *l, unsigned bid);
+    void (*buf_put)(tl__loop *l, unsigned bid);
 } tl__backend;
 
 /* Wake-ups from other threads and signal handlers: the loop owns one

@@ -52,7 +52,11 @@
  * stop it: it reports once per episode on stderr, backs off (10 ms,
  * doubling to 1 s, or until one of its connections ends) and keeps
  * serving; a client that reset before it was accepted (ECONNABORTED) and
- * the network errors accept(2) passes on are skipped.
+ * the network errors accept(2) passes on are skipped. On io_uring, where
+ * the kernel has it (5.19), one multishot accept request brings every
+ * connection (no system call per accept; TULIP_MULTISHOT_ACCEPT=0 turns
+ * it off); connections it accepted that the server never took are closed
+ * when the server stops.
  *
  * Every function runs on the loop's thread that opened the server.
  */

@@ -44,7 +44,12 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+_Static_assert(TL__CQE_F_BUFFER == IORING_CQE_F_BUFFER, "CQE flag");
+_Static_assert(TL__CQE_F_MORE == IORING_CQE_F_MORE, "CQE flag");
+_Static_assert(TL__CQE_BUFFER_SHIFT == IORING_CQE_BUFFER_SHIFT, "CQE flag");
 
 #define UR_UD_IGNORE 0u
 #define UR_UD_WAKE 1u
@@ -58,7 +63,21 @@ typedef struct uring_state {
     unsigned busy_rounds;  /* back-pressure polls in a row with no
                               completion (a stuck ring is reported) */
     uint8_t has_openat, has_statx, has_fsync; /* the probe's answer */
+    uint8_t has_accept_multi; /* multishot accept (5.19, as OP_SOCKET) */
+    uint8_t has_recv_multi;   /* multishot recv and buffer rings (6.0, as
+                                 OP_SEND_ZC) */
+    /* The provided-buffer ring for multishot receives (group UR_BGID),
+     * made on first use: nbufs buffers of UR_BUF_SIZE bytes. */
+    struct io_uring_buf_ring *br;
+    size_t br_len;
+    char *bufs;
+    unsigned nbufs;
+    int bufs_err;             /* set when making it failed: not retried */
 } uring_state;
+
+#define UR_BGID 1
+#define UR_BUF_SIZE 4096u
+#define UR_NBUFS 256u
 
 /* Setup flags, best first; a kernel that does not know one says -EINVAL.
  * SINGLE_ISSUER needs 6.0 and DEFER_TASKRUN (which needs it) 6.1;
@@ -129,6 +148,12 @@ static int ur_open(tl__loop *l)
         s->has_openat = io_uring_opcode_supported(pr, IORING_OP_OPENAT) > 0;
         s->has_statx = io_uring_opcode_supported(pr, IORING_OP_STATX) > 0;
         s->has_fsync = io_uring_opcode_supported(pr, IORING_OP_FSYNC) > 0;
+        /* Flags are not in the probe: the opcodes of the same release
+         * stand for them. */
+        s->has_accept_multi =
+            io_uring_opcode_supported(pr, IORING_OP_SOCKET) > 0;
+        s->has_recv_multi =
+            io_uring_opcode_supported(pr, IORING_OP_SEND_ZC) > 0;
         io_uring_free_probe(pr);
     }
     s->wake_multishot = 1;
@@ -152,8 +177,11 @@ static void ur_close(tl__loop *l)
     uring_state *s = l->be;
     if (!s) return;
     /* Exiting the ring cancels the wake poll; tl__io_loop_close made sure
-     * no operation of the I/O layer is still owed before this. */
+     * no operation of the I/O layer is still owed before this (so the
+     * kernel holds none of the provided buffers either). */
     io_uring_queue_exit(&s->ring);
+    if (s->br) munmap(s->br, s->br_len);
+    free(s->bufs);
     free(s);
     l->be = NULL;
 }
@@ -220,6 +248,14 @@ static void prep_op(struct io_uring_sqe *sqe, tl__op *op)
     case TL__OP_FSYNC:
         io_uring_prep_fsync(sqe, op->fd,
                             op->flags ? IORING_FSYNC_DATASYNC : 0);
+        break;
+    case TL__OP_ACCEPT_MULTI:
+        io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, op->flags);
+        break;
+    case TL__OP_RECV_MULTI:
+        io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = UR_BGID;
         break;
     default:
         tl__fatal("io_uring: unknown operation kind %d", op->kind);
@@ -388,8 +424,87 @@ static int ur_has_op(tl__loop *l, int kind)
     case TL__OP_OPENAT: return s->has_openat;
     case TL__OP_STATX: return s->has_statx;
     case TL__OP_FSYNC: return s->has_fsync;
+    case TL__OP_ACCEPT_MULTI: return s->has_accept_multi;
+    case TL__OP_RECV_MULTI: return s->has_recv_multi;
     default: return 1;
     }
+}
+
+/* The buffer count: UR_NBUFS, or TULIP_RING_RECV_BUFS (a power of two up
+ * to 32768; tests make it tiny to run the ring dry). */
+static unsigned nbufs_wanted(void)
+{
+    const char *e = getenv("TULIP_RING_RECV_BUFS");
+    if (!e || !*e) return UR_NBUFS;
+    char *end;
+    unsigned long n = strtoul(e, &end, 10);
+    if (*end || n == 0 || n > 32768 || (n & (n - 1))) {
+        tl__diag("TULIP_RING_RECV_BUFS=%s is not a power of two from 1 to "
+                 "32768; using %u", e, UR_NBUFS);
+        return UR_NBUFS;
+    }
+    return (unsigned)n;
+}
+
+static int ur_bufs_ready(tl__loop *l)
+{
+    uring_state *s = l->be;
+    if (s->br) return 0;
+    if (s->bufs_err) return s->bufs_err;
+    if (!s->has_recv_multi) return s->bufs_err = -EOPNOTSUPP;
+    unsigned n = nbufs_wanted();
+    size_t len = n * sizeof(struct io_uring_buf);
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg > 0) len = (len + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+    void *br = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                    MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (br == MAP_FAILED) return -ENOMEM; /* retried next time */
+    char *bufs = malloc((size_t)n * UR_BUF_SIZE);
+    if (!bufs) {
+        munmap(br, len);
+        return -ENOMEM;
+    }
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (unsigned long)(uintptr_t)br;
+    reg.ring_entries = n;
+    reg.bgid = UR_BGID;
+    int rc = io_uring_register_buf_ring(&s->ring, &reg, 0);
+    if (rc < 0) {
+        munmap(br, len);
+        free(bufs);
+        s->bufs_err = rc == -ENOMEM ? 0 : -EOPNOTSUPP;
+        return rc == -ENOMEM ? rc : -EOPNOTSUPP;
+    }
+    s->br = br;
+    s->br_len = len;
+    s->bufs = bufs;
+    s->nbufs = n;
+    io_uring_buf_ring_init(s->br);
+    int mask = io_uring_buf_ring_mask(n);
+    for (unsigned i = 0; i < n; i++)
+        io_uring_buf_ring_add(s->br, bufs + (size_t)i * UR_BUF_SIZE,
+                              UR_BUF_SIZE, (unsigned short)i, mask, (int)i);
+    io_uring_buf_ring_advance(s->br, (int)n);
+    return 0;
+}
+
+static void *ur_buf_addr(tl__loop *l, unsigned bid)
+{
+    uring_state *s = l->be;
+    if (!s->br || bid >= s->nbufs)
+        tl__fatal("io_uring: a completion names buffer %u of %u", bid,
+                  s->nbufs);
+    return s->bufs + (size_t)bid * UR_BUF_SIZE;
+}
+
+static void ur_buf_put(tl__loop *l, unsigned bid)
+{
+    uring_state *s = l->be;
+    io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * UR_BUF_SIZE,
+                          UR_BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(s->nbufs), 0);
+    io_uring_buf_ring_advance(s->br, 1);
 }
 
 const tl__backend tl__backend_io_uring = {
@@ -402,6 +517,9 @@ const tl__backend tl__backend_io_uring = {
     .cancel = ur_cancel,
     .flush = ur_flush,
     .has_op = ur_has_op,
+    .bufs_ready = ur_bufs_ready,
+    .buf_addr = ur_buf_addr,
+    .buf_put = ur_buf_put,
 };
 
 #endif /* TL_HAVE_LIBURING */

@@ -595,8 +595,8 @@ static const char *op_name(int kind)
     static const char *const names[] = {
         "?", "poll", "read", "write", "readv", "writev", "recv", "send",
         "recvmsg", "sendmsg", "accept", "connect", "shutdown", "openat",
-        "statx", "fsync"};
-    return kind > 0 && kind <= TL__OP_FSYNC ? names[kind] : "?";
+        "statx", "fsync", "multishot accept", "multishot recv"};
+    return kind > 0 && kind <= TL__OP_RECV_MULTI ? names[kind] : "?";
 }
 
 void tl__io_loop_close(tl__loop *l)

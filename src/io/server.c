@@ -16,6 +16,14 @@
  * and only then waits for the listener to be readable (one wait per
  * burst, on both backends: an epoll edge, or one io_uring poll), so a
  * backlog of N connections costs N + 1 accept calls and one wait.
+ * On io_uring (where the kernel has it) the loop arms one multishot
+ * accept instead: each connection comes as a completion carrying its fd,
+ * queued in the server (aq) until the serving task takes it, so nothing is
+ * lost while the task is busy; a completion without F_MORE (an error, an
+ * overflow) ends the request and the loop arms a new one once its error
+ * was handled. Stopping cancels it and waits for its last completion, then
+ * closes what was accepted and never taken. TULIP_MULTISHOT_ACCEPT=0
+ * keeps accept4(2).
  * Connection handlers return their failures to a wrapper that reports
  * them and returns 0, so one connection's failure is never the group's
  * (a group cancels everything at its first failure). */
@@ -59,6 +67,15 @@ struct tl_server {
     int shutdown_cancelled;
     tl_server_stats st;
     char name[64];    /* "127.0.0.1:8080" for reports */
+    /* multishot accept (io_uring) */
+    int ms;           /* in use: 1; 0 off (epoll, refused, switched off) */
+    tl__op *aop;      /* the armed request, until its last completion */
+    int *aq;          /* accepted fds not yet taken: aq[ahead..+alen) mod */
+    size_t ahead, alen, acap;
+    int aerr;         /* a last completion's error, not yet handled */
+    int aok;          /* the request accepted at least once */
+    tl__task *await;  /* the serving task, parked for the next fd */
+    tl__task *afinal; /* ... or for the request's last completion */
 };
 
 static void pulse(tl_event *e)
@@ -121,6 +138,11 @@ int tl_server_open(tl_server **out, const tl_server_opts *opts)
     }
     s->lfd = fd;
     s->deadline = INFINITY;
+    tl__loop *l = self->loop;
+    const char *ms = getenv("TULIP_MULTISHOT_ACCEPT");
+    s->ms = l->backend->completion && l->backend->has_op &&
+            l->backend->has_op(l, TL__OP_ACCEPT_MULTI) &&
+            !(ms && ms[0] == '0');
     (void)tl_event_init(&s->changed);
     (void)tl_event_init(&s->stopped);
     (void)tl_sockaddr_format(&s->local, s->name, sizeof s->name);
@@ -137,6 +159,7 @@ int tl_server_free(tl_server *s)
         return -EBUSY;
     }
     if (s->lfd >= 0) (void)tl_close(s->lfd);
+    free(s->aq);
     (void)tl_event_destroy(&s->changed);
     (void)tl_event_destroy(&s->stopped);
     free(s);
@@ -301,74 +324,255 @@ static int back_off(tl_server *s, double *delay, int e)
     return rc;
 }
 
+/* ---- multishot accept (io_uring) ------------------------------------------ */
+
+/* Wake the serving task parked for an fd or for the last completion. */
+static void ms_wake(tl__loop *l, tl__task **slot)
+{
+    tl__task *t = *slot;
+    if (!t) return;
+    *slot = NULL;
+    l->io_waiters--;
+    tl__wake(t, 0);
+}
+
+static int ms_push(tl_server *s, int fd)
+{
+    if (s->alen == s->acap) {
+        size_t cap = s->acap ? s->acap * 2 : 64;
+        int *q = malloc(cap * sizeof *q);
+        if (!q) return -ENOMEM;
+        for (size_t i = 0; i < s->alen; i++)
+            q[i] = s->aq[(s->ahead + i) % s->acap];
+        free(s->aq);
+        s->aq = q;
+        s->acap = cap;
+        s->ahead = 0;
+    }
+    s->aq[(s->ahead + s->alen) % s->acap] = fd;
+    s->alen++;
+    return 0;
+}
+
+static int ms_pop(tl_server *s)
+{
+    int fd = s->aq[s->ahead];
+    s->ahead = (s->ahead + 1) % s->acap;
+    s->alen--;
+    return fd;
+}
+
+/* A completion of the multishot accept, on the loop's stack. */
+static void ms_accepted(tl__loop *l, tl__op *op, int res, unsigned flags)
+{
+    tl_server *s = op->data;
+    bool last = !(flags & TL__CQE_F_MORE);
+    if (last) {
+        if (op->counted) {
+            op->counted = 0;
+            l->inflight--;
+        }
+        tl__op_free(l, op);
+        if (s) s->aop = NULL;
+    }
+    if (!s) { /* the server let go of it: nobody takes the fd */
+        if (res >= 0) (void)close(res);
+        return;
+    }
+    if (res >= 0) {
+        s->aok = 1;
+        tl__fd *lr = tl__fd_find(l, s->lfd);
+        tl__fd_fresh(l, res, 1, lr ? tl__fd_bytes(lr) : 0);
+        if (ms_push(s, res) < 0) {
+            tl__diag("server %s: dropped a connection: %s", s->name,
+                     tl_strerror(-ENOMEM));
+            (void)tl_close(res);
+        }
+    } else if (last && res == -EINVAL && !s->aok) {
+        s->ms = 0; /* a kernel without multishot accept: accept4 from now
+                      (a listener that is not listening says so there) */
+    } else if (last && res != -ECANCELED) {
+        s->aerr = -res;
+    }
+    ms_wake(l, &s->await);
+    if (last) ms_wake(l, &s->afinal);
+}
+
+static int ms_arm(tl__loop *l, tl_server *s)
+{
+    int rc;
+    tl__fd *r = tl__fd_get(l, s->lfd, &rc);
+    if (!r) return rc;
+    tl__op *op = tl__op_new(l, TL__OP_ACCEPT_MULTI, r);
+    if (!op) return -ENOMEM;
+    op->flags = SOCK_CLOEXEC | SOCK_NONBLOCK;
+    op->abandon = 1;
+    op->done = ms_accepted;
+    op->data = s;
+    tl__list_push(&r->ops, &op->fd_link); /* tl_close cancels it */
+    s->aop = op;
+    l->backend->submit(l, op);
+    return 0;
+}
+
+/* Ask the kernel to end the armed request; its last completion follows. */
+static void ms_disarm(tl__loop *l, tl_server *s)
+{
+    tl__op *op = s->aop;
+    if (!op || op->state == TL__OPS_CANCELLING) return;
+    if (l->backend->cancel(l, op) == 1) { /* never reached the kernel */
+        ms_accepted(l, op, -ECANCELED, 0);
+        return;
+    }
+    if (!op->counted) {
+        op->counted = 1;
+        l->inflight++; /* owed regardless of any peer */
+    }
+}
+
+static void ms_park_cancel(tl__task *t)
+{
+    tl_server *s = t->wait_data;
+    s->await = NULL;
+    t->loop->io_waiters--;
+    tl__wake(t, -ECANCELED);
+}
+
+/* Park until the multishot request brings something (a cancellation
+ * point). */
+static int ms_wait(tl__task *self, tl_server *s)
+{
+    int rc = tl__checkpoint(self, "tl_server_serve", NULL);
+    if (rc < 0) return rc;
+    s->await = self;
+    self->loop->io_waiters++;
+    self->wait_data = s;
+    rc = tl__park(self, ms_park_cancel, "tl_server_serve");
+    return rc < 0 ? rc : 0;
+}
+
+/* Stop: end the request, wait (uncancellably: it is quick) for its last
+ * completion, so nothing arrives for this server once serve goes on;
+ * then close what was accepted and never taken. */
+static void ms_stop(tl__task *self, tl_server *s)
+{
+    tl__loop *l = self->loop;
+    ms_disarm(l, s);
+    while (s->aop) {
+        s->afinal = self;
+        l->io_waiters++;
+        (void)tl__park(self, NULL, "tl_server_serve (stopping accept)");
+    }
+    while (s->alen) (void)tl_close(ms_pop(s));
+    s->aerr = 0;
+}
+
+/* accept(2)'s error e: go on (0: counted, backed off) or end (< 0). */
+static int accept_error(tl_server *s, int e, double *delay)
+{
+    switch (e) {
+    case EINTR:
+        return 0;
+    case ECONNABORTED: /* the client reset before we accepted it */
+    case EPROTO:       /* and what accept(2) passes on from the */
+    case ENETDOWN:     /* network for a connection already gone: */
+    case ENOPROTOOPT:  /* retry, as the man page says */
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM:        /* a firewall rule refused it */
+        s->st.aborted++;
+        return 0;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        return back_off(s, delay, e);
+    default:
+        return tl_fail(-e, "server %s: accept: %s", s->name,
+                       tl_strerror(-e));
+    }
+}
+
+/* The next accepted fd and its peer: 1, 0 to look again (an error was
+ * handled, or the multishot request was armed or waited for), < 0 to end
+ * serving. */
+static int next_conn(tl__task *self, tl_server *s, double *delay,
+                     int *streak, int *fdp, tl_sockaddr *peer)
+{
+    tl__loop *l = self->loop;
+    socklen_t len = sizeof peer->u.ss;
+    memset(peer, 0, sizeof *peer);
+    if (s->ms) {
+        if (s->alen) {
+            int fd = ms_pop(s);
+            /* The request's address buffer would be shared by every
+             * connection it accepts: ask for this one's. */
+            if (getpeername(fd, &peer->u.sa, &len) == 0) peer->len = len;
+            *fdp = fd;
+            return 1;
+        }
+        if (s->aerr) {
+            int e = s->aerr;
+            s->aerr = 0;
+            return accept_error(s, e, delay);
+        }
+        if (!s->aop) {
+            int rc = ms_arm(l, s);
+            if (rc < 0) return accept_error(s, -rc, delay);
+        }
+        *streak = 0;
+        return ms_wait(self, s);
+    }
+    int fd = accept4(s->lfd, &peer->u.sa, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+        peer->len = len;
+        tl__fd *lr = tl__fd_find(l, s->lfd);
+        tl__fd_fresh(l, fd, 1, lr ? tl__fd_bytes(lr) : 0);
+        *fdp = fd;
+        return 1;
+    }
+    int e = errno;
+    if (e == EAGAIN) {
+        *streak = 0;
+        return wait_listener(self, s);
+    }
+    return accept_error(s, e, delay);
+}
+
 static int accept_loop(tl__task *self, tl_server *s, tl_group g)
 {
     double delay = BACKOFF_MIN;
     int streak = 0;
     for (;;) {
         if (s->o.max_conns && s->st.active >= (uint64_t)s->o.max_conns) {
+            /* The kernel's backlog holds the clients meanwhile. */
+            ms_disarm(self->loop, s);
             int rc = tl_event_wait(&s->changed);
             if (rc < 0) return rc;
             continue;
         }
+        int fd = -1;
         tl_sockaddr peer;
-        memset(&peer, 0, sizeof peer);
-        socklen_t len = sizeof peer.u.ss;
-        int fd = accept4(s->lfd, &peer.u.sa, &len,
-                         SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd >= 0) {
-            peer.len = len;
-            tl__fd *lr = tl__fd_find(self->loop, s->lfd);
-            tl__fd_fresh(self->loop, fd, 1, lr ? tl__fd_bytes(lr) : 0);
-            s->fd_full = 0;
-            delay = BACKOFF_MIN;
-            int rc = spawn_conn(s, g, fd, &peer);
-            if (rc < 0) {
-                tl__diag("server %s: dropped a connection: %s", s->name,
-                         tl_strerror(rc));
-                if (rc != -ENOMEM) return rc;
-            }
-            /* Drain the backlog, but let the connections (and everyone
-             * else) run now and then; a cancellation point too. */
-            if (++streak >= ACCEPT_BATCH) {
-                streak = 0;
-                rc = tl_yield();
-                if (rc < 0) return rc;
-            }
-            continue;
+        int rc = next_conn(self, s, &delay, &streak, &fd, &peer);
+        if (rc < 0) return rc;
+        if (rc == 0) continue;
+        s->fd_full = 0;
+        delay = BACKOFF_MIN;
+        rc = spawn_conn(s, g, fd, &peer);
+        if (rc < 0) {
+            tl__diag("server %s: dropped a connection: %s", s->name,
+                     tl_strerror(rc));
+            if (rc != -ENOMEM) return rc;
         }
-        int e = errno;
-        int rc;
-        switch (e) {
-        case EINTR:
-            continue;
-        case EAGAIN:
+        /* Drain the backlog, but let the connections (and everyone
+         * else) run now and then; a cancellation point too. */
+        if (++streak >= ACCEPT_BATCH) {
             streak = 0;
-            rc = wait_listener(self, s);
+            rc = tl_yield();
             if (rc < 0) return rc;
-            continue;
-        case ECONNABORTED: /* the client reset before we accepted it */
-        case EPROTO:       /* and what accept(2) passes on from the */
-        case ENETDOWN:     /* network for a connection already gone: */
-        case ENOPROTOOPT:  /* retry, as the man page says */
-        case EHOSTDOWN:
-        case ENONET:
-        case EHOSTUNREACH:
-        case EOPNOTSUPP:
-        case ENETUNREACH:
-        case EPERM:        /* a firewall rule refused it */
-            s->st.aborted++;
-            continue;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            rc = back_off(s, &delay, e);
-            if (rc < 0) return rc;
-            continue;
-        default:
-            return tl_fail(-e, "server %s: accept: %s", s->name,
-                           tl_strerror(-e));
         }
     }
 }
@@ -427,6 +631,7 @@ int tl_server_serve(tl_server *s)
     if (self->start) (void)tl_started(tl_server_port(s));
     rc = accept_loop(self, s, g);
     s->in_accept = 0;
+    ms_stop(self, s);
     rc = tl_scope_exit(s->accept_scope, rc);
     /* Stop accepting: clients connecting from now on are refused. */
     (void)tl_close(s->lfd);

@@ -435,6 +435,31 @@ Test(misuse, closing_a_group_under_an_open_scope_aborts, .timeout = 10)
 
 /* ---- scopes: a frame returned without exiting its scope ------------------ */
 
+/* Runs main_fn in a child: it leaks a scope entered at F->line[k], then
+ * suspends (F->reached 1). The suspend aborts, naming that line.
+ * frame_records: the leak is seen only through the frame records, which
+ * are read on x86-64 and AArch64 only (elsewhere the test is skipped). */
+static void expect_leak_caught(tl_fn main_fn, int k, int frame_records)
+{
+#if !defined(__x86_64__) && !defined(__aarch64__)
+    if (frame_records)
+        cr_skip_test("frame records are read on x86-64 and AArch64 only");
+#else
+    (void)frame_records;
+#endif
+    F = tl_test_shared_page(sizeof *F);
+    int st = child_run(main_fn);
+    TL_EXPECT_ABORTED(st, out);
+    cr_expect_eq(F->reached, 1);
+    char want[1200];
+    snprintf(want, sizeof want,
+             "tulip: task 'main': the function that entered the scope at "
+             "%s returned without exiting it (scope stack corrupted)",
+             site(F->line[k]));
+    TL_EXPECT_OUT(out, want);
+    facts_fini();
+}
+
 /* Enters a scope and "forgets" to exit it. noinline and reached through
  * a chain of fat frames, so its frame lies well below anything the task
  * function itself calls afterwards. */
@@ -470,17 +495,7 @@ static int leaked_scope_main(void *arg)
 Test(misuse, returning_without_exiting_a_scope_aborts_at_next_suspend,
      .timeout = 10)
 {
-    F = tl_test_shared_page(sizeof *F);
-    int st = child_run(leaked_scope_main);
-    TL_EXPECT_ABORTED(st, out);
-    cr_expect_eq(F->reached, 1);
-    char want[1200];
-    snprintf(want, sizeof want,
-             "tulip: task 'main': the function that entered the scope at "
-             "%s returned without exiting it (scope stack corrupted)",
-             site(F->line[0]));
-    TL_EXPECT_OUT(out, want);
-    facts_fini();
+    expect_leak_caught(leaked_scope_main, 0, 0);
 }
 
 /* The common case: a helper enters a scope and returns, then its caller
@@ -506,20 +521,7 @@ static int sibling_depth_main(void *arg)
 Test(misuse, helper_that_leaks_a_scope_is_caught_at_the_callers_next_suspend,
      .timeout = 10)
 {
-#if !defined(__x86_64__) && !defined(__aarch64__)
-    cr_skip_test("frame records are read on x86-64 and AArch64 only");
-#endif
-    F = tl_test_shared_page(sizeof *F);
-    int st = child_run(sibling_depth_main);
-    TL_EXPECT_ABORTED(st, out);
-    cr_expect_eq(F->reached, 1);
-    char want[1200];
-    snprintf(want, sizeof want,
-             "tulip: task 'main': the function that entered the scope at "
-             "%s returned without exiting it (scope stack corrupted)",
-             site(F->line[1]));
-    TL_EXPECT_OUT(out, want);
-    facts_fini();
+    expect_leak_caught(sibling_depth_main, 1, 1);
 }
 
 /* The same helper without noinline: a small static function called once
@@ -545,20 +547,7 @@ static int inlinable_helper_main(void *arg)
 Test(misuse, inlinable_helper_that_leaks_a_scope_is_caught_at_next_suspend,
      .timeout = 10)
 {
-#if !defined(__x86_64__) && !defined(__aarch64__)
-    cr_skip_test("frame records are read on x86-64 and AArch64 only");
-#endif
-    F = tl_test_shared_page(sizeof *F);
-    int st = child_run(inlinable_helper_main);
-    TL_EXPECT_ABORTED(st, out);
-    cr_expect_eq(F->reached, 1);
-    char want[1200];
-    snprintf(want, sizeof want,
-             "tulip: task 'main': the function that entered the scope at "
-             "%s returned without exiting it (scope stack corrupted)",
-             site(F->line[2]));
-    TL_EXPECT_OUT(out, want);
-    facts_fini();
+    expect_leak_caught(inlinable_helper_main, 2, 1);
 }
 
 /* ---- a task returns with a group / scope open ---------------------------- */

@@ -10,6 +10,8 @@
  *   status (for misuse that is reported on stderr).
  * - tl_test_child(fn, arg, out, len): run_child() with out cleared first
  *   and a failed fork() failing the test.
+ * - tl_test_virtual_child(fn, rc, out, len): run_virtual(fn, NULL) in a
+ *   tl_test_child() child; its result lands in *rc (in a shared page).
  * - TL_ASSERT_EXITED_OK(st, out) (the test stops there),
  *   TL_EXPECT_EXITED_OK(st, out), TL_EXPECT_ABORTED(st, out),
  *   TL_EXPECT_OUT(out, s), TL_EXPECT_NOT_OUT(out, s): expectations on a
@@ -166,6 +168,27 @@ static inline int tl_test_child(void (*fn)(void *), void *arg, char *out,
     int st = run_child(fn, arg, out, len);
     cr_assert(st != -1, "fork failed");
     return st;
+}
+
+struct tl_test_virtual_rc {
+    tl_fn fn;
+    int *rc;
+};
+
+static inline void tl_test_store_virtual_rc(void *call)
+{
+    struct tl_test_virtual_rc *c = call;
+    *c->rc = run_virtual(c->fn, NULL);
+}
+
+/* run_virtual(fn, NULL) in a tl_test_child() child, which stores its
+ * result in *rc: rc must point into a tl_test_shared_page() for the
+ * parent to see it. Returns the child's wait status. */
+static inline int tl_test_virtual_child(tl_fn fn, int *rc, char *out,
+                                        size_t len)
+{
+    struct tl_test_virtual_rc c = {fn, rc};
+    return tl_test_child(tl_test_store_virtual_rc, &c, out, len);
 }
 
 /* Expectations on a child's wait status `st` and on its captured output

@@ -30,19 +30,9 @@ static char out[OUT_LEN];
 
 /* Run main_fn on the virtual clock in a tl_test_child; its tl_run status
  * lands in F->rc[15], its output in `out`. */
-struct virtual_main {
-    tl_fn fn;
-};
-
-static void virtual_child(void *arg)
-{
-    F->rc[15] = run_virtual(((struct virtual_main *)arg)->fn, NULL);
-}
-
 static int child_run(tl_fn main_fn)
 {
-    struct virtual_main v = {main_fn};
-    return tl_test_child(virtual_child, &v, out, sizeof out);
+    return tl_test_virtual_child(main_fn, &F->rc[15], out, sizeof out);
 }
 
 static void facts_fini(void) { munmap(F, sizeof *F); }

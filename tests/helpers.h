@@ -30,6 +30,8 @@
  *   join that expect success (join returns the task's status, -12345 if
  *   it got none), and ten tl_yield()s to let every ready task run without
  *   moving the clock. Call them inside a task.
+ * - struct tl_test_rng, tl_test_rng_next(r): a seeded PRNG (splitmix64)
+ *   for the property tests: one seed, one run.
  * - TL_IGNORE(call): discard a TL_NODISCARD result on purpose.
  * - TL_TEST_SCALE(n): n in a normal build, n/10 under sanitizers.
  * Inside tasks use cr_expect* (never cr_assert*: it longjmps out of the
@@ -42,6 +44,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +253,20 @@ static inline int tl_test_count_fds(void)
     int n = tl_test_open_fds();
     cr_expect(n >= 0, "cannot open /proc/self/fd to count fds");
     return n;
+}
+
+/* splitmix64: small, fast, and every seed gives a full-period stream, so
+ * a failing property test reruns exactly from the seed it prints. */
+struct tl_test_rng {
+    uint64_t s;
+};
+
+static inline uint64_t tl_test_rng_next(struct tl_test_rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
 }
 
 #endif

@@ -73,19 +73,7 @@
 
 /* ---- PRNG ------------------------------------------------------------------ */
 
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static int rnd(struct rng *r, int n) { return (int)(rng_next(r) % (uint64_t)n); }
+static int rnd(struct tl_test_rng *r, int n) { return (int)(tl_test_rng_next(r) % (uint64_t)n); }
 
 /* ---- programs -------------------------------------------------------------- */
 
@@ -145,7 +133,7 @@ struct mix {
 };
 
 struct gen {
-    struct rng r;
+    struct tl_test_rng r;
     struct prog *p;
     const struct mix *m;
     int budget; /* steps left */
@@ -1282,7 +1270,7 @@ static void account(struct batch *b, const struct prog *p, int fails,
 
 struct chunk {
     struct batch *b;
-    struct rng *r;
+    struct tl_test_rng *r;
     struct prog *p;
     int n;
     uint64_t *failed_seeds;
@@ -1293,7 +1281,7 @@ static int chunk_fn(void *arg)
     struct chunk *c = arg;
     int last = 0;
     for (int i = 0; i < c->n; i++) {
-        gen_prog(c->p, rng_next(c->r), c->b->m);
+        gen_prog(c->p, tl_test_rng_next(c->r), c->b->m);
         c->b->sh->current = c->p->seed;
         prog_begin(c->p, 1);
         tl_task h;
@@ -1313,7 +1301,7 @@ static void run_batch(void *arg)
 {
     struct batch *b = arg;
     const char *one = getenv("TULIP_PROGRAM");
-    struct rng r = {b->base};
+    struct tl_test_rng r = {b->base};
     struct prog *p = malloc(sizeof *p);
     uint64_t failed_seeds[8];
     if (!p) abort();
@@ -1325,7 +1313,7 @@ static void run_batch(void *arg)
         account(b, p, fails, failed_seeds);
     }
     for (int i = 0; i < b->n && !(one && *one); i += CHUNK) {
-        gen_prog(p, rng_next(&r), b->m);
+        gen_prog(p, tl_test_rng_next(&r), b->m);
         b->sh->current = p->seed;
         account(b, p, run_prog(p, 1), failed_seeds);
         int n = b->n - i - 1 < CHUNK - 1 ? b->n - i - 1 : CHUNK - 1;
@@ -1366,9 +1354,9 @@ static void run_test(const char *test, const struct mix *m, int n,
 {
     const char *e = getenv("TULIP_SEED");
     uint64_t s = e && *e ? strtoull(e, NULL, 0) : DEFAULT_SEED;
-    struct rng r = {s ^ salt};
+    struct tl_test_rng r = {s ^ salt};
     struct shared *sh = tl_test_shared_page(4096);
-    struct batch b = {test, m, n, rng_next(&r), sh};
+    struct batch b = {test, m, n, tl_test_rng_next(&r), sh};
     char *out = calloc(1, OUT_LEN);
     cr_assert(out);
     int st = tl_test_child(run_batch, &b, out, OUT_LEN);

@@ -27,22 +27,10 @@
 
 /* ---- PRNG ---------------------------------------------------------------- */
 
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rnd(struct rng *r, uint32_t n) { return (uint32_t)(rng_next(r) % n); }
+static uint32_t rnd(struct tl_test_rng *r, uint32_t n) { return (uint32_t)(tl_test_rng_next(r) % n); }
 
 /* 0 .. max_ms milliseconds, microsecond steps (0 included: sleep(0)). */
-static double rnd_secs(struct rng *r, int max_ms)
+static double rnd_secs(struct tl_test_rng *r, int max_ms)
 {
     return (double)rnd(r, (uint32_t)max_ms * 1000u + 1u) / 1e6;
 }
@@ -54,8 +42,8 @@ static uint64_t base_seed(const char *test, uint64_t salt)
     printf("test_sync_property %s: seed=%" PRIu64
            " (TULIP_SEED=<n> to repeat or vary)\n", test, s);
     fflush(stdout);
-    struct rng r = {s ^ salt};
-    return rng_next(&r);
+    struct tl_test_rng r = {s ^ salt};
+    return tl_test_rng_next(&r);
 }
 
 /* ---- chaos ----------------------------------------------------------------- */
@@ -63,7 +51,7 @@ static uint64_t base_seed(const char *test, uint64_t salt)
 struct chaos {
     tl_task *tasks;
     int n;
-    struct rng r;
+    struct tl_test_rng r;
     int max_ms;
     long cancels;
 };
@@ -113,7 +101,7 @@ static void line_enter(struct line *l, int id)
 
 static void line_leave(struct line *l, int id) { l->waiting[id] = 0; }
 
-static void line_cancel_first(struct line *l, struct rng *r)
+static void line_cancel_first(struct line *l, struct tl_test_rng *r)
 {
     while (l->head < l->tail && !l->waiting[l->ring[l->head]]) l->head++;
     if (l->head < l->tail && rnd(r, 2) == 0)
@@ -209,7 +197,7 @@ static int tally(struct stats *st, int rc)
 
 struct warg {
     void *w;
-    struct rng r;
+    struct tl_test_rng r;
     int id;
 };
 
@@ -228,7 +216,7 @@ struct crowd {
 
 static void crowd_spawn(struct crowd *c, void *w, int n, int max_waits,
                         struct line *line, struct life *life, tl_fn fn,
-                        struct rng *r)
+                        struct tl_test_rng *r)
 {
     c->n = n;
     c->line = line;
@@ -238,15 +226,15 @@ static void crowd_spawn(struct crowd *c, void *w, int n, int max_waits,
     line_init(line, n, max_waits, c->tasks);
     life_init(life, n);
     for (int i = 0; i < n; i++) {
-        c->args[i] = (struct warg){w, {rng_next(r)}, i};
+        c->args[i] = (struct warg){w, {tl_test_rng_next(r)}, i};
         c->tasks[i] = tl_test_spawn(fn, &c->args[i]);
     }
 }
 
 /* The chaos task: cancels a random worker every 0..max_ms ms. */
-static void crowd_chaos(struct crowd *c, struct rng *r, int max_ms)
+static void crowd_chaos(struct crowd *c, struct tl_test_rng *r, int max_ms)
 {
-    c->chaos = (struct chaos){c->tasks, c->n, {rng_next(r)}, max_ms, 0};
+    c->chaos = (struct chaos){c->tasks, c->n, {tl_test_rng_next(r)}, max_ms, 0};
     c->chaos_task = tl_test_spawn(chaos_fn, &c->chaos);
 }
 
@@ -313,7 +301,7 @@ struct round_arg {
 static int sem_round(void *arg)
 {
     struct round_arg *ra = arg;
-    struct rng r = {ra->seed};
+    struct tl_test_rng r = {ra->seed};
     struct sem_world w = {0};
     w.permits = 1 + (int)rnd(&r, 6);
     w.n = SCALE(600);
@@ -409,7 +397,7 @@ static int lock_worker(void *arg)
 static int lock_round(void *arg)
 {
     struct round_arg *ra = arg;
-    struct rng r = {ra->seed};
+    struct tl_test_rng r = {ra->seed};
     struct lock_world w = {0};
     w.n = SCALE(450);
     cr_assert_eq(tl_lock_init(&w.l), 0);
@@ -490,13 +478,13 @@ static int event_setter(void *arg)
 static int event_round(void *arg)
 {
     struct round_arg *ra = arg;
-    struct rng r = {ra->seed};
+    struct tl_test_rng r = {ra->seed};
     struct event_world w = {0};
     w.n = SCALE(450);
     cr_assert_eq(tl_event_init(&w.e), 0);
     struct crowd c;
     crowd_spawn(&c, &w, w.n, EVENT_ITERS, &w.line, &w.life, event_worker, &r);
-    struct warg setter_arg = {&w, {rng_next(&r)}, w.n};
+    struct warg setter_arg = {&w, {tl_test_rng_next(&r)}, w.n};
     tl_task setter = tl_test_spawn(event_setter, &setter_arg);
     crowd_chaos(&c, &r, 3);
     crowd_join(&c);
@@ -590,7 +578,7 @@ static int cond_worker(void *arg)
 static int cond_round(void *arg)
 {
     struct round_arg *ra = arg;
-    struct rng r = {ra->seed};
+    struct tl_test_rng r = {ra->seed};
     struct cond_world w = {0};
     w.n = SCALE(450);
     cr_assert_eq(tl_cond_init(&w.c, NULL), 0);
@@ -684,7 +672,7 @@ static int barrier_worker(void *arg)
 static int barrier_round(void *arg)
 {
     struct round_arg *ra = arg;
-    struct rng r = {ra->seed};
+    struct tl_test_rng r = {ra->seed};
     struct barrier_world w = {0};
     w.parties = 2 + (int)rnd(&r, 4);
     w.n = SCALE(450);
@@ -837,7 +825,7 @@ static int queue_worker(void *arg)
 static int queue_round(void *arg)
 {
     struct round_arg *ra = arg;
-    struct rng r = {ra->seed};
+    struct tl_test_rng r = {ra->seed};
     struct queue_world w = {0};
     w.kind = ra->round % 3; /* FIFO, LIFO, PRIORITY in turn */
     w.maxsize = rnd(&r, 3) == 0 ? 0 : 1 + rnd(&r, 5);

@@ -32,6 +32,8 @@
  *   moving the clock. Call them inside a task.
  * - struct tl_test_rng, tl_test_rng_next(r): a seeded PRNG (splitmix64)
  *   for the property tests: one seed, one run.
+ * - tl_test_recurse(0): recursion without end (1 KiB a level), to
+ *   overflow a task's stack.
  * - TL_IGNORE(call): discard a TL_NODISCARD result on purpose.
  * - TL_TEST_SCALE(n): n in a normal build, n/10 under sanitizers.
  * Inside tasks use cr_expect* (never cr_assert*: it longjmps out of the
@@ -267,6 +269,19 @@ static inline uint64_t tl_test_rng_next(struct tl_test_rng *r)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
     return z ^ (z >> 31);
+}
+
+/* Unbounded recursion, 1 KiB per level: called from a task, it overflows
+ * the task's stack (the limit only hides that from the compiler: 1 KiB
+ * per level reaches any stack's end first). noinline, and not a tail
+ * call, so every level keeps its frame. */
+static __attribute__((noinline, unused)) int tl_test_recurse(int depth)
+{
+    static volatile int limit = 1 << 30;
+    volatile char frame[1024];
+    memset((char *)frame, depth & 0xff, sizeof frame);
+    if (depth >= limit) return frame[0];
+    return tl_test_recurse(depth + 1) + frame[depth & 1023];
 }
 
 #endif

@@ -164,20 +164,10 @@ static void repairer(int sig, siginfo_t *si, void *uc)
         _exit(5); /* a fault it does not know: tulip should have had it */
 }
 
-static volatile int recurse_limit = 1 << 30;
-
-static __attribute__((noinline)) int recurse(int depth)
-{
-    volatile char frame[1024];
-    memset((char *)frame, depth & 0xff, sizeof frame);
-    if (depth >= recurse_limit) return frame[0];
-    return recurse(depth + 1) + frame[depth & 1023]; /* not a tail call */
-}
-
 static int deep(void *arg)
 {
     (void)arg;
-    return recurse(0);
+    return tl_test_recurse(0);
 }
 
 static int repair_main(void *arg)

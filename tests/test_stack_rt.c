@@ -110,23 +110,12 @@ Test(stack_rt, a_stack_smaller_than_the_task_needs_overflows_loudly,
 
 /* ---- overflow reports per guard strategy ---------------------------------- */
 
-/* Unbounded recursion, 1 KiB per level (the limit only hides that from
- * the compiler: 1 KiB per level reaches any stack's end first). */
-static volatile int recurse_limit = 1 << 30;
-
-static __attribute__((noinline)) int recurse(int depth)
-{
-    volatile char frame[1024];
-    memset((char *)frame, depth & 0xff, sizeof frame);
-    if (depth >= recurse_limit) return frame[0];
-    return recurse(depth + 1) + frame[depth & 1023]; /* not a tail call */
-}
-
+/* A task that overflows its stack (helpers.h's tl_test_recurse). */
 static int deep(void *arg)
 {
     (void)arg;
     F->rc[2] = 1; /* started */
-    return recurse(0);
+    return tl_test_recurse(0);
 }
 
 static int overflow_main(void *arg)

@@ -32,17 +32,9 @@
 
 #include <tulip.h>
 
-static long n;
+#include "bench_util.h"
 
-static double rss_bytes(void)
-{
-    long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "re");
-    if (!f) return 0;
-    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
-    fclose(f);
-    return (double)resident * (double)sysconf(_SC_PAGESIZE);
-}
+static long n;
 
 static int fail(const char *what, int rc)
 {
@@ -153,7 +145,7 @@ static int sleeper(void *arg)
 
 static int run_sleep(void)
 {
-    double base = rss_bytes();
+    double base = bench_rss_bytes();
     tl_group g;
     int rc = tl_group_enter(&g);
     if (rc < 0) return fail("tl_group_enter", rc);
@@ -163,7 +155,7 @@ static int run_sleep(void)
     /* One yield runs every sleeper up to its tl_sleep (FIFO); the loop
      * covers a scheduler that needs more. */
     while (rc == 0 && started < n) rc = tl_yield();
-    double peak = rss_bytes();
+    double peak = bench_rss_bytes();
     long early = woke; /* > 0: not all asleep at once (a slow machine) */
     rc = tl_group_wait(g, rc, NULL);
     double t1 = tl_now();

@@ -32,17 +32,9 @@
 
 #include <tulip.h>
 
-static long ntasks = 100000;
+#include "bench_util.h"
 
-static double rss_bytes(void)
-{
-    long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "re");
-    if (!f) return 0;
-    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
-    fclose(f);
-    return (double)resident * (double)sysconf(_SC_PAGESIZE);
-}
+static long ntasks = 100000;
 
 /* ---- semaphore: 100,000 tasks through 100 permits ------------------------ */
 
@@ -71,14 +63,14 @@ static int bench_sem(void *arg)
     (void)arg;
     if (tl_sem_init(&S.sem, PERMITS) < 0) return 1;
     tl_spawn_opts o = {.name = "holder", .stack_size = 32 * 1024};
-    double base = rss_bytes();
+    double base = bench_rss_bytes();
     double t0 = tl_now();
     for (long i = 0; i < ntasks; i++)
         if (tl_spawn_ex(NULL, &o, holder, NULL) < 0) return 1;
     while (S.started < ntasks) /* all of them run to their first wait */
         if (tl_yield() < 0) return 1;
     double t_started = tl_now();
-    double rss = rss_bytes() - base;
+    double rss = bench_rss_bytes() - base;
     while (S.done < ntasks)
         if (tl_sleep(0.01) < 0) return 1;
     double total = S.t_end - t0;

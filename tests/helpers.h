@@ -25,6 +25,8 @@
  * - tl_test_count_fds(): how many fds the process has open (from
  *   /proc/self/fd, fd_count.h's counter, which the tiny.h tests use
  *   too); compare a count before and after to catch a leak.
+ * - tl_test_run_no_leak(fn, arg, virtual_clock): tl_run (or run_virtual)
+ *   must return 0 and leave as many fds open as before.
  *   Socket helpers are in net_helpers.h.
  * - tl_test_spawn(fn, arg), tl_test_join(t), tl_test_settle(): spawn and
  *   join that expect success (join returns the task's status, -12345 if
@@ -255,6 +257,18 @@ static inline int tl_test_count_fds(void)
     int n = tl_test_open_fds();
     cr_expect(n >= 0, "cannot open /proc/self/fd to count fds");
     return n;
+}
+
+/* Runs fn(arg) in a loop (on the virtual clock if virtual_clock): it must
+ * return 0 (else the test stops there) and leave no fd open. */
+static inline void tl_test_run_no_leak(tl_fn fn, void *arg, int virtual_clock)
+{
+    int before = tl_test_count_fds();
+    int rc = virtual_clock ? run_virtual(fn, arg) : tl_run(fn, arg);
+    cr_assert_eq(rc, 0, "tl_run: %d (%s)", rc, tl_strerror(rc));
+    int after = tl_test_count_fds();
+    cr_expect_eq(after, before, "fds leaked: before %d, after %d", before,
+                 after);
 }
 
 /* splitmix64: small, fast, and every seed gives a full-period stream, so

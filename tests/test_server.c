@@ -114,16 +114,14 @@ static int main_family(void *arg)
 
 static void run_family(tl_sockaddr *a, int want_port)
 {
-    int before = tl_test_count_fds();
     struct family_case fc = {.addr = *a};
-    cr_assert_eq(tl_run(main_family, &fc), 0);
+    tl_test_run_no_leak(main_family, &fc, 0);
     cr_expect_eq(fc.k.handlers, NCLIENTS, "one handler per connection");
     cr_expect_eq(fc.k.done, NCLIENTS);
     if (want_port)
         cr_expect_gt(fc.port, 0, "the bound port comes back from start");
     else
         cr_expect_eq(fc.port, 0);
-    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 Test(server, tcp4_handler_per_connection_port_through_group_start,
@@ -209,9 +207,7 @@ static int main_bad_input(void *arg)
 
 Test(server, bad_input_gets_clear_errors, .timeout = T_OUT)
 {
-    int before = tl_test_count_fds();
-    cr_assert_eq(tl_run(main_bad_input, NULL), 0);
-    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
+    tl_test_run_no_leak(main_bad_input, NULL, 0);
 }
 
 /* ---- graceful shutdown ------------------------------------------------- */
@@ -296,10 +292,8 @@ static int main_grace(void *arg)
 Test(server, graceful_shutdown_lets_busy_finish_and_cancels_idle,
      .timeout = T_OUT)
 {
-    int before = tl_test_count_fds();
     struct grace gr = {0};
-    cr_assert_eq(run_virtual(main_grace, &gr), 0);
-    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
+    tl_test_run_no_leak(main_grace, &gr, 1);
 }
 
 /* A server whose task is cancelled (Trio style) cancels its connections,
@@ -349,10 +343,8 @@ static int main_cancel_serve(void *arg)
 
 Test(server, cancelling_the_server_task_or_a_shorter_grace, .timeout = T_OUT)
 {
-    int before = tl_test_count_fds();
     struct grace gr = {0};
-    cr_assert_eq(run_virtual(main_cancel_serve, &gr), 0);
-    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
+    tl_test_run_no_leak(main_cancel_serve, &gr, 1);
 }
 
 /* ---- the connection limit ----------------------------------------------- */
@@ -411,12 +403,10 @@ static int main_limit(void *arg)
 
 Test(server, connection_limit_is_honoured, .timeout = T_OUT)
 {
-    int before = tl_test_count_fds();
     struct limit lm = {0};
-    cr_assert_eq(run_virtual(main_limit, &lm), 0);
+    tl_test_run_no_leak(main_limit, &lm, 1);
     cr_expect_eq(lm.peak, 3, "at most 3 handlers at once");
     cr_expect_eq(lm.served, 12);
-    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 /* ---- faults -------------------------------------------------------------- */
@@ -461,11 +451,9 @@ static int main_silent(void *arg)
 Test(server, a_silent_client_is_cut_off_by_the_server_deadline,
      .timeout = T_OUT)
 {
-    int before = tl_test_count_fds();
     int hrc = 1;
-    cr_assert_eq(run_virtual(main_silent, &hrc), 0);
+    tl_test_run_no_leak(main_silent, &hrc, 1);
     cr_expect_eq(hrc, -ECANCELED, "the handler's read was cancelled");
-    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
 }
 
 static int main_reset(void *arg)
@@ -500,10 +488,8 @@ static int main_reset(void *arg)
 
 Test(server, clients_that_reset_before_accept, .timeout = T_OUT)
 {
-    int before = tl_test_count_fds();
     struct counts k = {0};
-    cr_assert_eq(tl_run(main_reset, &k), 0);
-    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
+    tl_test_run_no_leak(main_reset, &k, 0);
 }
 
 /* A full fd table, in a child with RLIMIT_NOFILE lowered: the server
@@ -659,10 +645,8 @@ Test(server, ten_thousand_concurrent_connections, .timeout = T_OUT)
         many_n = ((int)rl.rlim_cur - 100) / 2;
     if (many_n < 100)
         cr_skip_test("RLIMIT_NOFILE too low (%ld)", (long)rl.rlim_cur);
-    int before = tl_test_count_fds();
     struct counts k = {0};
-    cr_assert_eq(tl_run(main_many, &k), 0);
-    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
+    tl_test_run_no_leak(main_many, &k, 0);
 }
 
 /* A listening socket the caller made with plain socket(2) (blocking):
@@ -696,7 +680,5 @@ static int main_blocking_listener(void *arg)
 
 Test(server, a_blocking_listener_never_blocks_the_loop, .timeout = T_OUT)
 {
-    int before = tl_test_count_fds();
-    cr_assert_eq(tl_run(main_blocking_listener, NULL), 0);
-    cr_expect_eq(tl_test_count_fds(), before, "fds leaked");
+    tl_test_run_no_leak(main_blocking_listener, NULL, 0);
 }

@@ -11,16 +11,6 @@
 
 extern char **environ;
 
-/* tl_run(fn) and check that it returned 0 and left no fd open. */
-static void run_checked(tl_fn fn, void *arg)
-{
-    int before = tl_test_count_fds();
-    int rc = tl_run(fn, arg);
-    cr_expect_eq(rc, 0, "tl_run: %d (%s)", rc, tl_strerror(rc));
-    int after = tl_test_count_fds();
-    cr_expect_eq(after, before, "fds before %d, after %d", before, after);
-}
-
 /* Wait (bounded: 10 s) until cond holds, polling with short sleeps: for
  * conditions another process or the kernel makes true. */
 #define WAIT_UNTIL(cond)                                                       \
@@ -115,7 +105,7 @@ static int main_read_kinds(void *arg)
 
 Test(stream, read_readline_readuntil_readexactly_write, .timeout = 60)
 {
-    run_checked(main_read_kinds, NULL);
+    tl_test_run_no_leak(main_read_kinds, NULL, 0);
 }
 
 static int main_eof(void *arg)
@@ -150,7 +140,7 @@ static int main_eof(void *arg)
 
 Test(stream, end_of_stream_keeps_partial_data, .timeout = 60)
 {
-    run_checked(main_eof, NULL);
+    tl_test_run_no_leak(main_eof, NULL, 0);
 }
 
 static int main_last_line(void *arg)
@@ -172,7 +162,7 @@ static int main_last_line(void *arg)
 
 Test(stream, readline_returns_last_line_without_newline, .timeout = 60)
 {
-    run_checked(main_last_line, NULL);
+    tl_test_run_no_leak(main_last_line, NULL, 0);
 }
 
 static int main_limit(void *arg)
@@ -207,7 +197,7 @@ static int main_limit(void *arg)
 
 Test(stream, readuntil_limit_keeps_data, .timeout = 60)
 {
-    run_checked(main_limit, NULL);
+    tl_test_run_no_leak(main_limit, NULL, 0);
 }
 
 /* ---- cancel ----------------------------------------------------------- */
@@ -264,7 +254,7 @@ static int main_cancel_keeps(void *arg)
 
 Test(stream, cancelled_read_keeps_bytes, .timeout = 60)
 {
-    run_checked(main_cancel_keeps, NULL);
+    tl_test_run_no_leak(main_cancel_keeps, NULL, 0);
 }
 
 static int main_timeout_read(void *arg)
@@ -288,7 +278,7 @@ static int main_timeout_read(void *arg)
 
 Test(stream, timed_out_readline_keeps_bytes, .timeout = 60)
 {
-    run_checked(main_timeout_read, NULL);
+    tl_test_run_no_leak(main_timeout_read, NULL, 0);
 }
 
 /* ---- misuse ----------------------------------------------------------- */
@@ -337,7 +327,7 @@ static int main_misuse(void *arg)
 
 Test(stream, misuse_two_readers_and_use_after_close, .timeout = 60)
 {
-    run_checked(main_misuse, NULL);
+    tl_test_run_no_leak(main_misuse, NULL, 0);
 }
 
 /* ---- writing: drain and the water marks ------------------------------- */
@@ -427,7 +417,7 @@ static int main_drain(void *arg)
 
 Test(stream, drain_suspends_for_a_peer_that_does_not_read, .timeout = 60)
 {
-    run_checked(main_drain, NULL);
+    tl_test_run_no_leak(main_drain, NULL, 0);
 }
 
 static int main_drain_cancel(void *arg)
@@ -469,7 +459,7 @@ static int main_drain_cancel(void *arg)
 
 Test(stream, cancelled_drain_keeps_the_queue, .timeout = 60)
 {
-    run_checked(main_drain_cancel, NULL);
+    tl_test_run_no_leak(main_drain_cancel, NULL, 0);
 }
 
 static int wait_closed_task(void *arg) { return tl_stream_wait_closed(arg); }
@@ -517,7 +507,7 @@ static int main_wait_closed(void *arg)
 
 Test(stream, wait_closed_flushes_or_gives_up_in_a_timeout, .timeout = 60)
 {
-    run_checked(main_wait_closed, NULL);
+    tl_test_run_no_leak(main_wait_closed, NULL, 0);
 }
 
 /* ---- write_eof, reset, pipes ------------------------------------------ */
@@ -548,7 +538,7 @@ static int main_write_eof(void *arg)
 
 Test(stream, write_eof_is_seen_as_end_by_the_peer, .timeout = 60)
 {
-    run_checked(main_write_eof, NULL);
+    tl_test_run_no_leak(main_write_eof, NULL, 0);
 }
 
 static int main_reset(void *arg)
@@ -640,7 +630,7 @@ static int main_write_order(void *arg)
 
 Test(stream, writes_behind_a_send_in_flight_keep_their_order, .timeout = 60)
 {
-    run_checked(main_write_order, NULL);
+    tl_test_run_no_leak(main_write_order, NULL, 0);
 }
 
 /* A stream freed while its send is in the kernel (a peer that does not
@@ -674,7 +664,7 @@ static int main_free_with_send_in_flight(void *arg)
 
 Test(stream, freed_with_a_send_in_flight, .timeout = 60)
 {
-    run_checked(main_free_with_send_in_flight, NULL);
+    tl_test_run_no_leak(main_free_with_send_in_flight, NULL, 0);
 }
 
 /* A peer that resets while the stream's send is in the kernel (on
@@ -684,7 +674,7 @@ Test(stream, freed_with_a_send_in_flight, .timeout = 60)
  * while a reader is parked (the fd is forgotten to wake it, the send
  * cancelled and sent again). The send's completion carries the error;
  * the buffer the kernel read is freed only after it (ASan checks), no
- * fd leaks (run_checked), wait_closed reports the error or 0. */
+ * fd leaks (tl_test_run_no_leak), wait_closed reports the error or 0. */
 struct drainer {
     tl_stream *s;
     int rc;
@@ -768,12 +758,12 @@ static int main_reset_with_send_in_flight(void *arg)
 
 Test(stream, peer_reset_with_a_send_in_flight, .timeout = 60)
 {
-    run_checked(main_reset_with_send_in_flight, NULL);
+    tl_test_run_no_leak(main_reset_with_send_in_flight, NULL, 0);
 }
 
 Test(stream, reset_mid_message_keeps_buffered_bytes, .timeout = 60)
 {
-    run_checked(main_reset, NULL);
+    tl_test_run_no_leak(main_reset, NULL, 0);
 }
 
 static int main_pipe(void *arg)
@@ -817,7 +807,7 @@ static int main_pipe(void *arg)
 
 Test(stream, pipes_write_eof_epipe_and_borrowed_fds, .timeout = 60)
 {
-    run_checked(main_pipe, NULL);
+    tl_test_run_no_leak(main_pipe, NULL, 0);
 }
 
 /* A borrowed pipe goes back with the file status flags it came with: a
@@ -862,7 +852,7 @@ static int main_borrow_flags(void *arg)
 
 Test(stream, a_borrowed_pipe_gets_its_blocking_mode_back, .timeout = 60)
 {
-    run_checked(main_borrow_flags, NULL);
+    tl_test_run_no_leak(main_borrow_flags, NULL, 0);
 }
 
 /* The same for a caller's transport (tl_stream_open_transport): a plain
@@ -946,7 +936,7 @@ static int main_transport_borrow_flags(void *arg)
 Test(stream, a_borrowed_pipe_under_a_transport_gets_its_blocking_mode_back,
      .timeout = 60)
 {
-    run_checked(main_transport_borrow_flags, NULL);
+    tl_test_run_no_leak(main_transport_borrow_flags, NULL, 0);
 }
 
 /* ---- the lines generator ---------------------------------------------- */
@@ -1035,7 +1025,7 @@ static int main_lines(void *arg)
 
 Test(stream, lines_generator_over_a_trickling_peer, .timeout = 60)
 {
-    run_checked(main_lines, NULL);
+    tl_test_run_no_leak(main_lines, NULL, 0);
 }
 
 /* ---- a tulip client against Python's own asyncio server ---------------- */
@@ -1158,7 +1148,7 @@ Test(stream, client_against_python_asyncio_server, .timeout = 60)
 {
     if (access("/usr/bin/python3", X_OK) != 0) cr_skip_test("no python3");
     struct py_run pr = {0};
-    run_checked(main_python, &pr);
+    tl_test_run_no_leak(main_python, &pr, 0);
     if (pr.pid > 0) {
         int st = 0;
         pid_t r = 0;
@@ -1237,7 +1227,7 @@ static int main_close_busy(void *arg)
 
 Test(stream, close_wakes_readers_and_drainers_and_still_flushes, .timeout = 60)
 {
-    run_checked(main_close_busy, NULL);
+    tl_test_run_no_leak(main_close_busy, NULL, 0);
 }
 
 /* A read that waits on a pipe before anything was written (the stream
@@ -1264,7 +1254,7 @@ static int main_pipe_wait(void *arg)
 
 Test(stream, pipe_read_waits_for_data, .timeout = 60)
 {
-    run_checked(main_pipe_wait, NULL);
+    tl_test_run_no_leak(main_pipe_wait, NULL, 0);
 }
 
 /* A consumer of the lines generator that times out: the producer's
@@ -1296,7 +1286,7 @@ static int main_lines_cancel(void *arg)
 
 Test(stream, lines_consumer_timeout_keeps_the_half_line, .timeout = 60)
 {
-    run_checked(main_lines_cancel, NULL);
+    tl_test_run_no_leak(main_lines_cancel, NULL, 0);
 }
 
 /* ---- many streams, reads cut short over and over ---------------------- */
@@ -1386,7 +1376,7 @@ static int main_chaos(void *arg)
 
 Test(stream, many_streams_with_reads_cut_short_lose_nothing, .timeout = 60)
 {
-    run_checked(main_chaos, NULL);
+    tl_test_run_no_leak(main_chaos, NULL, 0);
 }
 
 /* On the virtual clock a deadline around a stream read waiting for a

@@ -242,6 +242,16 @@ static int grace_handler(tl_server_conn *c, void *arg)
 
 static int serve_task(void *arg) { return tl_server_serve(arg); }
 
+/* Shut srv down (grace seconds), wait until it is closed, join its serve
+ * task st and free it, each step succeeding. */
+static void stop_server(tl_server *srv, double grace, tl_task st)
+{
+    cr_expect_eq(tl_server_shutdown(srv, grace), 0);
+    cr_expect_eq(tl_server_wait_closed(srv), 0);
+    cr_expect_eq(tl_test_join(st), 0);
+    cr_expect_eq(tl_server_free(srv), 0);
+}
+
 static int main_grace(void *arg)
 {
     struct grace *gr = arg;
@@ -394,10 +404,7 @@ static int main_limit(void *arg)
     cr_assert_eq(tl_server_stats_get(srv, &s), 0);
     cr_expect_eq(s.peak, 3);
     cr_expect_eq(s.accepted, 12);
-    cr_expect_eq(tl_server_shutdown(srv, 1.0), 0);
-    cr_expect_eq(tl_server_wait_closed(srv), 0);
-    cr_expect_eq(tl_test_join(st), 0);
-    cr_expect_eq(tl_server_free(srv), 0);
+    stop_server(srv, 1.0, st);
     return 0;
 }
 
@@ -440,10 +447,7 @@ static int main_silent(void *arg)
     tl_server_stats s;
     cr_assert_eq(tl_server_stats_get(srv, &s), 0);
     cr_expect_eq(s.failed, 1);
-    cr_expect_eq(tl_server_shutdown(srv, 0), 0);
-    cr_expect_eq(tl_server_wait_closed(srv), 0);
-    cr_expect_eq(tl_test_join(st), 0);
-    cr_expect_eq(tl_server_free(srv), 0);
+    stop_server(srv, 0, st);
     cr_expect_eq(tl_close(fd), 0);
     return 0;
 }
@@ -479,10 +483,7 @@ static int main_reset(void *arg)
     struct client cl = {.addr = addr, .i = 7};
     cr_expect_eq(client_once(&cl), 0);
     cr_expect(cl.ok, "the server keeps serving");
-    cr_expect_eq(tl_server_shutdown(srv, 5.0), 0);
-    cr_expect_eq(tl_server_wait_closed(srv), 0);
-    cr_expect_eq(tl_test_join(st), 0);
-    cr_expect_eq(tl_server_free(srv), 0);
+    stop_server(srv, 5.0, st);
     return 0;
 }
 
@@ -533,10 +534,7 @@ static int main_fd_full(void *arg)
     }
     tl_server_stats s;
     cr_assert_eq(tl_server_stats_get(srv, &s), 0);
-    cr_expect_eq(tl_server_shutdown(srv, 5.0), 0);
-    cr_expect_eq(tl_server_wait_closed(srv), 0);
-    cr_expect_eq(tl_test_join(st), 0);
-    cr_expect_eq(tl_server_free(srv), 0);
+    stop_server(srv, 5.0, st);
     printf("served=%llu episodes=%llu\n", (unsigned long long)s.accepted,
            (unsigned long long)s.fd_full);
     return 0;

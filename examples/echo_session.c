@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,8 @@
 #include <unistd.h>
 
 #include <tulip.h>
+
+#include "sibling_server.h"
 
 static int port;
 static double t0;
@@ -102,51 +103,13 @@ static int main_task(void *arg)
     return tl_gather(3, calls, statuses);
 }
 
-static pid_t start_server(const char *path)
-{
-    int p[2];
-    if (pipe(p) < 0) return -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_addclose(&fa, p[0]);
-    char *argv[] = {(char *)path, "0", NULL};
-    extern char **environ;
-    pid_t pid;
-    int err = posix_spawn(&pid, path, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[1]);
-    if (err) {
-        fprintf(stderr, "echo_session: cannot start %s: %s\n", path, strerror(err));
-        close(p[0]);
-        return -1;
-    }
-    FILE *f = fdopen(p[0], "r");
-    char line[128] = "";
-    if (!f || !fgets(line, sizeof line, f) || sscanf(line, "listening on 127.0.0.1:%d", &port) != 1) {
-        fprintf(stderr, "echo_session: %s did not say where it listens\n", path);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    fclose(f);
-    return pid;
-}
-
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     char path[4096];
-    if (argc > 1) {
-        snprintf(path, sizeof path, "%s", argv[1]);
-    } else {
-        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
-        if (n <= 0) return 1;
-        path[n] = 0;
-        char *slash = strrchr(path, '/');
-        strcpy(slash ? slash + 1 : path, "echo_server");
-    }
-    pid_t server = start_server(path);
+    if (sibling_path(argc > 1 ? argv[1] : NULL, "echo_server", path, sizeof path) < 0)
+        return 1;
+    pid_t server = sibling_start("echo_session", (char *[]){path, "0", NULL}, &port);
     if (server < 0) return 1;
     printf("echo_server on 127.0.0.1:%d; three clients at once (tl_gather):\n\n", port);
     int rc = tl_run(main_task, NULL);

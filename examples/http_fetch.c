@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <http_parser.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,8 @@
 #include <unistd.h>
 
 #include <tulip.h>
+
+#include "sibling_server.h"
 
 #define NURLS 100
 #define DELAY_MS 50
@@ -165,55 +166,15 @@ static int fetch_all(void *arg)
     return rc;
 }
 
-/* Start the server (before any loop runs: a plain posix_spawn) and read
- * its port from the first line it prints. */
-static pid_t start_server(const char *path)
-{
-    int p[2];
-    if (pipe(p) < 0) return -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_addclose(&fa, p[0]);
-    char delay[16];
-    snprintf(delay, sizeof delay, "%d", DELAY_MS);
-    char *argv[] = {(char *)path, "0", delay, NULL};
-    extern char **environ;
-    pid_t pid;
-    int err = posix_spawn(&pid, path, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[1]);
-    if (err) {
-        fprintf(stderr, "http_fetch: cannot start %s: %s\n", path, strerror(err));
-        close(p[0]);
-        return -1;
-    }
-    FILE *f = fdopen(p[0], "r");
-    char line[128] = "";
-    if (!f || !fgets(line, sizeof line, f) || sscanf(line, "listening on 127.0.0.1:%d", &port) != 1) {
-        fprintf(stderr, "http_fetch: %s did not say where it listens\n", path);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    fclose(f);
-    return pid;
-}
-
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     char path[4096];
-    if (argc > 1) {
-        snprintf(path, sizeof path, "%s", argv[1]);
-    } else { /* http_server beside this program */
-        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
-        if (n <= 0) return 1;
-        path[n] = 0;
-        char *slash = strrchr(path, '/');
-        strcpy(slash ? slash + 1 : path, "http_server");
-    }
-    pid_t server = start_server(path);
+    if (sibling_path(argc > 1 ? argv[1] : NULL, "http_server", path, sizeof path) < 0)
+        return 1;
+    char delay[16];
+    snprintf(delay, sizeof delay, "%d", DELAY_MS);
+    pid_t server = sibling_start("http_fetch", (char *[]){path, "0", delay, NULL}, &port);
     if (server < 0) return 1;
 
     static const int levels[] = {1, 5, 100};

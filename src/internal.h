@@ -530,6 +530,8 @@ struct tl__loop {
                                  writes the dump */
     int64_t stall_since;     /* virtual clock: nothing ready, nothing
                                 moving since (real ns), or 0 */
+    int64_t trim_put_off;    /* loop clock when an idle trim was first put
+                                off for a timer due soon, or 0 */
     tl__link gens;           /* tl_gen objects not yet closed (src/sync/gen.c) */
     tl__link waitsets;       /* tl_waitset objects not yet closed */
     unsigned handoffs;       /* direct handoffs this iteration (capped) */

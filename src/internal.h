@@ -171,9 +171,9 @@ struct tl__task {
     uint32_t ignored_cancels;
     uint32_t io_streak;      /* I/O calls that completed without parking
                                 in a row (src/io/op.c yields after a few) */
+    int fail_code;           /* code of the latest tl_fail, 0 if none (here,
+                                beside the other 4-byte fields: no padding) */
     size_t stack_size;       /* requested; 0 = loop default */
-
-    int fail_code;           /* code of the latest tl_fail, 0 if none */
     char *fail_msg;          /* heap, owned */
     char name[32];           /* written with relaxed atomics: the watchdog
                                 reads it from another thread */

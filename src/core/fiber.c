@@ -21,21 +21,7 @@
 
 #include "fiber.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TL_FIBER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TL_FIBER_ASAN 1
-#endif
-#endif
-
-#if defined(__SANITIZE_THREAD__)
-#define TL_FIBER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TL_FIBER_TSAN 1
-#endif
-#endif
+/* TL_FIBER_ASAN and TL_FIBER_TSAN: fiber.h. */
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -94,10 +80,14 @@ void tl__fiber_fini_thread(tl__fiber *f)
 void tl__fiber_make(tl__fiber *f, void *lo, size_t size,
                     tl__context_entry entry, void *arg)
 {
+#ifdef TL_FIBER_ASAN
     f->stack_lo = lo;
     f->stack_size = size;
     f->asan_fake_stack = NULL;
+#endif
+#ifdef TL_FIBER_TSAN
     f->tsan_fiber = NULL;
+#endif
     f->valgrind_id = 0;
     /* ASan: the pool unpoisons a reused stack when it hands it out
      * (src/core/stack.c, tl__stack_get): only the part its last task used,

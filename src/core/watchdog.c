@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -130,7 +131,13 @@ void tl__watchdog_register(tl__loop *l)
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&a, 64 * 1024);
-        if (pthread_create(&th, &a, wd_main, NULL) == 0) wd_started = 1;
+        int e = pthread_create(&th, &a, wd_main, NULL);
+        if (e == 0)
+            wd_started = 1;
+        else /* failures never silent: say the watchdog is off */
+            tl__diag("the blocking watchdog could not start its thread "
+                     "(%s): blocking calls in tasks go unreported; the "
+                     "next tl_run tries again", strerror(e));
         pthread_attr_destroy(&a);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }

@@ -22,6 +22,10 @@
  *   child writes its observations into and the parent reads back.
  * - tl_test_now_s(): CLOCK_MONOTONIC in seconds (real time, for the few
  *   tests that must spin on the CPU).
+ * - struct tl_test_errcap, tl_test_errcap_begin/read/end(c): stderr into
+ *   a private non-blocking pipe that the test's own code reads while it
+ *   runs (a watchdog report seen while the task is still stuck); end puts
+ *   stderr back and passes the text on to it.
  * - tl_test_count_fds(): how many fds the process has open (from
  *   /proc/self/fd, fd_count.h's counter, which the tiny.h tests use
  *   too); compare a count before and after to catch a leak.
@@ -46,6 +50,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -247,6 +252,52 @@ static inline double tl_test_now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* stderr captured for reading back live. begin: fd 2 goes into a private
+ * non-blocking pipe (-errno if the pipe cannot be made; fd 2 is then left
+ * alone); read: what arrived so far, appended to c->text (NUL-terminated,
+ * the excess of a full buffer left in the pipe); end: fd 2 back, the text
+ * read and passed on to it. */
+struct tl_test_errcap {
+    int rd, wr, saved;
+    size_t len;
+    char text[16384];
+};
+
+static inline int tl_test_errcap_begin(struct tl_test_errcap *c)
+{
+    int q[2];
+    c->len = 0;
+    c->text[0] = '\0';
+    if (pipe(q) < 0) return -errno;
+    fcntl(q[0], F_SETFL, O_NONBLOCK);
+    c->rd = q[0];
+    c->wr = q[1];
+    c->saved = dup(2);
+    dup2(c->wr, 2);
+    return 0;
+}
+
+static inline const char *tl_test_errcap_read(struct tl_test_errcap *c)
+{
+    for (;;) {
+        ssize_t r = read(c->rd, c->text + c->len, sizeof c->text - 1 - c->len);
+        if (r <= 0) break;
+        c->len += (size_t)r;
+    }
+    c->text[c->len] = '\0';
+    return c->text;
+}
+
+static inline void tl_test_errcap_end(struct tl_test_errcap *c)
+{
+    dup2(c->saved, 2);
+    close(c->saved);
+    close(c->wr);
+    tl_test_errcap_read(c);
+    close(c->rd);
+    TL_IGNORE((int)write(2, c->text, c->len));
 }
 
 /* How many fds the process has open (fd_count.h's tl_test_open_fds).

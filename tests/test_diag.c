@@ -401,19 +401,7 @@ Test(diag, ignored_cancels_inside_inner_scopes_are_named, .timeout = 10)
  * task itself drains while it spins: seeing the report there proves it was
  * printed while the task was still stuck. The text is passed on to the
  * real stderr when tl_run is over. */
-static int wd_rd = -1;
-static char wd_text[16384];
-static size_t wd_len;
-
-static void wd_drain(void)
-{
-    for (;;) {
-        ssize_t r = read(wd_rd, wd_text + wd_len, sizeof wd_text - 1 - wd_len);
-        if (r <= 0) break;
-        wd_len += (size_t)r;
-    }
-    wd_text[wd_len] = '\0';
-}
+static struct tl_test_errcap wd_err;
 
 /* The stuck task spins until it reads the report (bounded by BUSY_S), so
  * a loaded machine delays the test instead of failing it. */
@@ -425,8 +413,7 @@ static int parse(void *arg)
     (void)arg;
     double t0 = tl_test_now_s();
     while (!F->count[0] && tl_test_now_s() - t0 < BUSY_S) {
-        wd_drain();
-        if (strstr(wd_text, "without yielding")) {
+        if (strstr(tl_test_errcap_read(&wd_err), "without yielding")) {
             F->count[0] = 1;
             F->ms[0] = (tl_test_now_s() - t0) * 1000;
         }
@@ -452,19 +439,11 @@ static int parse_main(void *arg)
 
 static void watchdog_run(const char *ms, void *arg)
 {
-    int q[2];
     /* Read once per process, at the first tl_run: set it before. */
     setenv("TULIP_BLOCKING_MS", ms, 1);
-    if (pipe(q) < 0) return;
-    fcntl(q[0], F_SETFL, O_NONBLOCK);
-    int saved = dup(2);
-    dup2(q[1], 2);
-    wd_rd = q[0];
+    if (tl_test_errcap_begin(&wd_err) < 0) return;
     F->rc[15] = tl_run(parse_main, arg);
-    dup2(saved, 2);
-    close(q[1]);
-    wd_drain();
-    TL_IGNORE((int)write(2, wd_text, wd_len));
+    tl_test_errcap_end(&wd_err);
 }
 
 /* Sanitized builds multiply the threshold by 5: ask for a fifth. */

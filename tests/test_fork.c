@@ -173,27 +173,15 @@ Test(fork, inherited_loop_refuses_every_call, .timeout = 10)
  * delays the test instead of failing it (a fixed 1.5 s spin did, at load
  * 12). The text is passed on to the real stderr when tl_run is over. */
 #define BUSY_S 6.0
-static int wd_rd = -1;
-static char wd_text[8192];
-static size_t wd_len;
-
-static void wd_drain(void)
-{
-    for (;;) {
-        ssize_t r = read(wd_rd, wd_text + wd_len, sizeof wd_text - 1 - wd_len);
-        if (r <= 0) break;
-        wd_len += (size_t)r;
-    }
-    wd_text[wd_len] = '\0';
-}
+static struct tl_test_errcap wd_err;
 
 static int busy(void *arg)
 {
     (void)arg;
     double t0 = tl_test_now_s();
     while (tl_test_now_s() - t0 < BUSY_S) {
-        wd_drain();
-        if (strstr(wd_text, "without yielding")) break;
+        if (strstr(tl_test_errcap_read(&wd_err), "without yielding"))
+            break;
     }
     return 0;
 }
@@ -214,17 +202,9 @@ static int forking_busy_main(void *arg)
     pid_t pid = fork();
     if (pid < 0) return -errno;
     if (pid == 0) {
-        int q[2];
-        if (pipe(q) < 0) _exit(3);
-        fcntl(q[0], F_SETFL, O_NONBLOCK);
-        int saved = dup(2);
-        dup2(q[1], 2);
-        wd_rd = q[0];
+        if (tl_test_errcap_begin(&wd_err) < 0) _exit(3);
         F->rc[0] = tl_run(fresh_busy_main, NULL);
-        dup2(saved, 2);
-        close(q[1]);
-        wd_drain();
-        TL_IGNORE((int)write(2, wd_text, wd_len));
+        tl_test_errcap_end(&wd_err);
         F->reached = 1;
         _exit(0);
     }

@@ -21,7 +21,10 @@
  * stream before the whole message — consumes nothing: what arrived stays
  * buffered for the next read (tl_stream_buffered counts it). One reader
  * at a time: a second task that reads while another is inside a read of
- * the same stream gets -EBUSY.
+ * the same stream gets -EBUSY. On io_uring a stream socket receives in
+ * the background through one multishot request into the loop's buffer
+ * ring (up to 256 KiB buffered ahead of the reader, then the socket's own
+ * buffer holds the peer back); TULIP_RING_RECV=0 reads only when asked.
  *
  * Writing. tl_stream_write never suspends: it sends what the kernel takes
  * at once and queues the rest in the stream, which sends it in the

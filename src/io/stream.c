@@ -101,6 +101,14 @@ struct tl_stream {
                             moved or grown) while sop is in flight; new
                             writes go to wbuf behind it */
     size_t fcap, fstart, fend;
+    /* io_uring: reads come from one multishot RECV into the loop's
+     * provided-buffer ring, copied into rbuf as they complete ("ring
+     * receives") */
+    uint8_t mrecv;       /* on: fill parks for ring_recvd instead of
+                            reading into rbuf through the transport */
+    tl__op *rop;         /* the armed request, until its last completion */
+    tl__task *rwait;     /* the reader parked for bytes */
+    size_t rwant;        /* ... and how many it needs buffered */
     tl_event drained;    /* set unless paused */
     /* life */
     uint8_t closing;     /* tl_stream_close was called */
@@ -244,12 +252,13 @@ static void destroy(tl_stream *s)
                                 completion frees it (invariant 1) */
     else
         free(s->fbuf);
+    if (s->rop) s->rop->data = NULL; /* its last completion frees it */
     free(s);
 }
 
 static void check_idle(tl_stream *s)
 {
-    if (!s->closing || !s->tp_closed || s->inside > 0) return;
+    if (!s->closing || !s->tp_closed || s->inside > 0 || s->rop) return;
     if (s->dead)
         destroy(s);
     else
@@ -499,6 +508,157 @@ static void on_writable(int fd, unsigned events, void *arg)
     flush(arg);
 }
 
+/* ---- ring receives (io_uring) -------------------------------------------
+ * A socket stream on io_uring reads through one multishot RECV whose
+ * completions each carry a buffer of the loop's provided-buffer ring
+ * (TL__OP_RECV_MULTI): ring_recvd, on the loop's stack, appends the bytes
+ * to rbuf at once and hands the buffer back to the kernel, so a read
+ * costs no request while the data keeps coming. The kernel writes only
+ * into the ring's buffers (runtime memory of the loop), never into rbuf,
+ * so rbuf may move and a reader parked for bytes (rwait) owns nothing in
+ * the kernel: cancelling it only unparks it, and what arrives later stays
+ * in rbuf for the next read. The request stays armed while rbuf holds less
+ * than RING_CAP (or what the reader needs); past that it is cancelled
+ * (the peer waits in the socket's buffer again: back-pressure) and fill
+ * arms it anew. A completion without F_MORE ends the request: the end of
+ * the stream (0), an error (sticky in rerr), -ECANCELED (asked for), or
+ * -ENOBUFS / a CQ overflow with the request merely stopped — then it is
+ * armed again at once: every buffer it used was handed back before this
+ * completion was read, so that is no busy loop. TULIP_RING_RECV=0 keeps
+ * one-shot reads into rbuf. */
+
+#define RING_CAP RBUF_KEEP
+
+static size_t ring_cap(const tl_stream *s)
+{
+    return s->rwant > RING_CAP ? s->rwant : RING_CAP;
+}
+
+static void ring_recvd(tl__loop *l, tl__op *op, int res, unsigned flags);
+
+static int ring_arm(tl_stream *s)
+{
+    tl__loop *l = s->loop;
+    int err = -ENOMEM;
+    tl__fd *r = tl__fd_get(l, s->fd, &err);
+    tl__op *op = r ? tl__op_new(l, TL__OP_RECV_MULTI, r) : NULL;
+    if (!op) return err;
+    op->abandon = 1;
+    op->done = ring_recvd;
+    op->data = s;
+    tl__list_push(&r->ops, &op->fd_link); /* tl_close cancels it */
+    s->rop = op;
+    l->backend->submit(l, op);
+    return 0;
+}
+
+/* Ask the kernel to end the request; its last completion follows. */
+static void ring_stop(tl_stream *s)
+{
+    tl__op *op = s->rop;
+    tl__loop *l = s->loop;
+    if (!op || op->state == TL__OPS_CANCELLING) return;
+    if (l->backend->cancel(l, op) == 1) { /* never reached the kernel */
+        ring_recvd(l, op, -ECANCELED, 0); /* may free s */
+        return;
+    }
+    if (!op->counted) {
+        op->counted = 1;
+        l->inflight++; /* owed regardless of any peer */
+    }
+}
+
+static void ring_wake(tl_stream *s, int result)
+{
+    tl__task *t = s->rwait;
+    if (!t) return;
+    s->rwait = NULL;
+    s->loop->io_waiters--;
+    tl__wake(t, result);
+}
+
+static int make_room(tl_stream *s, size_t want);
+static size_t buffered(const tl_stream *s);
+
+static void ring_recvd(tl__loop *l, tl__op *op, int res, unsigned flags)
+{
+    tl_stream *s = op->data;
+    bool last = !(flags & TL__CQE_F_MORE);
+    if (flags & TL__CQE_F_BUFFER) {
+        unsigned bid = flags >> TL__CQE_BUFFER_SHIFT;
+        if (s && res > 0 && !s->closing && !s->rerr) {
+            if (make_room(s, buffered(s) + (size_t)res) == 0) {
+                memcpy(s->rbuf + s->rend, l->backend->buf_addr(l, bid),
+                       (size_t)res);
+                s->rend += (size_t)res;
+            } else {
+                s->rerr = tl_fail(-ENOMEM, "stream: no memory for %d "
+                                  "received bytes; the stream's input is "
+                                  "broken", res);
+            }
+        }
+        l->backend->buf_put(l, bid);
+    }
+    if (last) {
+        if (op->counted) {
+            op->counted = 0;
+            l->inflight--;
+        }
+        tl__op_free(l, op);
+        if (!s) return;
+        s->rop = NULL;
+    }
+    if (!s) return;
+    if (res == 0 && last) {
+        s->eof = 1;
+    } else if (res < 0 && res != -ECANCELED && res != -ENOBUFS &&
+               res != -EINTR) {
+        if (!s->rerr && !s->closing) s->rerr = res;
+    }
+    bool more = !s->eof && !s->rerr && !s->closing && !s->tp_closed &&
+                s->fd >= 0 && buffered(s) < ring_cap(s);
+    if (last && more && (res != -ECANCELED || s->rwait)) {
+        if (ring_arm(s) < 0) s->rerr = -ENOMEM;
+    } else if (!last && !more) {
+        ring_stop(s);
+    }
+    if (s->rwait && (res > 0 || !s->rop)) ring_wake(s, 0);
+    if (last) check_idle(s); /* may free s */
+}
+
+static void ring_wait_cancel(tl__task *t)
+{
+    tl_stream *s = t->wait_data;
+    s->rwait = NULL;
+    t->loop->io_waiters--;
+    tl__wake(t, -ECANCELED);
+}
+
+/* fill's ring form: wait until ring_recvd added bytes (how many), the
+ * end (0) or an error. Nothing of the caller's is in the kernel. */
+static ssize_t ring_fill(tl_stream *s, size_t want)
+{
+    tl__task *self = s->loop->current;
+    size_t before = buffered(s);
+    for (;;) {
+        if (buffered(s) > before) return (ssize_t)(buffered(s) - before);
+        if (s->eof) return 0;
+        if (s->rerr) return s->rerr;
+        if (s->closing || s->tp_closed || s->fd < 0) return TL_ECLOSED;
+        s->rwant = want;
+        if (!s->rop) {
+            int rc = ring_arm(s);
+            if (rc < 0) return rc;
+        }
+        s->rwait = self;
+        s->loop->io_waiters++;
+        self->wait_data = s;
+        int w = tl__park(self, ring_wait_cancel, "tl_stream_read");
+        s->rwant = 0;
+        if (w < 0) return w; /* -ECANCELED, TL_ECLOSED: nothing consumed */
+    }
+}
+
 /* ---- open ------------------------------------------------------------- */
 
 static int open_common(tl_stream **out, int fd, const tl_stream_opts *opts,
@@ -544,6 +704,7 @@ static int open_common(tl_stream **out, int fd, const tl_stream_opts *opts,
      * stream per connection). Else ask. */
     tl__fd *r = tl__fd_find(l, fd);
     bool sock = r && r->is_sock == 1;
+    bool stream_type = sock && tl__fd_bytes(r) == 1;
     int fl = 0;
     if (!sock) {
         fl = fcntl(fd, F_GETFL);
@@ -551,6 +712,7 @@ static int open_common(tl_stream **out, int fd, const tl_stream_opts *opts,
         int type;
         socklen_t tlen = sizeof type;
         sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
+        stream_type = sock && type == SOCK_STREAM;
     }
     tl_stream *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
@@ -573,6 +735,14 @@ static int open_common(tl_stream **out, int fd, const tl_stream_opts *opts,
      * TULIP_RING_SEND=0 keeps send(2), for comparison. */
     const char *rs = getenv("TULIP_RING_SEND");
     s->ring = sock && !tp && l->backend->completion && !(rs && rs[0] == '0');
+    /* ... and its reads come from a multishot receive (ring_fill) on a
+     * byte stream, where the kernel has it; TULIP_RING_RECV=0 keeps
+     * one-shot reads. */
+    const char *rr = getenv("TULIP_RING_RECV");
+    s->mrecv = sock && !tp && l->backend->completion && stream_type &&
+               !(rr && rr[0] == '0') && l->backend->has_op &&
+               l->backend->has_op(l, TL__OP_RECV_MULTI) &&
+               l->backend->bufs_ready(l) == 0;
     s->limit = o.limit ? o.limit : DEFAULT_LIMIT;
     s->high = high;
     s->low = low;
@@ -694,6 +864,7 @@ static ssize_t fill(tl_stream *s, size_t want)
     if (s->eof) return 0;
     if (s->rerr) return s->rerr;
     if (s->tp_closed) return TL_ECLOSED; /* a pipe closed by write_eof */
+    if (s->mrecv) return ring_fill(s, want);
     int rc = make_room(s, want);
     if (rc < 0) return rc;
     size_t room = s->rcap - s->rend;
@@ -948,9 +1119,12 @@ int tl_stream_close(tl_stream *s)
         return 0;
     }
     /* A reader parked in the transport wakes (TL_ECLOSED) when its fd is
-     * forgotten: tl_close does that for an owned fd. */
-    bool wake_reader = s->reader && s->loop->current != s->reader &&
-                       s->fd >= 0;
+     * forgotten: tl_close does that for an owned fd. One parked for ring
+     * receives is woken here, and the receive ends. */
+    ring_wake(s, TL_ECLOSED);
+    ring_stop(s);
+    bool wake_reader = !s->mrecv && s->reader &&
+                       s->loop->current != s->reader && s->fd >= 0;
     if (!queued(s) || s->werr) {
         if (wake_reader && !s->owns) (void)tl_fd_forget(s->fd);
         finish_transport(s);

@@ -15,9 +15,17 @@
 #               or $BENCH_TIMEOUT)
 #   --micro     afterwards also run tulip's own micro benchmarks (every
 #               other bench/*.c program) and print their output
+#   --cold      no warm-up runs (below)
 #
 # Every run is a fresh process (so every task stack is fresh), bounded by
-# `timeout`. The raw output of each is kept in build/bench/results/, the
+# `timeout`. Each measured run follows an unmeasured run of the same
+# program and scenario (a warm-up; --cold leaves it out), so no figure
+# depends on which program ran before it: on a VM the first touch of
+# memory the host has not backed yet costs several microseconds per 4 KiB,
+# and it falls on whichever program next takes memory in a shape the one
+# before did not leave (tulip's task table in 2 MiB pages after a peer's
+# 4 KiB heap pages, for one). Memory is still fresh to every measured
+# process: each of its pages faults in once. The raw output of each is kept in build/bench/results/, the
 # table in build/bench/table.md, the chart in build/bench/bench.png
 # (gnuplot). scripts/install-bench-deps.sh installs every peer's toolchain;
 # a peer whose toolchain is missing is skipped with a note. Benchmarks
@@ -146,6 +154,7 @@ limit=${BENCH_TIMEOUT:-300}
 only_peers=""
 only_runs=""
 micro=0
+warm=1
 table_only=0
 die() { echo "bench: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -156,6 +165,7 @@ while [ $# -gt 0 ]; do
         --peers) only_peers=${2:-}; shift ;;
         --runs) only_runs=${2:-}; shift ;;
         --micro) micro=1 ;;
+        --cold) warm=0 ;;
         --table) table_only=1 ;;
         -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
@@ -178,7 +188,7 @@ mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # ---- run --------------------------------------------------------------------
 if [ $table_only -eq 0 ]; then
     mkdir -p "$res" "$bin"
-    rm -f "$res"/*.out "$res"/*.err "$res"/*.tsv
+    rm -f "$res"/*.out "$res"/*.err "$res"/*.warm "$res"/*.tsv
     start=$(date +%s)
     load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -239,6 +249,8 @@ if [ $table_only -eq 0 ]; then
                 if [ $tty -eq 1 ]; then printf '\r\033[K%s' "$line"; else echo "$line"; fi
                 IFS=$'\t' read -r -a cmd < <(awk -F'\t' -v p="$p" '$1 == p {print $4}' "$res/peers.tsv" | tr ' ' '\t')
                 base="$res/$name.$p.$rep"
+                [ $warm -eq 1 ] &&
+                    timeout -k 5 "$limit" "${cmd[@]}" "$scenario" "$n" >"$base.warm" 2>&1
                 timeout -k 5 "$limit" "${cmd[@]}" "$scenario" "$n" >"$base.out" 2>"$base.err"
                 rc=$?
                 if [ $rc -ne 0 ]; then
@@ -265,6 +277,11 @@ if [ $table_only -eq 0 ]; then
         echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), $(mmss $elapsed) for $reps rep(s)$([ $stop -eq 1 ] && echo " (interrupted after $done_runs of $total runs)")$([ $quick -eq 1 ] && echo ', quick mode (small N)')$([ $failures -gt 0 ] && echo ", $failures failed run(s)")"
         echo "machine: ${cpu:-unknown CPU}, $(nproc) CPU(s), $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo)"
         echo "load average (1 min): $load_start at the start, $lo-$hi at the start of each run, $load_end at the end"
+        if [ $warm -eq 1 ]; then
+            echo "warm-up: each measured run followed an unmeasured run of the same program and scenario"
+        else
+            echo "warm-up: none (--cold): a run may pay the host's fresh memory left by the program before it"
+        fi
     } >"$res/machine.txt"
     echo "tulip beside its peers, $(date -u '+%Y-%m-%d'), load average $lo-$hi: median of $reps run(s), whiskers min-max, log scale" >"$res/chart-title.txt"
 fi

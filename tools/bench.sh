@@ -25,11 +25,12 @@
 # and it falls on whichever program next takes memory in a shape the one
 # before did not leave (tulip's task table in 2 MiB pages after a peer's
 # 4 KiB heap pages, for one). Memory is still fresh to every measured
-# process: each of its pages faults in once. The raw output of each is kept in build/bench/results/, the
-# table in build/bench/table.md, the chart in build/bench/bench.png
-# (gnuplot). scripts/install-bench-deps.sh installs every peer's toolchain;
-# a peer whose toolchain is missing is skipped with a note. Benchmarks
-# never gate CI: nothing in the test suite runs them.
+# process: each of its pages faults in once. The raw output of each is
+# kept in build/bench/results/, the table in build/bench/table.md, the
+# chart in build/bench/bench.png (gnuplot). scripts/install-bench-deps.sh
+# installs every peer's toolchain; a peer whose toolchain is missing is
+# skipped with a note. Benchmarks never gate CI: nothing in the test
+# suite runs them.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
